@@ -1,0 +1,193 @@
+# Domain Runner: build, run and test the nginx module on Debian 12.
+#
+#   make run     install what is missing, build, start PostgreSQL and nginx
+#   make test    the same set-up, then the whole suite
+#   make stop    stop what "make run" started
+#
+# Everything runs as root (or through sudo): packages are installed with
+# apt-get and PostgreSQL runs as the "postgres" user.
+
+SHELL         := /bin/bash
+.SHELLFLAGS   := -eu -o pipefail -c
+
+TOP           := $(CURDIR)
+BUILD         ?= $(TOP)/build
+NGX_SRC       ?= /usr/share/nginx/src
+NGINX         ?= /usr/sbin/nginx
+MODULE        := $(BUILD)/ngx_http_dr_module.so
+
+# the embedded PostgreSQL cluster: outside any home directory, so that the
+# postgres user can reach it
+PG_BIN        ?= /usr/lib/postgresql/15/bin
+DR_STATE      ?= /var/lib/domain-runner
+PGDATA        := $(DR_STATE)/pg
+PG_SOCKET     := $(DR_STATE)/socket
+PG_PORT       ?= 55432
+PG_USER       := domain_runner
+PG_DB         := domain_runner
+PG_TEMPLATE   := dr_template
+
+HTTP_PORT     ?= 8080
+RUN_DIR       := $(DR_STATE)/nginx
+
+PACKAGES      := nginx nginx-dev postgresql-15 postgresql-client-15 \
+                 libpq-dev libcurl4-openssl-dev libjansson-dev libssl-dev \
+                 libpcre2-dev zlib1g-dev gcc make perl libdbd-pg-perl \
+                 libmojolicious-perl wrk valgrind curl procps
+
+SRCS          := $(wildcard ngx_dr_module/*.c ngx_dr_module/*.h)
+
+PSQL          = $(PG_BIN)/psql -X -q -v ON_ERROR_STOP=1 -h $(PG_SOCKET) \
+                -p $(PG_PORT)
+AS_POSTGRES   = runuser -u postgres --
+
+export DR_PG_BIN    := $(PG_BIN)
+export DR_PG_SOCKET := $(PG_SOCKET)
+export DR_PG_PORT   := $(PG_PORT)
+export DR_PG_USER   := $(PG_USER)
+export DR_PG_TEMPLATE := $(PG_TEMPLATE)
+export DR_MODULE    := $(MODULE)
+export DR_NGINX     := $(NGINX)
+
+.PHONY: all deps build pg-start pg-stop db run start stop test \
+        test-valgrind clean
+
+all: build
+
+
+# packages: nothing is installed when everything is present
+
+deps:
+	@missing=""; \
+	for p in $(PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null \
+	        | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	        --no-install-recommends $$missing; \
+	fi
+
+
+# the module, built against Debian's nginx with its own configure flags
+
+build: deps $(MODULE)
+
+$(BUILD)/nginx/objs/Makefile: config $(NGX_SRC)/conf_flags
+	rm -rf $(BUILD)/nginx
+	mkdir -p $(BUILD)
+	cp -r $(NGX_SRC) $(BUILD)/nginx
+	cd $(BUILD)/nginx && . ./conf_flags && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        --with-cc-opt='-g -O2 -fPIC -Wextra -Werror' \
+	        --add-dynamic-module=$(TOP) > configure.log || \
+	    { tail -20 configure.log; exit 1; }
+
+$(MODULE): $(BUILD)/nginx/objs/Makefile $(SRCS)
+	$(MAKE) -C $(BUILD)/nginx -f objs/Makefile modules
+	@# a new inode: a running nginx keeps its mapping of the old file
+	cp $(BUILD)/nginx/objs/ngx_http_dr_module.so $@.tmp
+	mv -f $@.tmp $@
+
+
+# the embedded PostgreSQL cluster
+
+pg-start: deps
+	@install -d -o postgres -g postgres -m 0755 $(DR_STATE) $(PG_SOCKET)
+	@if [ ! -f $(PGDATA)/PG_VERSION ]; then \
+	    install -d -o postgres -g postgres -m 0700 $(PGDATA); \
+	    $(AS_POSTGRES) $(PG_BIN)/initdb -D $(PGDATA) -A trust \
+	        -E UTF8 --locale=C.UTF-8 >/dev/null; \
+	    echo "created a PostgreSQL cluster in $(PGDATA)"; \
+	fi
+	@if ! $(AS_POSTGRES) $(PG_BIN)/pg_ctl -D $(PGDATA) status >/dev/null; \
+	then \
+	    $(AS_POSTGRES) $(PG_BIN)/pg_ctl -D $(PGDATA) -w -l $(PGDATA)/log \
+	        -o "-p $(PG_PORT) -k $(PG_SOCKET) -c listen_addresses=127.0.0.1" \
+	        start >/dev/null; \
+	    echo "PostgreSQL listens on $(PG_SOCKET) and 127.0.0.1:$(PG_PORT)"; \
+	fi
+	@$(AS_POSTGRES) $(PSQL) -U postgres -d postgres -c \
+	    "DO \$$\$$ BEGIN CREATE ROLE $(PG_USER) LOGIN CREATEDB; \
+	     EXCEPTION WHEN duplicate_object THEN NULL; END \$$\$$"
+
+pg-stop:
+	@if [ -f $(PGDATA)/PG_VERSION ] && \
+	    $(AS_POSTGRES) $(PG_BIN)/pg_ctl -D $(PGDATA) status >/dev/null; \
+	then \
+	    $(AS_POSTGRES) $(PG_BIN)/pg_ctl -D $(PGDATA) -m fast -w stop \
+	        >/dev/null; \
+	    echo "PostgreSQL stopped"; \
+	fi
+
+# the database of "make run": migrations and sample domains, idempotent
+db: pg-start
+	@$(PSQL) -U $(PG_USER) -d postgres -tAc \
+	    "SELECT 1 FROM pg_database WHERE datname = '$(PG_DB)'" | grep -q 1 \
+	    || $(PSQL) -U $(PG_USER) -d postgres -c "CREATE DATABASE $(PG_DB)"
+	@sql/migrate.sh -h $(PG_SOCKET) -p $(PG_PORT) -U $(PG_USER) -d $(PG_DB)
+	@$(PSQL) -U $(PG_USER) -d $(PG_DB) -f sql/seed/domains.sql
+
+# the template every test database is cloned from: always rebuilt, so the
+# suite runs on exactly the migrations of this tree
+test-db: pg-start
+	@$(PSQL) -U $(PG_USER) -d postgres \
+	    -c "DROP DATABASE IF EXISTS $(PG_TEMPLATE) WITH (FORCE)" \
+	    -c "CREATE DATABASE $(PG_TEMPLATE)"
+	@sql/migrate.sh -h $(PG_SOCKET) -p $(PG_PORT) -U $(PG_USER) \
+	    -d $(PG_TEMPLATE) >/dev/null
+
+
+# nginx with conf/local.conf
+
+$(RUN_DIR)/nginx.conf: conf/local.conf
+	@install -d -m 0755 $(RUN_DIR) $(RUN_DIR)/logs
+	@install -d -o nobody -m 0700 $(RUN_DIR)/tmp
+	@sed -e 's|@MODULE@|$(MODULE)|g' -e 's|@RUN_DIR@|$(RUN_DIR)|g' \
+	    -e 's|@PG_SOCKET@|$(PG_SOCKET)|g' -e 's|@PG_PORT@|$(PG_PORT)|g' \
+	    -e 's|@PG_USER@|$(PG_USER)|g' -e 's|@PG_DB@|$(PG_DB)|g' \
+	    -e 's|@HTTP_PORT@|$(HTTP_PORT)|g' $< > $@
+
+start: build db $(RUN_DIR)/nginx.conf
+	@if [ -f $(RUN_DIR)/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/nginx.pid) \
+	    2>/dev/null; then \
+	    $(NGINX) -p $(RUN_DIR) -c nginx.conf -s reload; \
+	else \
+	    $(NGINX) -p $(RUN_DIR) -c nginx.conf; \
+	fi
+	@echo
+	@echo "Domain Runner is up:"
+	@echo "  http://127.0.0.1:$(HTTP_PORT)/healthz   liveness"
+	@echo "  http://127.0.0.1:$(HTTP_PORT)/readyz    readiness"
+	@echo "  http://127.0.0.1:$(HTTP_PORT)/health    health summary"
+	@echo "  error log: $(RUN_DIR)/logs/error.log"
+	@echo
+
+# in the foreground until Ctrl-C, which stops nginx and PostgreSQL
+run: start
+	@echo "Ctrl-C (or \"make stop\" elsewhere) stops nginx and PostgreSQL."
+	@trap '$(MAKE) --no-print-directory stop; exit 0' INT TERM; \
+	    tail -n 0 -F $(RUN_DIR)/logs/error.log & wait
+
+stop:
+	@if [ -f $(RUN_DIR)/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/nginx.pid) \
+	    2>/dev/null; then \
+	    $(NGINX) -p $(RUN_DIR) -c nginx.conf -s quit; \
+	    while [ -f $(RUN_DIR)/nginx.pid ]; do sleep 0.1; done; \
+	    echo "nginx stopped"; \
+	fi
+	@$(MAKE) --no-print-directory pg-stop
+
+
+# tests
+
+test: build test-db
+	prove -r t/
+
+test-valgrind: build test-db
+	DR_VALGRIND=1 prove -r t/
+
+clean:
+	rm -rf $(BUILD)

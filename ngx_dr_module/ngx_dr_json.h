@@ -1,0 +1,25 @@
+
+/*
+ * Domain Runner: the one JSON writer and the one error responder.
+ */
+
+
+#ifndef _NGX_DR_JSON_H_INCLUDED_
+#define _NGX_DR_JSON_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <jansson.h>
+
+
+ngx_int_t ngx_dr_json_send(ngx_http_request_t *r, ngx_uint_t status,
+    json_t *body);
+ngx_int_t ngx_dr_json_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *error, const char *fmt, ...);
+json_t *ngx_dr_json_timestamp(time_t t);
+json_t *ngx_dr_json_str(ngx_str_t *s);
+
+
+#endif /* _NGX_DR_JSON_H_INCLUDED_ */

@@ -1,0 +1,130 @@
+
+/*
+ * Domain Runner: liveness, readiness and health.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_dr_module.h"
+
+
+/* a load balancer needs its answer within a second, whatever the pool */
+#define NGX_DR_READY_TIMEOUT  1000
+
+
+static ngx_int_t ngx_dr_health_ready_done(ngx_http_request_t *r,
+    ngx_dr_pg_query_t *q);
+static ngx_int_t ngx_dr_health_status_done(ngx_http_request_t *r,
+    ngx_dr_pg_query_t *q);
+static json_t *ngx_dr_health_int(PGresult *res, int col);
+
+
+static const char  ngx_dr_health_sql[] =
+    "SELECT"
+    " (SELECT count(*) FROM domains WHERE active),"
+    " (SELECT count(DISTINCT r.domain_id) FROM responses r"
+    "   JOIN domains d ON d.id = r.domain_id AND d.active"
+    "   WHERE r.captured_at > now() - interval '24 hours'),"
+    " (SELECT count(*) FROM latest_domain_scores"
+    "   WHERE risk_level IN ('high', 'critical')),"
+    " (SELECT coalesce(sum(cardinality(alerts)), 0)"
+    "   FROM latest_domain_scores)";
+
+
+/* liveness: the worker answers; no I/O at all */
+
+ngx_int_t
+ngx_dr_health_live(ngx_http_request_t *r)
+{
+    return ngx_dr_json_send(r, NGX_HTTP_OK,
+                            json_pack("{s:s, s:s}", "status", "alive",
+                                      "version", NGX_DR_VERSION));
+}
+
+
+/* readiness: a real round trip to the primary */
+
+ngx_int_t
+ngx_dr_health_ready(ngx_http_request_t *r)
+{
+    return ngx_dr_api_query(r, 0, NGX_DR_READY_TIMEOUT, "SELECT 1", 0, NULL,
+                            ngx_dr_health_ready_done);
+}
+
+
+static ngx_int_t
+ngx_dr_health_ready_done(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
+{
+    json_t  *reason;
+
+    if (q->rc == NGX_DR_PG_OK) {
+        return ngx_dr_json_send(r, NGX_HTTP_OK,
+                                json_pack("{s:s, s:s}", "status", "ready",
+                                          "database", "ok"));
+    }
+
+    reason = ngx_dr_json_str(&q->error);
+    if (reason == NULL) {
+        reason = json_string("the database did not answer");
+    }
+
+    return ngx_dr_json_send(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                            json_pack("{s:s, s:s, s:s, s:o}",
+                                      "status", "not_ready",
+                                      "database", "unavailable",
+                                      "error", "database_unavailable",
+                                      "message", reason));
+}
+
+
+/* health: the original API's summary of what is monitored */
+
+ngx_int_t
+ngx_dr_health_status(ngx_http_request_t *r)
+{
+    return ngx_dr_api_query(r, NGX_DR_PG_READ, NGX_DR_READY_TIMEOUT,
+                            ngx_dr_health_sql, 0, NULL,
+                            ngx_dr_health_status_done);
+}
+
+
+static ngx_int_t
+ngx_dr_health_status_done(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
+{
+    json_t  *stats;
+
+    if (q->rc != NGX_DR_PG_OK || PQntuples(q->res) != 1) {
+        return ngx_dr_json_send(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                json_pack("{s:s, s:s, s:o, s:n}",
+                                          "status", "degraded",
+                                          "database", "unavailable",
+                                          "timestamp",
+                                          ngx_dr_json_timestamp(ngx_time()),
+                                          "monitoring_stats"));
+    }
+
+    stats = json_pack("{s:o, s:o, s:o, s:o}",
+                      "domains_monitored", ngx_dr_health_int(q->res, 0),
+                      "fresh_24h", ngx_dr_health_int(q->res, 1),
+                      "high_risk", ngx_dr_health_int(q->res, 2),
+                      "active_alerts", ngx_dr_health_int(q->res, 3));
+
+    return ngx_dr_json_send(r, NGX_HTTP_OK,
+                            json_pack("{s:s, s:s, s:o, s:o}",
+                                      "status", "healthy",
+                                      "database", "connected",
+                                      "timestamp",
+                                      ngx_dr_json_timestamp(ngx_time()),
+                                      "monitoring_stats", stats));
+}
+
+
+static json_t *
+ngx_dr_health_int(PGresult *res, int col)
+{
+    return json_integer(ngx_atoof((u_char *) PQgetvalue(res, 0, col),
+                                  PQgetlength(res, 0, col)));
+}

@@ -1,0 +1,91 @@
+# Configuration: nginx -t accepts a good configuration and refuses a bad
+# one with a message naming the directive; a password in dr_pg is warned
+# about.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use DR::Test;
+use Test::More;
+
+my $t = DR::Test->new(no_start => 1);
+
+sub conf_result {
+    my ($http) = @_;
+    $t->write_conf($http);
+    return $t->test_conf;
+}
+
+my ($rc, $out) = conf_result(<<'EOF');
+    dr_pg "host=/run/postgresql dbname=app";
+    dr_pg_replica "host=127.0.0.1 port=5433 dbname=app";
+    dr_pg_pool_size 4;
+    dr_pg_connect_timeout 2s;
+    dr_pg_query_timeout 5s;
+    server { listen 127.0.0.1:%%PORT%%; location / { dr_api; } }
+EOF
+is($rc, 0, 'a good configuration passes nginx -t') or diag($out);
+
+my @bad = (
+    [ 'dr_pg "host=/tmp port";',
+      qr/invalid conninfo in "dr_pg": missing "=" after "port"/,
+      'a conninfo without "="' ],
+    [ 'dr_pg "colour=blue";',
+      qr/invalid conninfo in "dr_pg": invalid connection option "colour"/,
+      'an unknown conninfo option' ],
+    [ 'dr_pg "";',
+      qr/"dr_pg" needs a libpq conninfo/,
+      'an empty conninfo' ],
+    [ "dr_pg \"dbname=a\";\n dr_pg \"dbname=b\";",
+      qr/"dr_pg" directive is duplicate/,
+      'two primaries' ],
+    [ 'dr_pg_replica "dbname=a";',
+      qr/"dr_pg_replica" needs a "dr_pg" primary/,
+      'a replica without a primary' ],
+    [ "dr_pg \"dbname=a\";\n dr_pg_replica \"host=/tmp port\";",
+      qr/invalid conninfo in "dr_pg_replica"/,
+      'a bad replica conninfo' ],
+    [ "dr_pg \"dbname=a\";\n dr_pg_pool_size 0;",
+      qr/"dr_pg_pool_size" must be between 1 and 1024, not 0/,
+      'a pool of no connections' ],
+    [ "dr_pg \"dbname=a\";\n dr_pg_pool_size many;",
+      qr/"dr_pg_pool_size" directive invalid number/,
+      'a pool size that is no number' ],
+    [ "dr_pg \"dbname=a\";\n dr_pg_query_timeout soon;",
+      qr/"dr_pg_query_timeout" directive invalid value/,
+      'a timeout that is no time' ],
+    [ 'dr_pg "host=no-such-host.invalid dbname=a";',
+      qr/host "no-such-host\.invalid" of the primary database in conninfo could not be resolved/,
+      'a host name that does not resolve' ],
+    [ "dr_pg \"dbname=a\";\n server { listen 127.0.0.1:%%PORT%%; "
+      . "location / { dr_api on; } }",
+      qr/invalid number of arguments in "dr_api" directive/,
+      'dr_api takes no argument' ],
+);
+
+for my $case (@bad) {
+    my ($http, $re, $name) = @$case;
+    my ($rc, $out) = conf_result("    $http\n");
+    isnt($rc, 0, "nginx -t fails: $name");
+    like($out, qr/\[emerg\].*$re/, "the message says why: $name");
+}
+
+# a password is accepted but warned about, and never written to the log
+($rc, $out) = conf_result(<<'EOF');
+    dr_pg "host=/tmp dbname=a user=u password=sw0rdfish-not-real";
+EOF
+is($rc, 0, 'a conninfo with a password still passes');
+like($out, qr/\[warn\].*"dr_pg" carries a password/,
+    'nginx -t warns about the password');
+unlike($out, qr/sw0rdfish/, 'the warning does not repeat the password');
+
+# a host name is resolved at configuration time, so no worker ever waits
+# on DNS
+($rc, $out) = conf_result(<<'EOF');
+    dr_pg "host=localhost port=5432 dbname=a";
+EOF
+is($rc, 0, 'a host name that resolves is accepted') or diag($out);
+
+done_testing;

@@ -1,0 +1,496 @@
+package DR::Test;
+
+# The test harness: each test file starts its own nginx, from a snippet of
+# configuration, on a free port, with its own database cloned from the
+# template the Makefile builds.  Stopping it fails the file when the error
+# log holds [alert], [crit] or [emerg], shutdown included.  Under
+# DR_VALGRIND=1 nginx runs under valgrind and any memory error fails too.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use DBI;
+use File::Basename qw(dirname);
+use File::Path qw(remove_tree);
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Select;
+use IO::Socket::INET;
+use JSON::PP;
+use POSIX qw(WNOHANG);
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+our $TOP = abs_path(dirname(__FILE__) . '/../../..');
+
+our %CFG = (
+    module   => $ENV{DR_MODULE} // "$TOP/build/ngx_http_dr_module.so",
+    nginx    => $ENV{DR_NGINX} // '/usr/sbin/nginx',
+    pg_bin   => $ENV{DR_PG_BIN} // '/usr/lib/postgresql/15/bin',
+    socket   => $ENV{DR_PG_SOCKET} // '/var/lib/domain-runner/socket',
+    port     => $ENV{DR_PG_PORT} // 55432,
+    user     => $ENV{DR_PG_USER} // 'domain_runner',
+    template => $ENV{DR_PG_TEMPLATE} // 'dr_template',
+);
+
+my @LIVE;    # instances to clean up if a test dies
+
+sub new {
+    my ($class, %args) = @_;
+
+    my $self = bless {
+        workers => 2,
+        http    => '',
+        main    => '',
+        %args,
+    }, $class;
+
+    $self->{dir} = tempdir('dr-test-XXXXXX', TMPDIR => 1,
+        CLEANUP => !$ENV{DR_KEEP});
+
+    # workers run as nobody: they must reach the temporary paths
+    chmod 0711, $self->{dir};
+    mkdir "$self->{dir}/tmp";
+    chown scalar(getpwnam('nobody')), -1, "$self->{dir}/tmp";
+
+    $self->{port} = free_port();
+
+    if ($self->{db}) {
+        $self->{cluster} //= DR::Test::Cluster->shared;
+        $self->{dbname} = $self->{cluster}->create_db;
+    }
+
+    push @LIVE, $self;
+
+    $self->write_conf;
+    $self->start unless $self->{no_start};
+
+    return $self;
+}
+
+sub port { $_[0]{port} }
+sub dir { $_[0]{dir} }
+
+sub conninfo {
+    my ($self) = @_;
+    my $c = $self->{cluster};
+    return "host=$c->{socket} port=$c->{port} user=$c->{user} "
+        . "dbname=$self->{dbname}";
+}
+
+sub expand {
+    my ($self, $text) = @_;
+    my $pg = $self->{dbname} ? $self->conninfo : '';
+    $text =~ s/%%PORT%%/$self->{port}/g;
+    $text =~ s/%%PG%%/$pg/g;
+    $text =~ s/%%DIR%%/$self->{dir}/g;
+    return $text;
+}
+
+sub write_conf {
+    my ($self, $http) = @_;
+
+    $self->{http} = $http if defined $http;
+
+    my $d = $self->{dir};
+    my $conf = <<"EOF";
+load_module $CFG{module};
+
+worker_processes $self->{workers};
+error_log $d/error.log info;
+pid $d/nginx.pid;
+$self->{main}
+
+events {
+    worker_connections 1024;
+}
+
+http {
+    access_log $d/access.log;
+    client_body_temp_path $d/tmp/body;
+    proxy_temp_path $d/tmp/proxy;
+    fastcgi_temp_path $d/tmp/fastcgi;
+    uwsgi_temp_path $d/tmp/uwsgi;
+    scgi_temp_path $d/tmp/scgi;
+
+$self->{http}
+}
+EOF
+
+    open my $fh, '>', "$d/nginx.conf" or die "nginx.conf: $!";
+    print $fh $self->expand($conf);
+    close $fh;
+}
+
+# nginx -t on the current configuration: (exit status, output)
+sub test_conf {
+    my ($self) = @_;
+    my $out = `$CFG{nginx} -t -p $self->{dir} -c $self->{dir}/nginx.conf 2>&1`;
+    return ($? >> 8, $out);
+}
+
+sub start {
+    my ($self) = @_;
+
+    my @cmd = ($CFG{nginx}, '-p', $self->{dir}, '-c', "$self->{dir}/nginx.conf");
+
+    if ($ENV{DR_VALGRIND}) {
+        unshift @cmd, 'valgrind', '-q', '--trace-children=yes',
+            '--leak-check=no', '--num-callers=30',
+            "--log-file=$self->{dir}/valgrind.%p.log";
+        push @cmd, '-g', 'daemon off;';
+
+        my $pid = fork // die "fork: $!";
+        if ($pid == 0) {
+            open STDOUT, '>', '/dev/null';
+            exec @cmd or die "exec: $!";
+        }
+        $self->{fg_pid} = $pid;
+
+    } else {
+        system(@cmd) == 0 or die "nginx did not start:\n" . $self->error_log;
+    }
+
+    $self->wait_port(1, $ENV{DR_VALGRIND} ? 60 : 10)
+        or die "nginx does not listen on $self->{port}:\n" . $self->error_log;
+
+    # valgrind is slow to start workers: wait for them to answer
+    if ($ENV{DR_VALGRIND}) {
+        my $deadline = time + 60;
+        while (time < $deadline) {
+            my $r = HTTP::Tiny->new(timeout => 5)
+                ->get("http://127.0.0.1:$self->{port}/");
+            last if $r->{status} != 599;
+            sleep 0.2;
+        }
+    }
+
+    $self->{running} = 1;
+    return $self;
+}
+
+sub master_pid {
+    my ($self) = @_;
+    open my $fh, '<', "$self->{dir}/nginx.pid" or return;
+    my $pid = <$fh>;
+    chomp $pid if defined $pid;
+    return $pid;
+}
+
+sub worker_pids {
+    my ($self) = @_;
+    my $master = $self->master_pid or return ();
+    my @pids = split ' ', `pgrep -P $master`;
+    return @pids;
+}
+
+sub signal {
+    my ($self, $sig) = @_;
+    my $pid = $self->master_pid or die 'no master pid';
+    kill $sig, $pid;
+}
+
+# HUP, then wait until the old workers are gone
+sub reload {
+    my ($self) = @_;
+    my @old = $self->worker_pids;
+    $self->signal('HUP');
+    my $deadline = time + ($ENV{DR_VALGRIND} ? 60 : 10);
+    while (time < $deadline) {
+        my %now = map { $_ => 1 } $self->worker_pids;
+        last if !grep { $now{$_} } @old;
+        sleep 0.05;
+    }
+}
+
+sub wait_port {
+    my ($self, $up, $timeout) = @_;
+    my $deadline = time + $timeout;
+    while (time < $deadline) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+            PeerPort => $self->{port}, Timeout => 1);
+        return 1 if $s && $up;
+        return 1 if !$s && !$up;
+        sleep 0.05;
+    }
+    return 0;
+}
+
+# graceful stop, then the error log verdict (one test)
+sub stop {
+    my ($self) = @_;
+
+    return unless $self->{running};
+    $self->{running} = 0;
+
+    my $pid = $self->master_pid;
+    kill 'QUIT', $pid if $pid;
+
+    my $deadline = time + ($ENV{DR_VALGRIND} ? 120 : 15);
+    while (time < $deadline) {
+        last if !$pid || !kill 0, $pid;
+        waitpid($self->{fg_pid}, WNOHANG) if $self->{fg_pid};
+        sleep 0.05;
+    }
+
+    if ($pid && kill 0, $pid) {
+        kill 'KILL', $pid;
+        fail('nginx stopped within the deadline');
+    }
+
+    waitpid($self->{fg_pid}, 0) if $self->{fg_pid};
+
+    $self->check_log;
+}
+
+sub check_log {
+    my ($self) = @_;
+
+    my @bad = grep { /\[(alert|crit|emerg)\]/ } split /\n/, $self->error_log;
+    ok(!@bad, 'no [alert], [crit] or [emerg] in the error log')
+        or diag(join "\n", @bad);
+
+    return unless $ENV{DR_VALGRIND};
+
+    my @errors;
+    for my $log (glob "$self->{dir}/valgrind.*.log") {
+        open my $fh, '<', $log or next;
+        local $/;
+        my $text = <$fh>;
+        push @errors, $text if $text =~ /\S/;
+    }
+    ok(!@errors, 'valgrind reports no memory errors') or diag(@errors);
+}
+
+sub error_log {
+    my ($self) = @_;
+    open my $fh, '<', "$self->{dir}/error.log" or return '';
+    local $/;
+    return <$fh> // '';
+}
+
+# the error log lines written since the last call
+sub new_log_lines {
+    my ($self) = @_;
+    my $log = $self->error_log;
+    my $from = $self->{log_seen} // 0;
+    $self->{log_seen} = length $log;
+    return split /\n/, substr($log, $from);
+}
+
+# HTTP
+
+sub http {
+    my ($self, $method, $path, %opt) = @_;
+    my $ua = HTTP::Tiny->new(timeout => $opt{timeout} // 10,
+        keep_alive => 0);
+    my $t0 = time;
+    my $r = $ua->request($method, "http://127.0.0.1:$self->{port}$path",
+        { headers => $opt{headers} // {},
+          (defined $opt{body} ? (content => $opt{body}) : ()) });
+    $r->{elapsed} = time - $t0;
+    if (($r->{headers}{'content-type'} // '') =~ m{^application/json}) {
+        $r->{json} = eval { decode_json($r->{content}) };
+    }
+    return $r;
+}
+
+sub get { my $self = shift; $self->http('GET', @_) }
+
+# n requests on n connections at once; returns the status of each
+sub parallel {
+    my ($self, $n, $path, %opt) = @_;
+
+    my (@socks, %buf);
+    for (1 .. $n) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+            PeerPort => $self->{port}) or die "connect: $!";
+        print $s "GET $path HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+        push @socks, $s;
+    }
+
+    $opt{before_read}->() if $opt{before_read};
+
+    my $sel = IO::Select->new(@socks);
+    my $deadline = time + ($opt{timeout} // 30);
+    while ($sel->count && time < $deadline) {
+        for my $s ($sel->can_read(0.5)) {
+            my $got = sysread($s, my $chunk, 65536);
+            if ($got) {
+                $buf{$s} .= $chunk;
+            } else {
+                $sel->remove($s);
+                close $s;
+            }
+        }
+    }
+
+    return map { ($buf{$_} // '') =~ m{^HTTP/1\.1 (\d+)} ? $1 : 0 } @socks;
+}
+
+sub dbh {
+    my ($self) = @_;
+    return $self->{cluster}->dbh($self->{dbname});
+}
+
+sub DESTROY {
+    my ($self) = @_;
+    $self->kill_all if $self->{running};
+}
+
+sub kill_all {
+    my ($self) = @_;
+    my $pid = $self->master_pid;
+    kill 'KILL', $self->worker_pids, $pid if $pid;
+    $self->{running} = 0;
+}
+
+END {
+    for my $t (@LIVE) {
+        $t->kill_all if $t->{running};
+        $t->{cluster}->drop_db($t->{dbname})
+            if $t->{dbname} && $t->{cluster};
+    }
+}
+
+sub free_port {
+    for (1 .. 100) {
+        my $port = 20000 + int(rand(20000));
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+            LocalPort => $port, Listen => 1, ReuseAddr => 1) or next;
+        close $s;
+        return $port;
+    }
+    die 'no free port';
+}
+
+
+package DR::Test::Cluster;
+
+# A PostgreSQL cluster: the shared one of the Makefile, or a private one a
+# test may stop and start at will.
+
+use strict;
+use warnings;
+
+use File::Temp qw(tempdir);
+use Test::More;
+
+my $SHARED;
+my @PRIVATE;
+
+sub shared {
+    return $SHARED //= bless {
+        socket   => $CFG{socket},
+        port     => $CFG{port},
+        user     => $CFG{user},
+        template => $CFG{template},
+    }, __PACKAGE__;
+}
+
+# initdb of a new cluster as the postgres user, migrated, running
+sub private {
+    my ($class) = @_;
+
+    my $dir = tempdir('dr-pg-XXXXXX', TMPDIR => 1, CLEANUP => 0);
+    chmod 0755, $dir;
+    system('chown', 'postgres:postgres', $dir) == 0 or die 'chown';
+
+    my $self = bless {
+        dir      => $dir,
+        socket   => $dir,
+        port     => DR::Test::free_port(),
+        user     => $CFG{user},
+        template => 'template1',
+        private  => 1,
+    }, $class;
+    push @PRIVATE, $self;
+
+    $self->as_postgres("$CFG{pg_bin}/initdb -D $dir/data -A trust -E UTF8 "
+        . "--locale=C.UTF-8 >/dev/null");
+    $self->start;
+    $self->as_postgres("$CFG{pg_bin}/psql -X -q -h $dir -p $self->{port} "
+        . "-d postgres -c 'CREATE ROLE $self->{user} LOGIN CREATEDB'");
+
+    return $self;
+}
+
+sub as_postgres {
+    my ($self, $cmd) = @_;
+    system('runuser', '-u', 'postgres', '--', 'sh', '-c', $cmd) == 0
+        or die "as postgres: $cmd failed";
+}
+
+sub start {
+    my ($self) = @_;
+    $self->as_postgres("$CFG{pg_bin}/pg_ctl -D $self->{dir}/data -w "
+        . "-l $self->{dir}/log -o '-p $self->{port} -k $self->{dir} "
+        . "-c listen_addresses=' start >/dev/null");
+}
+
+sub stop {
+    my ($self) = @_;
+    $self->as_postgres("$CFG{pg_bin}/pg_ctl -D $self->{dir}/data -w "
+        . "-m fast stop >/dev/null");
+}
+
+sub psql {
+    my ($self, $db, @args) = @_;
+    my @cmd = ("$CFG{pg_bin}/psql", '-X', '-q', '-v', 'ON_ERROR_STOP=1',
+        '-h', $self->{socket}, '-p', $self->{port}, '-U', $self->{user},
+        '-d', $db, @args);
+    system(@cmd) == 0 or die "psql @args failed";
+}
+
+my $DB_SEQ = 0;
+
+sub create_db {
+    my ($self) = @_;
+    my $name = sprintf 'dr_t_%d_%d', $$, $DB_SEQ++;
+    $self->psql('postgres', '-c',
+        "CREATE DATABASE $name TEMPLATE $self->{template}");
+    if ($self->{private}) {
+        system("$DR::Test::TOP/sql/migrate.sh -h $self->{socket} "
+            . "-p $self->{port} -U $self->{user} -d $name >/dev/null") == 0
+            or die 'migrate';
+    }
+    return $name;
+}
+
+sub drop_db {
+    my ($self, $name) = @_;
+    return if $self->{private};    # removed whole at the end
+    eval {
+        $self->psql('postgres', '-c',
+            "DROP DATABASE IF EXISTS $name WITH (FORCE)");
+    };
+}
+
+sub dbh {
+    my ($self, $db) = @_;
+    return DBI->connect("dbi:Pg:dbname=$db;host=$self->{socket};"
+        . "port=$self->{port}", $self->{user}, '',
+        { AutoCommit => 1, RaiseError => 1, PrintError => 0 });
+}
+
+# backends connected from nginx workers, by application_name
+sub nginx_backends {
+    my ($self, $db) = @_;
+    my $dbh = $self->dbh('postgres');
+    my ($n) = $dbh->selectrow_array(
+        q{SELECT count(*) FROM pg_stat_activity
+           WHERE datname = ? AND application_name LIKE 'domain-runner %'},
+        undef, $db);
+    $dbh->disconnect;
+    return $n;
+}
+
+END {
+    for my $c (@PRIVATE) {
+        eval { $c->stop };
+        File::Path::remove_tree($c->{dir});
+    }
+}
+
+1;
