@@ -134,6 +134,7 @@ db: pg-start
 # suite runs on exactly the migrations of this tree
 test-db: pg-start
 	@$(PSQL) -U $(PG_USER) -d postgres \
+	    -c "SET client_min_messages = warning" \
 	    -c "DROP DATABASE IF EXISTS $(PG_TEMPLATE) WITH (FORCE)" \
 	    -c "CREATE DATABASE $(PG_TEMPLATE)"
 	@sql/migrate.sh -h $(PG_SOCKET) -p $(PG_PORT) -U $(PG_USER) \

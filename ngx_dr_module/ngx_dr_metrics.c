@@ -85,8 +85,7 @@ ngx_dr_health_ready_done(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
 ngx_int_t
 ngx_dr_health_status(ngx_http_request_t *r)
 {
-    return ngx_dr_api_query(r, NGX_DR_PG_READ, NGX_DR_READY_TIMEOUT,
-                            ngx_dr_health_sql, 0, NULL,
+    return ngx_dr_api_query(r, NGX_DR_PG_READ, 0, ngx_dr_health_sql, 0, NULL,
                             ngx_dr_health_status_done);
 }
 

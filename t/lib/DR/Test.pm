@@ -40,6 +40,7 @@ sub new {
     my ($class, %args) = @_;
 
     my $self = bless {
+        owner   => $$,    # forked children leave everything alone
         workers => 2,
         http    => '',
         main    => '',
@@ -336,7 +337,7 @@ sub dbh {
 
 sub DESTROY {
     my ($self) = @_;
-    $self->kill_all if $self->{running};
+    $self->kill_all if $self->{running} && $self->{owner} == $$;
 }
 
 sub kill_all {
@@ -347,7 +348,7 @@ sub kill_all {
 }
 
 END {
-    for my $t (@LIVE) {
+    for my $t (grep { $_->{owner} == $$ } @LIVE) {
         $t->kill_all if $t->{running};
         $t->{cluster}->drop_db($t->{dbname})
             if $t->{dbname} && $t->{cluster};
@@ -398,6 +399,7 @@ sub private {
     system('chown', 'postgres:postgres', $dir) == 0 or die 'chown';
 
     my $self = bless {
+        owner    => $$,
         dir      => $dir,
         socket   => $dir,
         port     => DR::Test::free_port(),
@@ -426,7 +428,7 @@ sub start {
     my ($self) = @_;
     $self->as_postgres("$CFG{pg_bin}/pg_ctl -D $self->{dir}/data -w "
         . "-l $self->{dir}/log -o '-p $self->{port} -k $self->{dir} "
-        . "-c listen_addresses=' start >/dev/null");
+        . "-c listen_addresses=127.0.0.1' start >/dev/null");
 }
 
 sub stop {
@@ -487,7 +489,7 @@ sub nginx_backends {
 }
 
 END {
-    for my $c (@PRIVATE) {
+    for my $c (grep { $_->{owner} == $$ } @PRIVATE) {
         eval { $c->stop };
         File::Path::remove_tree($c->{dir});
     }
