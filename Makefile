@@ -37,6 +37,12 @@ PACKAGES      := nginx nginx-dev postgresql-15 postgresql-client-15 \
 
 SRCS          := $(wildcard ngx_dr_module/*.c ngx_dr_module/*.h)
 
+# pure parts, with no nginx event code: linked directly by the C unit tests
+PURE_SRCS     := ngx_dr_module/ngx_dr_score.c
+UNIT_CFLAGS   := -std=c99 -O2 -g -Wall -Wextra -Werror -Ingx_dr_module
+UNIT_TESTS    := $(patsubst t/unit/%.c,$(BUILD)/unit/%, \
+                   $(filter-out %_bench.c,$(wildcard t/unit/*.c)))
+
 PSQL          = $(PG_BIN)/psql -X -q -v ON_ERROR_STOP=1 -h $(PG_SOCKET) \
                 -p $(PG_PORT)
 AS_POSTGRES   = runuser -u postgres --
@@ -48,9 +54,10 @@ export DR_PG_USER   := $(PG_USER)
 export DR_PG_TEMPLATE := $(PG_TEMPLATE)
 export DR_MODULE    := $(MODULE)
 export DR_NGINX     := $(NGINX)
+export DR_BUILD_DIR := $(BUILD)
 
-.PHONY: all deps build pg-start pg-stop db run start stop test \
-        test-valgrind clean
+.PHONY: all deps build unit pg-start pg-stop db test-db run start stop \
+        test test-valgrind bench clean
 
 all: build
 
@@ -90,6 +97,16 @@ $(MODULE): $(BUILD)/nginx/objs/Makefile $(SRCS)
 	@# a new inode: a running nginx keeps its mapping of the old file
 	cp $(BUILD)/nginx/objs/ngx_http_dr_module.so $@.tmp
 	mv -f $@.tmp $@
+
+
+# the C unit tests of the pure parts
+
+unit: $(UNIT_TESTS)
+
+$(BUILD)/unit/%: t/unit/%.c $(PURE_SRCS) $(wildcard t/unit/*.h) \
+                 $(wildcard ngx_dr_module/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) -lm
 
 
 # the embedded PostgreSQL cluster
@@ -184,11 +201,18 @@ stop:
 
 # tests
 
-test: build test-db
+test: build unit test-db
 	prove -r t/
 
-test-valgrind: build test-db
+test-valgrind: build unit test-db
 	DR_VALGRIND=1 prove -r t/
+
+
+# benchmarks: reports are written to bench/
+
+bench: $(BUILD)/unit/score_bench
+	@mkdir -p bench
+	$(BUILD)/unit/score_bench | tee bench/score.txt
 
 clean:
 	rm -rf $(BUILD)

@@ -54,7 +54,8 @@ ok($cluster->nginx_backends($t->{dbname}) > 0, 'queries are in flight');
 my $master = $t->master_pid;
 kill 'QUIT', $master;
 sleep 0.5;
-ok(kill(0, $master), 'a graceful stop waits for the requests in flight');
+ok(DR::Test::alive($master),
+    'a graceful stop waits for the requests in flight');
 
 $lock->commit;
 
@@ -63,7 +64,7 @@ my @status = map { my $s = $_; local $/; my $a = <$s> // '';
 is_deeply(\@status, [(200) x 6], 'the requests in flight were answered');
 
 $t->stop;    # waits for the exit and checks the log
-ok(!kill(0, $master), 'nginx exited');
+ok($t->wait_exit($master, 1), 'nginx exited');
 ok(backends_gone($t->{dbname}), 'PostgreSQL saw every connection close');
 
 # fast: TERM with idle pooled connections
@@ -74,9 +75,7 @@ ok($cluster->nginx_backends($t2->{dbname}) > 0, 'the pool has connections');
 
 $master = $t2->master_pid;
 kill 'TERM', $master;
-my $deadline = time + 5;
-sleep 0.05 while kill(0, $master) && time < $deadline;
-ok(!kill(0, $master), 'a fast stop exits at once');
+ok($t2->wait_exit($master, 5), 'a fast stop exits at once');
 $t2->{running} = 1;
 $t2->check_log;
 $t2->{running} = 0;

@@ -138,7 +138,7 @@ sub start {
 
     if ($ENV{DR_VALGRIND}) {
         unshift @cmd, 'valgrind', '-q', '--trace-children=yes',
-            '--leak-check=no', '--num-callers=30',
+            '--leak-check=no', '--num-callers=30', '--vgdb=no',
             "--log-file=$self->{dir}/valgrind.%p.log";
         push @cmd, '-g', 'daemon off;';
 
@@ -228,21 +228,38 @@ sub stop {
     my $pid = $self->master_pid;
     kill 'QUIT', $pid if $pid;
 
-    my $deadline = time + ($ENV{DR_VALGRIND} ? 120 : 15);
-    while (time < $deadline) {
-        last if !$pid || !kill 0, $pid;
-        waitpid($self->{fg_pid}, WNOHANG) if $self->{fg_pid};
-        sleep 0.05;
-    }
-
-    if ($pid && kill 0, $pid) {
+    if (!$self->wait_exit($pid, 15)) {    # then the log is checked anyway
         kill 'KILL', $pid;
         fail('nginx stopped within the deadline');
     }
 
-    waitpid($self->{fg_pid}, 0) if $self->{fg_pid};
-
     $self->check_log;
+}
+
+# waits for the master to exit (reaping it when it is our child, under
+# valgrind); the deadline stretches under valgrind
+sub wait_exit {
+    my ($self, $pid, $timeout) = @_;
+
+    return 1 unless $pid;
+    $timeout *= 8 if $ENV{DR_VALGRIND};
+
+    my $deadline = time + $timeout;
+    while (time < $deadline) {
+        waitpid($self->{fg_pid}, WNOHANG) if $self->{fg_pid};
+        return 1 if !alive($pid);
+        sleep 0.05;
+    }
+    return 0;
+}
+
+# a process that exited but was not reaped yet counts as gone
+sub alive {
+    my ($pid) = @_;
+    return 0 unless kill 0, $pid;
+    open my $fh, '<', "/proc/$pid/stat" or return 0;
+    my $stat = <$fh> // '';
+    return $stat !~ /^\d+ \(.*\) Z/;
 }
 
 sub check_log {
