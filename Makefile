@@ -57,6 +57,7 @@ export DR_NGINX     := $(NGINX)
 export DR_BUILD_DIR := $(BUILD)
 
 .PHONY: all deps build unit pg-start pg-stop db test-db run start stop \
+        nginx-stop \
         test test-valgrind bench clean
 
 all: build
@@ -82,7 +83,13 @@ deps:
 
 build: deps $(MODULE)
 
-$(BUILD)/nginx/objs/Makefile: config $(NGX_SRC)/conf_flags
+# configure again when a source file comes or goes: config lists them
+SRC_LIST      := $(BUILD)/sources
+$(shell mkdir -p $(BUILD); \
+    echo $(sort $(wildcard ngx_dr_module/*.[ch])) | cmp -s - $(SRC_LIST) \
+    || echo $(sort $(wildcard ngx_dr_module/*.[ch])) > $(SRC_LIST))
+
+$(BUILD)/nginx/objs/Makefile: config $(NGX_SRC)/conf_flags $(SRC_LIST)
 	rm -rf $(BUILD)/nginx
 	mkdir -p $(BUILD)
 	cp -r $(NGX_SRC) $(BUILD)/nginx
@@ -168,13 +175,10 @@ $(RUN_DIR)/nginx.conf: conf/local.conf
 	    -e 's|@PG_USER@|$(PG_USER)|g' -e 's|@PG_DB@|$(PG_DB)|g' \
 	    -e 's|@HTTP_PORT@|$(HTTP_PORT)|g' $< > $@
 
-start: build db $(RUN_DIR)/nginx.conf
-	@if [ -f $(RUN_DIR)/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/nginx.pid) \
-	    2>/dev/null; then \
-	    $(NGINX) -p $(RUN_DIR) -c nginx.conf -s reload; \
-	else \
-	    $(NGINX) -p $(RUN_DIR) -c nginx.conf; \
-	fi
+# a reload would keep the module already loaded (same path), so a running
+# nginx is stopped and started again
+start: build db $(RUN_DIR)/nginx.conf nginx-stop
+	@$(NGINX) -p $(RUN_DIR) -c nginx.conf
 	@echo
 	@echo "Domain Runner is up:"
 	@echo "  http://127.0.0.1:$(HTTP_PORT)/healthz   liveness"
@@ -189,14 +193,16 @@ run: start
 	@trap '$(MAKE) --no-print-directory stop; exit 0' INT TERM; \
 	    tail -n 0 -F $(RUN_DIR)/logs/error.log & wait
 
-stop:
+stop: nginx-stop
+	@$(MAKE) --no-print-directory pg-stop
+
+nginx-stop:
 	@if [ -f $(RUN_DIR)/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/nginx.pid) \
 	    2>/dev/null; then \
 	    $(NGINX) -p $(RUN_DIR) -c nginx.conf -s quit; \
 	    while [ -f $(RUN_DIR)/nginx.pid ]; do sleep 0.1; done; \
 	    echo "nginx stopped"; \
 	fi
-	@$(MAKE) --no-print-directory pg-stop
 
 
 # tests

@@ -12,15 +12,13 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_dr_json.h"
+#include "ngx_dr_module.h"
 
 
 #define NGX_DR_JSON_FLAGS  (JSON_COMPACT | JSON_PRESERVE_ORDER \
                             | JSON_REAL_PRECISION(10))
 
 
-static ngx_int_t ngx_dr_json_header(ngx_http_request_t *r, ngx_str_t *key,
-    ngx_str_t *value);
 
 
 static ngx_str_t  ngx_dr_json_type = ngx_string("application/json");
@@ -28,67 +26,160 @@ static ngx_str_t  ngx_dr_json_charset = ngx_string("utf-8");
 
 
 /*
- * Sends body as the whole answer and returns what the caller hands to
- * ngx_http_finalize_request().  The reference to body is always consumed.
+ * Serializes json into pool, with a final new line that makes answers
+ * pleasant in a terminal.  The reference to json is always consumed.
  */
+
+ngx_int_t
+ngx_dr_json_dump(ngx_pool_t *pool, json_t *json, ngx_str_t *out)
+{
+    size_t   len;
+    u_char  *p;
+
+    if (json == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = json_dumpb(json, NULL, 0, NGX_DR_JSON_FLAGS);
+
+    p = ngx_pnalloc(pool, len + 1);
+    if (p == NULL
+        || json_dumpb(json, (char *) p, len, NGX_DR_JSON_FLAGS) != len)
+    {
+        json_decref(json);
+        return NGX_ERROR;
+    }
+
+    json_decref(json);
+
+    p[len] = '\n';
+    out->data = p;
+    out->len = len + 1;
+
+    return NGX_OK;
+}
+
+
+/* sends json as the whole answer; returns what finalizes the request */
 
 ngx_int_t
 ngx_dr_json_send(ngx_http_request_t *r, ngx_uint_t status, json_t *body)
 {
-    size_t        len;
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
+    ngx_str_t  text;
+
+    if (ngx_dr_json_dump(r->pool, body, &text) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "cannot serialize a JSON answer");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_dr_http_send(r, status, &text, NULL);
+}
+
+
+/*
+ * The one place answers leave: content type, security and CORS headers,
+ * and, for cacheable answers, a strong ETag (with which nginx's
+ * not_modified filter answers If-None-Match with 304), Cache-Control and,
+ * for answers served from the cache, Age.
+ */
+
+ngx_int_t
+ngx_dr_http_send(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *body,
+    ngx_dr_http_cache_t *cache)
+{
+    u_char        *p;
+    ngx_int_t      rc;
+    ngx_str_t      value, *origin;
+    ngx_buf_t     *b;
+    ngx_chain_t    out;
 
     static ngx_str_t  nosniff_key = ngx_string("X-Content-Type-Options");
     static ngx_str_t  nosniff = ngx_string("nosniff");
     static ngx_str_t  frame_key = ngx_string("X-Frame-Options");
     static ngx_str_t  frame = ngx_string("DENY");
-
-    if (body == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    len = json_dumpb(body, NULL, 0, NGX_DR_JSON_FLAGS);
-
-    b = ngx_create_temp_buf(r->pool, len + 1);
-    if (b == NULL) {
-        json_decref(body);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (json_dumpb(body, (char *) b->pos, len, NGX_DR_JSON_FLAGS) != len) {
-        json_decref(body);
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "json_dumpb() wrote an unexpected length");
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    json_decref(body);
-
-    /* a final new line makes the answers pleasant in a terminal */
-    b->last = b->pos + len;
-    *b->last++ = '\n';
-    len++;
-
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
+    static ngx_str_t  etag_key = ngx_string("ETag");
+    static ngx_str_t  cc_key = ngx_string("Cache-Control");
+    static ngx_str_t  no_store = ngx_string("no-store");
+    static ngx_str_t  age_key = ngx_string("Age");
+    static ngx_str_t  acao_key = ngx_string("Access-Control-Allow-Origin");
+    static ngx_str_t  vary_key = ngx_string("Vary");
+    static ngx_str_t  vary = ngx_string("Origin");
+    static ngx_str_t  expose_key =
+                             ngx_string("Access-Control-Expose-Headers");
+    static ngx_str_t  expose = ngx_string("ETag, Age, RateLimit, "
+                             "RateLimit-Policy, X-RateLimit-Limit, "
+                             "X-RateLimit-Remaining, X-RateLimit-Reset, "
+                             "Retry-After");
 
     r->headers_out.status = status;
     r->headers_out.content_type = ngx_dr_json_type;
     r->headers_out.content_type_len = ngx_dr_json_type.len;
     r->headers_out.charset = ngx_dr_json_charset;
-    r->headers_out.content_length_n = len;
+    r->headers_out.content_length_n = body->len;
 
     if (r->headers_out.content_length) {
         r->headers_out.content_length->hash = 0;
         r->headers_out.content_length = NULL;
     }
 
-    if (ngx_dr_json_header(r, &nosniff_key, &nosniff) != NGX_OK
-        || ngx_dr_json_header(r, &frame_key, &frame) != NGX_OK)
+    if (ngx_dr_http_header(r, &nosniff_key, &nosniff, NULL) != NGX_OK
+        || ngx_dr_http_header(r, &frame_key, &frame, NULL) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    origin = ngx_dr_http_cors_origin(r);
+
+    if (origin
+        && (ngx_dr_http_header(r, &acao_key, origin, NULL) != NGX_OK
+            || ngx_dr_http_header(r, &vary_key, &vary, NULL) != NGX_OK
+            || ngx_dr_http_header(r, &expose_key, &expose, NULL) != NGX_OK))
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (cache && cache->cacheable && status == NGX_HTTP_OK) {
+        value.data = cache->etag;
+        value.len = NGX_DR_CACHE_ETAG_LEN;
+
+        if (ngx_dr_http_header(r, &etag_key, &value, &r->headers_out.etag)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = ngx_pnalloc(r->pool, sizeof("public, max-age=") + NGX_TIME_T_LEN);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        value.data = p;
+        value.len = ngx_sprintf(p, "public, max-age=%T", cache->max_age) - p;
+
+        if (ngx_dr_http_header(r, &cc_key, &value, NULL) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (cache->aged) {
+            p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+            if (p == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            value.data = p;
+            value.len = ngx_sprintf(p, "%T", cache->age) - p;
+
+            if (ngx_dr_http_header(r, &age_key, &value, NULL) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+    } else if (status >= NGX_HTTP_BAD_REQUEST) {
+        /* an error must never be kept by a shared cache */
+        if (ngx_dr_http_header(r, &cc_key, &no_store, NULL) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     rc = ngx_http_send_header(r);
@@ -97,10 +188,88 @@ ngx_dr_json_send(ngx_http_request_t *r, ngx_uint_t status, json_t *body)
         return rc;
     }
 
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
     out.buf = b;
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+/* the Origin of the request when the location allows it, else NULL */
+
+ngx_str_t *
+ngx_dr_http_cors_origin(ngx_http_request_t *r)
+{
+    ngx_str_t          *allowed, *origin;
+    ngx_uint_t          i;
+    ngx_list_part_t    *part;
+    ngx_table_elt_t    *h;
+    ngx_dr_loc_conf_t  *dlcf;
+
+    static ngx_str_t  any = ngx_string("*");
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_dr_module);
+
+    if (dlcf->cors == NULL) {
+        return NULL;
+    }
+
+    origin = NULL;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Origin") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Origin",
+                               sizeof("Origin") - 1) == 0)
+        {
+            origin = &h[i].value;
+            break;
+        }
+    }
+
+    if (origin == NULL) {
+        return NULL;
+    }
+
+    allowed = dlcf->cors->elts;
+
+    for (i = 0; i < dlcf->cors->nelts; i++) {
+        if (allowed[i].len == 1 && allowed[i].data[0] == '*') {
+            return &any;
+        }
+
+        if (allowed[i].len == origin->len
+            && ngx_strncasecmp(allowed[i].data, origin->data, origin->len)
+               == 0)
+        {
+            return origin;
+        }
+    }
+
+    return NULL;
 }
 
 
@@ -166,8 +335,9 @@ ngx_dr_json_str(ngx_str_t *s)
 }
 
 
-static ngx_int_t
-ngx_dr_json_header(ngx_http_request_t *r, ngx_str_t *key, ngx_str_t *value)
+ngx_int_t
+ngx_dr_http_header(ngx_http_request_t *r, ngx_str_t *key, ngx_str_t *value,
+    ngx_table_elt_t **elt)
 {
     ngx_table_elt_t  *h;
 
@@ -179,6 +349,10 @@ ngx_dr_json_header(ngx_http_request_t *r, ngx_str_t *key, ngx_str_t *value)
     h->hash = 1;
     h->key = *key;
     h->value = *value;
+
+    if (elt) {
+        *elt = h;
+    }
 
     return NGX_OK;
 }

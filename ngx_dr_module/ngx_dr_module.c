@@ -77,6 +77,20 @@ static ngx_command_t  ngx_dr_commands[] = {
       offsetof(ngx_dr_main_conf_t, pg.query_timeout),
       NULL },
 
+    { ngx_string("dr_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_dr_cache_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_dr_main_conf_t, cache),
+      NULL },
+
+    { ngx_string("dr_cors_origins"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_dr_cors_origins,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("dr_api"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_dr_api,
@@ -140,6 +154,7 @@ ngx_dr_create_main_conf(ngx_conf_t *cf)
     dmcf->pg.max_waiting = NGX_CONF_UNSET_UINT;
     dmcf->pg.connect_timeout = NGX_CONF_UNSET_MSEC;
     dmcf->pg.query_timeout = NGX_CONF_UNSET_MSEC;
+    dmcf->cache.stale = NGX_CONF_UNSET;
 
     return dmcf;
 }
@@ -165,6 +180,7 @@ ngx_dr_create_loc_conf(ngx_conf_t *cf)
     }
 
     dlcf->api = NGX_CONF_UNSET;
+    dlcf->cors = NGX_CONF_UNSET_PTR;
 
     return dlcf;
 }
@@ -177,6 +193,7 @@ ngx_dr_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_dr_loc_conf_t  *conf = child;
 
     ngx_conf_merge_value(conf->api, prev->api, 0);
+    ngx_conf_merge_ptr_value(conf->cors, prev->cors, NULL);
 
     return NGX_CONF_OK;
 }
@@ -241,7 +258,13 @@ ngx_dr_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_dr_pg_init_process(cycle, &dmcf->pg);
+    if (ngx_dr_pg_init_process(cycle, &dmcf->pg) != NGX_OK
+        || ngx_dr_api_init_process(cycle) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_dr_pg_listen_start();
 }
 
 

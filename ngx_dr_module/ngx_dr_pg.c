@@ -58,7 +58,18 @@ typedef struct {
     ngx_event_t               timer;       /* connect or drain deadline */
     ngx_uint_t                state;
     unsigned                  flushing:1;
+    unsigned                  listener:1;
 } ngx_dr_pg_conn_t;
+
+
+typedef struct {
+    const char               *channel;
+    ngx_dr_pg_notify_pt       handler;
+    void                     *data;
+} ngx_dr_pg_channel_t;
+
+
+#define NGX_DR_PG_CHANNELS         8
 
 
 struct ngx_dr_pg_server_s {
@@ -110,7 +121,17 @@ static void ngx_dr_pg_set_error(ngx_dr_pg_server_t *s, const char *msg);
 static size_t ngx_dr_pg_trim(const char *msg);
 
 
+static void ngx_dr_pg_listen_connect(ngx_dr_pg_conn_t *conn);
+static void ngx_dr_pg_listen_notify(PGnotify *notify);
+
+
 static ngx_dr_pg_conf_t    *ngx_dr_pg_conf;
+static ngx_uint_t           ngx_dr_pg_exiting;
+
+/* one connection per node listens, in worker 0 */
+static ngx_dr_pg_conn_t     ngx_dr_pg_listener;
+static ngx_dr_pg_channel_t  ngx_dr_pg_channels[NGX_DR_PG_CHANNELS];
+static ngx_uint_t           ngx_dr_pg_nchannels;
 static ngx_dr_pg_server_t  *ngx_dr_pg_primary;
 static ngx_dr_pg_server_t  *ngx_dr_pg_replicas;
 static ngx_uint_t           ngx_dr_pg_nreplicas;
@@ -123,7 +144,7 @@ static ngx_uint_t           ngx_dr_pg_next_replica;
 char *
 ngx_dr_pg_conninfo(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_dr_pg_conf_t  *pcf = conf;
+    ngx_dr_pg_conf_t  *pcf;
 
     char                     *err, *host, *hostaddr, *port, *dbname;
     u_char                   *conninfo, *p, *last;
@@ -132,6 +153,7 @@ ngx_dr_pg_conninfo(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_dr_pg_server_conf_t  *scf;
     const char              **kw, **val;
 
+    pcf = (ngx_dr_pg_conf_t *) ((char *) conf + cmd->offset);
     value = cf->args->elts;
 
     if (value[1].len == 0) {
@@ -556,6 +578,16 @@ ngx_dr_pg_exit_process(ngx_cycle_t *cycle)
     ngx_uint_t           i, j, n;
     ngx_dr_pg_server_t  *s;
 
+    ngx_dr_pg_exiting = 1;
+
+    if (ngx_dr_pg_listener.state != NGX_DR_PG_CLOSED) {
+        ngx_dr_pg_close(&ngx_dr_pg_listener);
+    }
+
+    if (ngx_dr_pg_listener.timer.timer_set) {
+        ngx_del_timer(&ngx_dr_pg_listener.timer);
+    }
+
     n = ngx_dr_pg_nreplicas + 1;
 
     for (i = 0; i < n; i++) {
@@ -965,6 +997,11 @@ ngx_dr_pg_connected(ngx_dr_pg_conn_t *conn)
     conn->state = NGX_DR_PG_IDLE;
     conn->c->log->action = "waiting on an idle PostgreSQL connection";
 
+    if (conn->listener) {
+        ngx_dr_pg_listen_connect(conn);
+        return;
+    }
+
     ngx_log_debug2(NGX_LOG_DEBUG_EVENT, &s->log, 0,
                    "dr pg: connected to %V, backend pid %d",
                    &s->conf->name, PQbackendPID(conn->pg));
@@ -1097,6 +1134,7 @@ ngx_dr_pg_read(ngx_dr_pg_conn_t *conn)
     }
 
     while ((notify = PQnotifies(pg)) != NULL) {
+        ngx_dr_pg_listen_notify(notify);
         PQfreemem(notify);
     }
 
@@ -1243,6 +1281,15 @@ ngx_dr_pg_timer_handler(ngx_event_t *ev)
     conn = ev->data;
     s = conn->server;
 
+    if (conn->state == NGX_DR_PG_CLOSED && conn->listener) {
+        /* time to reconnect the listener */
+        if (ngx_dr_pg_connect(conn) != NGX_OK) {
+            return;
+        }
+
+        return;
+    }
+
     if (conn->state == NGX_DR_PG_CONNECTING) {
         ngx_dr_pg_connect_failed(conn, "connect timed out");
 
@@ -1386,6 +1433,13 @@ ngx_dr_pg_close(ngx_dr_pg_conn_t *conn)
     conn->query = NULL;
     conn->flushing = 0;
     conn->state = NGX_DR_PG_CLOSED;
+
+    if (conn->listener && !ngx_dr_pg_exiting) {
+        ngx_add_timer(&conn->timer, ngx_min(NGX_DR_PG_BACKOFF_MIN
+                                            << ngx_min(conn->server->failures,
+                                                       5),
+                                            NGX_DR_PG_BACKOFF_MAX));
+    }
 }
 
 
@@ -1483,6 +1537,124 @@ ngx_dr_pg_query_done(ngx_event_t *ev)
 
     if (res) {
         PQclear(res);
+    }
+}
+
+
+/* LISTEN/NOTIFY */
+
+
+ngx_int_t
+ngx_dr_pg_listen(const char *channel, ngx_dr_pg_notify_pt handler,
+    void *data)
+{
+    ngx_dr_pg_channel_t  *ch;
+
+    if (ngx_dr_pg_nchannels == NGX_DR_PG_CHANNELS) {
+        return NGX_ERROR;
+    }
+
+    ch = &ngx_dr_pg_channels[ngx_dr_pg_nchannels++];
+    ch->channel = channel;
+    ch->handler = handler;
+    ch->data = data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Opens the listening connection of this node; it reconnects by itself,
+ * with the pool's back-off, whenever it is lost.
+ */
+
+ngx_int_t
+ngx_dr_pg_listen_start(void)
+{
+    ngx_dr_pg_conn_t  *conn;
+
+    if (ngx_dr_pg_primary == NULL || ngx_dr_pg_nchannels == 0) {
+        return NGX_OK;
+    }
+
+    conn = &ngx_dr_pg_listener;
+    ngx_memzero(conn, sizeof(ngx_dr_pg_conn_t));
+
+    conn->server = ngx_dr_pg_primary;
+    conn->listener = 1;
+    conn->timer.handler = ngx_dr_pg_timer_handler;
+    conn->timer.data = conn;
+    conn->timer.log = &ngx_dr_pg_primary->log;
+    conn->timer.cancelable = 1;
+
+    if (ngx_dr_pg_connect(conn) != NGX_OK) {
+        /* closed, and a retry is scheduled */
+        return NGX_OK;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_dr_pg_listen_connect(ngx_dr_pg_conn_t *conn)
+{
+    u_char       *p;
+    ngx_uint_t    i;
+    u_char        sql[NGX_DR_PG_CHANNELS * 72];
+
+    /* channel names are constants of the module, never request data */
+
+    p = sql;
+
+    for (i = 0; i < ngx_dr_pg_nchannels; i++) {
+        p = ngx_slprintf(p, sql + sizeof(sql) - 1, "LISTEN %s;",
+                         ngx_dr_pg_channels[i].channel);
+    }
+
+    *p = '\0';
+
+    conn->state = NGX_DR_PG_BUSY;
+    conn->flushing = 1;
+
+    if (!PQsendQuery(conn->pg, (char *) sql)
+        || ngx_dr_pg_flush(conn) != NGX_OK)
+    {
+        ngx_dr_pg_lost(conn, "sending LISTEN");
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, &conn->server->log, 0,
+                  "PostgreSQL %V: listening for notifications",
+                  &conn->server->conf->name);
+
+    /* whatever was published while disconnected is unknown */
+
+    for (i = 0; i < ngx_dr_pg_nchannels; i++) {
+        ngx_dr_pg_channels[i].handler(NULL, NULL,
+                                      ngx_dr_pg_channels[i].data);
+    }
+}
+
+
+static void
+ngx_dr_pg_listen_notify(PGnotify *notify)
+{
+    ngx_str_t             channel, payload;
+    ngx_uint_t            i;
+    ngx_dr_pg_channel_t  *ch;
+
+    channel.data = (u_char *) notify->relname;
+    channel.len = ngx_strlen(notify->relname);
+    payload.data = (u_char *) notify->extra;
+    payload.len = notify->extra ? ngx_strlen(notify->extra) : 0;
+
+    for (i = 0; i < ngx_dr_pg_nchannels; i++) {
+        ch = &ngx_dr_pg_channels[i];
+
+        if (ngx_strcmp(ch->channel, notify->relname) == 0) {
+            ch->handler(&channel, &payload, ch->data);
+        }
     }
 }
 

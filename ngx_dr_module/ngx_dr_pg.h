@@ -33,6 +33,10 @@ typedef struct ngx_dr_pg_server_s  ngx_dr_pg_server_t;
 
 typedef void (*ngx_dr_pg_handler_pt)(ngx_dr_pg_query_t *q);
 
+/* channel NULL: the listener (re)connected, notifications may be lost */
+typedef void (*ngx_dr_pg_notify_pt)(ngx_str_t *channel, ngx_str_t *payload,
+    void *data);
+
 
 typedef struct {
     ngx_str_t            name;         /* "primary", "replica 1", ... */
@@ -90,6 +94,10 @@ ngx_dr_pg_query_t *ngx_dr_pg_query(ngx_pool_t *pool, ngx_log_t *log,
 void ngx_dr_pg_cancel(ngx_dr_pg_query_t *q);
 
 ngx_uint_t ngx_dr_pg_configured(void);
+
+ngx_int_t ngx_dr_pg_listen(const char *channel, ngx_dr_pg_notify_pt handler,
+    void *data);
+ngx_int_t ngx_dr_pg_listen_start(void);
 
 
 #endif /* _NGX_DR_PG_H_INCLUDED_ */

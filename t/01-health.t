@@ -109,7 +109,7 @@ ok(length $j->{message}, 'unknown path: a message');
 # a wrong method, with a body that is discarded
 $r = $t->http('POST', '/readyz', body => '{"x":1}');
 $j = json_answer($r, 405, 'POST /readyz');
-is($r->{headers}{allow}, 'GET, HEAD', '405 says what is allowed');
+is($r->{headers}{allow}, 'GET, HEAD, OPTIONS', '405 says what is allowed');
 is($j->{error}, 'method_not_allowed', '405: error code');
 
 $t->stop;

@@ -1,0 +1,537 @@
+
+/*
+ * Domain Runner: the response cache of the API, in shared memory.
+ *
+ * One zone serves every worker.  Entries are found through an rbtree keyed
+ * by a hash of the canonical request (path and validated parameters) and
+ * kept in LRU order; when the zone is full the least recently used entries
+ * go.  Publishing new scores bumps a generation number, which makes every
+ * older entry stale at once without walking the tree.  A stale entry is
+ * still served, with its Age, when the database cannot answer.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <ngx_md5.h>
+
+#include "ngx_dr_module.h"
+
+
+/* bumped whenever the layout of the zone changes */
+#define NGX_DR_CACHE_VERSION  1
+
+/* entries evicted at most to make room for one new entry */
+#define NGX_DR_CACHE_EVICT    16
+
+
+typedef struct {
+    ngx_rbtree_node_t    node;         /* node.key: crc32 of the key */
+    ngx_queue_t          queue;
+    time_t               stored;
+    ngx_uint_t           generation;
+    u_char               etag[NGX_DR_CACHE_ETAG_LEN];
+    uint32_t             key_len;
+    uint32_t             body_len;
+    u_char               data[1];      /* the key, then the body */
+} ngx_dr_cache_node_t;
+
+
+typedef struct {
+    ngx_uint_t           version;
+    ngx_rbtree_t         rbtree;
+    ngx_rbtree_node_t    sentinel;
+    ngx_queue_t          lru;
+    ngx_uint_t           generation;
+
+    /* read by the metrics */
+    ngx_atomic_t         hits;
+    ngx_atomic_t         misses;
+    ngx_atomic_t         evictions;
+    ngx_atomic_t         entries;
+} ngx_dr_cache_sh_t;
+
+
+typedef struct {
+    ngx_dr_cache_sh_t   *sh;
+    ngx_slab_pool_t     *shpool;
+} ngx_dr_cache_ctx_t;
+
+
+static ngx_int_t ngx_dr_cache_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static void ngx_dr_cache_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static ngx_dr_cache_node_t *ngx_dr_cache_lookup_locked(
+    ngx_dr_cache_ctx_t *ctx, ngx_str_t *key, uint32_t hash);
+static void ngx_dr_cache_delete_locked(ngx_dr_cache_ctx_t *ctx,
+    ngx_dr_cache_node_t *cn);
+static ngx_uint_t ngx_dr_cache_evict_locked(ngx_dr_cache_ctx_t *ctx,
+    ngx_uint_t n);
+
+
+/* dr_cache zone=name:size [ttl=time] [stale=time] */
+
+char *
+ngx_dr_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_dr_cache_conf_t  *ccf;
+
+    u_char              *p;
+    ssize_t              size;
+    ngx_str_t           *value, name, s;
+    ngx_uint_t           i;
+    ngx_dr_cache_ctx_t  *ctx;
+
+    ccf = (ngx_dr_cache_conf_t *) ((char *) conf + cmd->offset);
+
+    if (ccf->shm_zone) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    name.len = 0;
+    size = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
+            name.data = value[i].data + 5;
+            p = (u_char *) ngx_strchr(name.data, ':');
+
+            if (p == NULL) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%V\" zone \"%V\" needs a size, "
+                                   "as in zone=api:10m",
+                                   &cmd->name, &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            name.len = p - name.data;
+
+            s.data = p + 1;
+            s.len = value[i].data + value[i].len - s.data;
+
+            size = ngx_parse_size(&s);
+
+            if (size == NGX_ERROR || name.len == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%V\" has an invalid zone \"%V\"",
+                                   &cmd->name, &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            if (size < (ssize_t) (8 * ngx_pagesize)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%V\" zone \"%V\" is too small, "
+                                   "at least %uz bytes are needed",
+                                   &cmd->name, &name, 8 * ngx_pagesize);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "ttl=", 4) == 0) {
+            s.data = value[i].data + 4;
+            s.len = value[i].len - 4;
+
+            ccf->ttl = ngx_parse_time(&s, 1);
+            if (ccf->ttl == (time_t) NGX_ERROR || ccf->ttl == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%V\" has an invalid \"%V\": "
+                                   "a time of at least 1s is needed",
+                                   &cmd->name, &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "stale=", 6) == 0) {
+            s.data = value[i].data + 6;
+            s.len = value[i].len - 6;
+
+            ccf->stale = ngx_parse_time(&s, 1);
+            if (ccf->stale == (time_t) NGX_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%V\" has an invalid \"%V\"",
+                                   &cmd->name, &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" does not know \"%V\": it takes "
+                           "zone=name:size, ttl= and stale=",
+                           &cmd->name, &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (name.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" needs zone=name:size", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ccf->ttl == 0) {
+        ccf->ttl = 60;
+    }
+
+    if (ccf->stale == (time_t) NGX_CONF_UNSET) {
+        ccf->stale = 3600;
+    }
+
+    ctx = ngx_pcalloc(cf->pool, sizeof(ngx_dr_cache_ctx_t));
+    if (ctx == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ccf->shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                          &ngx_http_dr_module);
+    if (ccf->shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ccf->shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is already used", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    ccf->shm_zone->init = ngx_dr_cache_init_zone;
+    ccf->shm_zone->data = ctx;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_dr_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_dr_cache_ctx_t  *octx = data;
+
+    size_t               len;
+    ngx_dr_cache_ctx_t  *ctx;
+
+    ctx = shm_zone->data;
+
+    if (octx) {
+        /* reload: the entries of the running configuration stay */
+        ctx->sh = octx->sh;
+        ctx->shpool = octx->shpool;
+        return NGX_OK;
+    }
+
+    ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        ctx->sh = ctx->shpool->data;
+
+        if (ctx->sh->version != NGX_DR_CACHE_VERSION) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "dr_cache zone \"%V\" was made by another "
+                          "version of the module: restart nginx",
+                          &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    ctx->sh = ngx_slab_alloc(ctx->shpool, sizeof(ngx_dr_cache_sh_t));
+    if (ctx->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->shpool->data = ctx->sh;
+
+    ngx_memzero(ctx->sh, sizeof(ngx_dr_cache_sh_t));
+    ctx->sh->version = NGX_DR_CACHE_VERSION;
+    ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel,
+                    ngx_dr_cache_insert_value);
+    ngx_queue_init(&ctx->sh->lru);
+
+    len = sizeof(" in dr_cache zone \"\"") + shm_zone->shm.name.len;
+
+    ctx->shpool->log_ctx = ngx_slab_alloc(ctx->shpool, len);
+    if (ctx->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(ctx->shpool->log_ctx, " in dr_cache zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    /* a full zone is normal: entries are evicted, no log line */
+    ctx->shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Copies the entry for key, fresh or stale, into pool.  A stale entry is
+ * one past its ttl or from before the last invalidation; entries past
+ * ttl + stale are not returned at all.
+ */
+
+ngx_int_t
+ngx_dr_cache_get(ngx_dr_cache_conf_t *ccf, ngx_str_t *key, ngx_pool_t *pool,
+    ngx_dr_cache_entry_t *entry)
+{
+    time_t                age;
+    ngx_int_t             rc;
+    ngx_dr_cache_ctx_t   *ctx;
+    ngx_dr_cache_node_t  *cn;
+
+    ctx = ccf->shm_zone->data;
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    cn = ngx_dr_cache_lookup_locked(ctx, key, ngx_crc32_short(key->data,
+                                                              key->len));
+    if (cn == NULL) {
+        goto done;
+    }
+
+    age = ngx_time() - cn->stored;
+
+    if (age > ccf->ttl + ccf->stale) {
+        ngx_dr_cache_delete_locked(ctx, cn);
+        goto done;
+    }
+
+    entry->body.data = ngx_pnalloc(pool, cn->body_len);
+    if (entry->body.data == NULL) {
+        goto done;
+    }
+
+    entry->body.len = cn->body_len;
+    ngx_memcpy(entry->body.data, cn->data + cn->key_len, cn->body_len);
+    ngx_memcpy(entry->etag, cn->etag, NGX_DR_CACHE_ETAG_LEN);
+    entry->stored = cn->stored;
+    entry->fresh = (age < ccf->ttl
+                    && cn->generation == ctx->sh->generation);
+
+    ngx_queue_remove(&cn->queue);
+    ngx_queue_insert_head(&ctx->sh->lru, &cn->queue);
+
+    rc = NGX_OK;
+
+done:
+
+    if (rc == NGX_OK && entry->fresh) {
+        (void) ngx_atomic_fetch_add(&ctx->sh->hits, 1);
+
+    } else {
+        (void) ngx_atomic_fetch_add(&ctx->sh->misses, 1);
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rc;
+}
+
+
+void
+ngx_dr_cache_put(ngx_dr_cache_conf_t *ccf, ngx_str_t *key,
+    ngx_dr_cache_entry_t *entry, ngx_log_t *log)
+{
+    size_t                size;
+    uint32_t              hash;
+    ngx_uint_t            tries;
+    ngx_dr_cache_ctx_t   *ctx;
+    ngx_dr_cache_node_t  *cn;
+
+    ctx = ccf->shm_zone->data;
+    hash = ngx_crc32_short(key->data, key->len);
+    size = offsetof(ngx_dr_cache_node_t, data) + key->len + entry->body.len;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    cn = ngx_dr_cache_lookup_locked(ctx, key, hash);
+    if (cn) {
+        ngx_dr_cache_delete_locked(ctx, cn);
+    }
+
+    for (tries = 0; tries < 2; tries++) {
+        cn = ngx_slab_alloc_locked(ctx->shpool, size);
+        if (cn) {
+            break;
+        }
+
+        if (ngx_dr_cache_evict_locked(ctx, NGX_DR_CACHE_EVICT) == 0) {
+            break;
+        }
+    }
+
+    if (cn == NULL) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "dr_cache zone \"%V\" cannot hold an answer of "
+                      "%uz bytes", &ccf->shm_zone->shm.name,
+                      entry->body.len);
+        return;
+    }
+
+    cn->node.key = hash;
+    cn->stored = ngx_time();
+    cn->generation = ctx->sh->generation;
+    cn->key_len = key->len;
+    cn->body_len = entry->body.len;
+    ngx_memcpy(cn->etag, entry->etag, NGX_DR_CACHE_ETAG_LEN);
+    ngx_memcpy(cn->data, key->data, key->len);
+    ngx_memcpy(cn->data + key->len, entry->body.data, entry->body.len);
+
+    ngx_rbtree_insert(&ctx->sh->rbtree, &cn->node);
+    ngx_queue_insert_head(&ctx->sh->lru, &cn->queue);
+    (void) ngx_atomic_fetch_add(&ctx->sh->entries, 1);
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
+void
+ngx_dr_cache_invalidate(ngx_dr_cache_conf_t *ccf)
+{
+    ngx_dr_cache_ctx_t  *ctx;
+
+    if (ccf->shm_zone == NULL) {
+        return;
+    }
+
+    ctx = ccf->shm_zone->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+    ctx->sh->generation++;
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
+/* a strong validator: the first 64 bits of the body's MD5, quoted */
+
+void
+ngx_dr_cache_etag(ngx_str_t *body, u_char *etag)
+{
+    ngx_md5_t  md5;
+    u_char     digest[16];
+
+    ngx_md5_init(&md5);
+    ngx_md5_update(&md5, body->data, body->len);
+    ngx_md5_final(digest, &md5);
+
+    etag[0] = '"';
+    (void) ngx_hex_dump(etag + 1, digest, 8);
+    etag[NGX_DR_CACHE_ETAG_LEN - 1] = '"';
+}
+
+
+static void
+ngx_dr_cache_insert_value(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t    **p;
+    ngx_dr_cache_node_t   *cn, *ct;
+
+    /* ordered by hash, then by the key itself, as lookups search */
+
+    for ( ;; ) {
+        if (node->key != temp->key) {
+            p = (node->key < temp->key) ? &temp->left : &temp->right;
+
+        } else {
+            cn = (ngx_dr_cache_node_t *) node;
+            ct = (ngx_dr_cache_node_t *) temp;
+
+            p = (ngx_memn2cmp(cn->data, ct->data, cn->key_len, ct->key_len)
+                 < 0) ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+static ngx_dr_cache_node_t *
+ngx_dr_cache_lookup_locked(ngx_dr_cache_ctx_t *ctx, ngx_str_t *key,
+    uint32_t hash)
+{
+    ngx_int_t             rc;
+    ngx_rbtree_node_t    *node, *sentinel;
+    ngx_dr_cache_node_t  *cn;
+
+    node = ctx->sh->rbtree.root;
+    sentinel = ctx->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (hash > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        cn = (ngx_dr_cache_node_t *) node;
+
+        rc = ngx_memn2cmp(key->data, cn->data, key->len, cn->key_len);
+
+        if (rc == 0) {
+            return cn;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_dr_cache_delete_locked(ngx_dr_cache_ctx_t *ctx, ngx_dr_cache_node_t *cn)
+{
+    ngx_queue_remove(&cn->queue);
+    ngx_rbtree_delete(&ctx->sh->rbtree, &cn->node);
+    ngx_slab_free_locked(ctx->shpool, cn);
+    (void) ngx_atomic_fetch_add(&ctx->sh->entries, -1);
+}
+
+
+static ngx_uint_t
+ngx_dr_cache_evict_locked(ngx_dr_cache_ctx_t *ctx, ngx_uint_t n)
+{
+    ngx_uint_t            evicted;
+    ngx_queue_t          *q;
+    ngx_dr_cache_node_t  *cn;
+
+    for (evicted = 0; evicted < n; evicted++) {
+        if (ngx_queue_empty(&ctx->sh->lru)) {
+            break;
+        }
+
+        q = ngx_queue_last(&ctx->sh->lru);
+        cn = ngx_queue_data(q, ngx_dr_cache_node_t, queue);
+        ngx_dr_cache_delete_locked(ctx, cn);
+    }
+
+    (void) ngx_atomic_fetch_add(&ctx->sh->evictions, evicted);
+
+    return evicted;
+}
