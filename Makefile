@@ -33,7 +33,8 @@ RUN_DIR       := $(DR_STATE)/nginx
 PACKAGES      := nginx nginx-dev postgresql-15 postgresql-client-15 \
                  libpq-dev libcurl4-openssl-dev libjansson-dev libssl-dev \
                  libpcre2-dev zlib1g-dev gcc make perl libdbd-pg-perl \
-                 libmojolicious-perl wrk valgrind curl procps
+                 libmojolicious-perl libjson-validator-perl wrk valgrind \
+                 curl procps
 
 SRCS          := $(wildcard ngx_dr_module/*.c ngx_dr_module/*.h)
 
@@ -56,7 +57,7 @@ export DR_MODULE    := $(MODULE)
 export DR_NGINX     := $(NGINX)
 export DR_BUILD_DIR := $(BUILD)
 
-.PHONY: all deps build unit pg-start pg-stop db test-db run start stop \
+.PHONY: all deps packages build unit pg-start pg-stop db test-db run start stop \
         nginx-stop \
         test test-valgrind bench clean
 
@@ -65,7 +66,9 @@ all: build
 
 # packages: nothing is installed when everything is present
 
-deps:
+deps: packages tools/openapi/node_modules/.package-lock.json
+
+packages:
 	@missing=""; \
 	for p in $(PACKAGES); do \
 	    dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null \
@@ -79,9 +82,23 @@ deps:
 	fi
 
 
+# the OpenAPI validator of the tests, from the npm registry (node and npm
+# come with the machine; Debian's npm is the fallback)
+tools/openapi/node_modules/.package-lock.json: tools/openapi/package.json \
+                                              tools/openapi/package-lock.json
+	@command -v npm >/dev/null || { apt-get update -qq; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	        --no-install-recommends nodejs npm; }
+	cd tools/openapi && npm ci --no-audit --no-fund --loglevel=error
+
+# the OpenAPI document, compiled into the module
+ngx_dr_module/ngx_dr_openapi.c: ngx_dr_module/openapi.json tools/openapi2c.pl
+	perl tools/openapi2c.pl $< $@
+
+
 # the module, built against Debian's nginx with its own configure flags
 
-build: deps $(MODULE)
+build: deps ngx_dr_module/ngx_dr_openapi.c $(MODULE)
 
 # configure again when a source file comes or goes: config lists them
 SRC_LIST      := $(BUILD)/sources
