@@ -28,6 +28,7 @@ PG_DB         := domain_runner
 PG_TEMPLATE   := dr_template
 
 HTTP_PORT     ?= 8080
+BENCH_SECONDS ?= 10
 RUN_DIR       := $(DR_STATE)/nginx
 
 PACKAGES      := nginx nginx-dev postgresql-15 postgresql-client-15 \
@@ -233,9 +234,9 @@ test-valgrind: build unit test-db
 
 # benchmarks: reports are written to bench/
 
-bench: $(BUILD)/unit/score_bench
-	@mkdir -p bench
+bench: build test-db $(BUILD)/unit/score_bench
 	$(BUILD)/unit/score_bench | tee bench/score.txt
+	perl bench/api.pl $(BENCH_SECONDS)
 
 clean:
 	rm -rf $(BUILD)

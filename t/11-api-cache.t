@@ -20,12 +20,12 @@ my $t = DR::Test->new(db => 1, cluster => $pg, no_start => 1, http => <<'EOF');
 
     server {
         listen 127.0.0.1:%%PORT%%;
-        error_page 400 404 405 414 494 @dr_error;
+        error_page 400 404 405 413 414 494 /_dr_error;
         location / {
             dr_api;
             dr_cors_origins https://app.example https://admin.example;
         }
-        location @dr_error { dr_api; }
+        location = /_dr_error { internal; dr_api; }
     }
 EOF
 DR::Fixture::load($t->dbh);

@@ -1,0 +1,185 @@
+#!/usr/bin/perl
+# The API benchmark: in one run, on this machine,
+#   (1) nginx "return 200" of the same bytes (the reference),
+#   (2) a cache hit of /api/domains/{domain}/public,
+#   (3) a cache miss of the same endpoint (an nginx without dr_cache),
+#   (4) /api/rankings?page=N uncached, N varying,
+# each measured with wrk; requests per second, p50 and p99 latency, and
+# the ratios against the reference.  Writes bench/api.md.
+#
+#   perl bench/api.pl [seconds per measurement, default 10]
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/../t/lib";
+use DR::Test;
+use File::Temp qw(tempfile);
+use POSIX qw(strftime);
+use Test::More ();    # the harness reports through it
+
+my $seconds = shift // 10;
+my $conns = 64;
+my $domain = 'stripe.com';
+
+Test::More->builder->no_ending(1);
+Test::More->builder->output('/dev/null');
+
+sub instance {
+    my (%opt) = @_;
+    my $t = DR::Test->new(db => 1, workers => 1, no_start => 1,
+        http => $opt{http});
+    return $t;
+}
+
+# the data: the seed domains, and two runs of scores for each
+sub load {
+    my ($t) = @_;
+    my $dbh = $t->dbh;
+    local $/;
+    open my $fh, '<', "$DR::Test::TOP/sql/seed/domains.sql" or die;
+    $dbh->do(<$fh>);
+    $dbh->do(<<'SQL');
+INSERT INTO runs (id, kind, status) VALUES (1, 'scheduled', 'done'),
+                                           (2, 'scheduled', 'done');
+INSERT INTO domain_scores (domain_id, run_id, memory_score, ai_consensus,
+    cohesion, drift_score, trend, volatility, score, models_positive,
+    models_neutral, models_negative, models_tracking, response_count,
+    reputation_risk, risk_level, alerts, details, computed_at)
+SELECT d.id, r.run, m, c, 60, dr, 0, 0, 0.7 * m + 30 * (1 - dr),
+       5, 2, 1, 8, 24, 0, 'low', '{}',
+       '{"key_themes": ["payments", "developers", "platform"]}',
+       now() - (3 - r.run) * interval '7 days'
+  FROM domains d, (VALUES (1), (2)) r(run),
+       LATERAL (SELECT (abs(hashtext(d.domain || r.run)) % 1000) / 10.0 AS m,
+                       (abs(hashtext(r.run || d.domain)) % 1000) / 10.0 AS c,
+                       (abs(hashtext(d.domain)) % 100) / 100.0 AS dr) v;
+SQL
+}
+
+sub wrk {
+    my ($t, $path, $script) = @_;
+    my $url = 'http://127.0.0.1:' . $t->port . $path;
+    my @cmd = ('wrk', '-t', 1, '-c', $conns, '-d', "${seconds}s",
+        '--latency');
+    push @cmd, '-s', $script if $script;
+    my $out = `@cmd $url 2>&1`;
+    my ($rps) = $out =~ /Requests\/sec:\s+([\d.]+)/;
+    my %lat;
+    for my $p (qw(50 99)) {
+        my ($v, $unit) = $out =~ /^\s+$p%\s+([\d.]+)(us|ms|s)/m;
+        $lat{$p} = $v * ({ us => 0.001, ms => 1, s => 1000 }->{$unit} // 0)
+            if defined $v;
+    }
+    my ($non2xx) = $out =~ /Non-2xx or 3xx responses: (\d+)/;
+    die "wrk failed:\n$out" unless $rps;
+    return { rps => $rps, p50 => $lat{50}, p99 => $lat{99},
+             errors => $non2xx // 0, raw => $out };
+}
+
+# instance A: with the cache, and the static reference of the same bytes
+my $a = instance(http => <<'EOF');
+    dr_pg "%%PG%%";
+    dr_cache zone=api:16m ttl=300s;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        access_log off;
+        location / { dr_api; }
+        include %%DIR%%/static.conf;
+    }
+EOF
+load($a);
+open my $fh, '>', $a->dir . '/static.conf' or die;
+print $fh "location = /static { return 200 ''; }\n";
+close $fh;
+$a->start;
+
+my $page = $a->get("/api/domains/$domain/public");
+die "no answer for $domain: $page->{status}" unless $page->{status} == 200;
+my $body = $page->{content};
+(my $quoted = $body) =~ s/(['\\])/\\$1/g;
+open $fh, '>', $a->dir . '/static.conf' or die;
+print $fh "location = /static {\n"
+    . "    default_type 'application/json; charset=utf-8';\n"
+    . "    return 200 '$quoted';\n}\n";
+close $fh;
+$a->reload;
+
+my $static = $a->get('/static');
+die 'the reference differs' unless $static->{content} eq $body;
+
+# instance B: the same module and data, no cache
+my $b = instance(http => <<'EOF');
+    dr_pg "%%PG%%";
+    dr_pg_pool_size 8;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        access_log off;
+        location / { dr_api; }
+    }
+EOF
+load($b);
+$b->start;
+
+my ($sfh, $script) = tempfile(SUFFIX => '.lua', UNLINK => 1);
+print $sfh <<'LUA';
+local n = 0
+request = function()
+    n = n + 1
+    return wrk.format("GET", "/api/rankings?page=" .. (n % 18 + 1))
+end
+LUA
+close $sfh;
+
+my %r;
+$r{static} = wrk($a, '/static');
+$r{hit} = wrk($a, "/api/domains/$domain/public");
+$r{miss} = wrk($b, "/api/domains/$domain/public");
+$r{rankings} = wrk($b, '/api/rankings', $script);
+
+$a->stop;
+$b->stop;
+
+my $cpu = `grep -m1 'model name' /proc/cpuinfo`;
+$cpu =~ s/.*:\s*//;
+chomp $cpu;
+
+my $report = sprintf <<'EOF',
+# API benchmark
+
+%s, %s, nginx 1 worker, wrk 1 thread %d connections, %d s each,
+answer of %d bytes (/api/domains/%s/public), PostgreSQL on the same machine.
+
+| case | requests/s | p50 ms | p99 ms | non-2xx | vs. static |
+|---|---:|---:|---:|---:|---:|
+EOF
+    strftime('%Y-%m-%d %H:%M UTC', gmtime), $cpu, $conns, $seconds,
+    length $body, $domain;
+
+for my $k (qw(static hit miss rankings)) {
+    my $x = $r{$k};
+    my $name = { static => '(1) nginx return 200, same bytes',
+                 hit => '(2) cache hit', miss => '(3) cache miss',
+                 rankings => '(4) rankings, pages 1-18, uncached' }->{$k};
+    $report .= sprintf "| %s | %.0f | %.3f | %.3f | %d | %.2f |\n",
+        $name, $x->{rps}, $x->{p50}, $x->{p99}, $x->{errors},
+        $x->{rps} / $r{static}{rps};
+}
+
+$report .= sprintf <<'EOF',
+
+Cache hit: %.0f%% of the static reference's throughput (target at least
+70%%), p99 %.2f x the reference's (target at most 2 x).  Cache miss:
+%.0f%% of the reference.
+
+Absolute figures drift on a shared machine; the ratios, measured in the
+same run, are what to compare between builds.
+EOF
+    100 * $r{hit}{rps} / $r{static}{rps}, $r{hit}{p99} / $r{static}{p99},
+    100 * $r{miss}{rps} / $r{static}{rps};
+
+open $fh, '>', "$DR::Test::TOP/bench/api.md" or die;
+print $fh $report;
+close $fh;
+print $report;
