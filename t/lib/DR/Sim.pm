@@ -72,6 +72,7 @@ sub start {
         push @args, '--rpm-provider', ref $v
             ? join(',', map { "$_=$v->{$_}" } sort keys %$v) : $v;
     }
+    push @args, '--spec-limits' if $o{spec_limits};
     push @args, '--verbose' if $o{verbose};
     push @args, @{ $o{args} } if $o{args};
 

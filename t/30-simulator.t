@@ -1,0 +1,780 @@
+# The provider simulator (t/sim/provider-sim) itself: the three wire
+# formats with their exact success and error shapes and headers, the
+# rolling per-key rate limit and its 429s, forgotten domains, determinism,
+# every fault kind, key hygiene in its counters, and 2,000 requests held
+# open at once.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use DR::Sim;
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use JSON::PP;
+use Mojo::IOLoop;
+use Mojo::UserAgent;
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+my $T0 = time;
+my $dir = tempdir('dr-sim-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+
+my %PROMPT = (
+    business_analysis => 'What is %s? Describe the business behind it: what '
+        . 'it offers, who its customers are and how it makes money.',
+    content_strategy => 'How does %s reach people? Describe its content, '
+        . 'marketing and distribution strategy and the audience it speaks to.',
+    technical_assessment => 'How good is the technology of %s? Assess its '
+        . 'product, engineering, reliability and security as far as you know '
+        . 'them.',
+);
+sub prompt { sprintf $PROMPT{ $_[0] }, $_[1] }
+
+my $OKEY = 'sk-test-OPENAIsecretsecret-k1a2';
+my $AKEY = 'sk-ant-api03-ANTHROPICsecret-b3c4';
+my $GKEY = 'AIzaSyGOOGLEsecretsecret-d5e6';
+
+# --------------------------------------------------------------------------
+# HTTP helpers
+
+sub http {
+    my ($method, $url, %o) = @_;
+    my $ht = HTTP::Tiny->new(timeout => $o{timeout} // 15, keep_alive => 0);
+    my $body = $o{body};
+    $body = JSON::PP->new->utf8->canonical->encode($body) if ref $body;
+    my $res = $ht->request($method, $url, {
+        headers => { 'content-type' => 'application/json', %{ $o{headers} // {} } },
+        defined $body ? (content => $body) : () });
+    $res->{json} = eval { JSON::PP->new->utf8->decode($res->{content}) };
+    return $res;
+}
+
+sub chat {    # OpenAI-compatible
+    my ($sim, $path, %o) = @_;
+    my $body = $o{body} // { model => $o{model} // 'gpt-4o-mini',
+        messages => [{ role => 'user',
+            content => $o{prompt} // prompt(business_analysis => 'stripe.com') }],
+        defined $o{max_tokens} ? (max_tokens => $o{max_tokens}) : () };
+    my %h = %{ $o{headers} // {} };
+    $h{authorization} = "Bearer " . ($o{key} // $OKEY) unless $o{no_key};
+    return http(POST => $sim->url . $path, body => $body, headers => \%h,
+        timeout => $o{timeout});
+}
+
+sub messages {    # Anthropic
+    my ($sim, %o) = @_;
+    my $body = $o{body} // { model => $o{model} // 'claude-3-5-haiku-20241022',
+        max_tokens => $o{max_tokens} // 1024,
+        messages => [{ role => 'user',
+            content => $o{prompt} // prompt(business_analysis => 'stripe.com') }] };
+    my %h = %{ $o{headers} // {} };
+    $h{'x-api-key'} = $o{key} // $AKEY unless $o{no_key};
+    $h{'anthropic-version'} = '2023-06-01' unless $o{no_version};
+    return http(POST => $sim->url . ($o{path} // '/anthropic/v1/messages'),
+        body => $body, headers => \%h, timeout => $o{timeout});
+}
+
+sub gemini {    # Google
+    my ($sim, %o) = @_;
+    my $model = $o{model} // 'gemini-1.5-flash';
+    my $body = $o{body} // { contents => [{ role => 'user', parts => [{ text =>
+            $o{prompt} // prompt(business_analysis => 'stripe.com') }] }],
+        defined $o{max_tokens}
+            ? (generationConfig => { maxOutputTokens => $o{max_tokens} }) : () };
+    my $url = $sim->url . ($o{prefix} // '/google') . "/v1beta/models/$model:generateContent";
+    my %h = %{ $o{headers} // {} };
+    if ($o{query_key}) { $url .= '?key=' . ($o{key} // $GKEY) }
+    elsif (!$o{no_key}) { $h{'x-goog-api-key'} = $o{key} // $GKEY }
+    return http(POST => $url, body => $body, headers => \%h, timeout => $o{timeout});
+}
+
+sub text_of {
+    my ($res, $fmt) = @_;
+    my $j = $res->{json} or return undef;
+    return $j->{choices}[0]{message}{content} if $fmt eq 'openai';
+    return $j->{content}[0]{text} if $fmt eq 'anthropic';
+    return $j->{candidates}[0]{content}{parts}[0]{text};
+}
+
+sub nwords { scalar(my @w = split ' ', $_[0]) }
+
+# cosine similarity of term-frequency vectors, stop words removed (as
+# docs/scoring.md): a check that models agree in part, not in whole
+my %STOP = map { $_ => 1 } qw(a about above after again against all also am
+    an and any are as at be because been before being below between both but
+    by can could d did do does doing don down during each few for from
+    further had has have having he her here hers herself him himself his how
+    i if in into is isn it its itself just ll m me more most my myself no nor
+    not now of off on once only or other our ours out over own re s same she
+    should so some such t than that the their theirs them themselves then
+    there these they this those through to too under until up ve very was we
+    were what when where which while who whom why will with would you your
+    yours);
+sub tf {
+    my %v;
+    $v{$_}++ for grep { !$STOP{$_} } map { lc } $_[0] =~ /([A-Za-z0-9]+)/g;
+    return \%v;
+}
+sub cosine {
+    my ($a, $b) = map { tf($_) } @_;
+    my ($dot, $na, $nb) = (0, 0, 0);
+    $dot += $a->{$_} * ($b->{$_} // 0) for keys %$a;
+    $na += $_**2 for values %$a;
+    $nb += $_**2 for values %$b;
+    return $na && $nb ? $dot / sqrt($na * $nb) : 0;
+}
+
+my @POS = qw(acclaimed admired advanced affordable award awarded awards
+    beloved best effective efficient excellent exceptional favorite favourite
+    growing growth iconic impressive influential innovation innovative
+    innovator leader leading loved outstanding pioneer pioneering popular
+    positive powerful praised premier premium profitable prominent reliable
+    renowned reputable respected robust seamless secure strong success
+    successful superior thriving trusted trustworthy valuable);
+my @NEG = qw(abandoned bad bankrupt bankruptcy breach breaches complaints
+    controversial controversy criticised criticism criticized dangerous
+    deceptive decline declining defunct disappointing fail failed failing
+    failure fined fines fraud fraudulent hacked illegal insecure lawsuit
+    lawsuits losses malware misleading negative outage outages poor
+    problematic risky scam scandal slow spam struggling unreliable unsafe
+    vulnerabilities vulnerable weak worst);
+my %LEX = ((map { $_ => 1 } @POS), (map { $_ => -1 } @NEG));
+sub sentiment_class {
+    my ($p, $n) = (0, 0);
+    for (map { lc } $_[0] =~ /([A-Za-z0-9]+)/g) {
+        next unless $LEX{$_};
+        $LEX{$_} > 0 ? $p++ : $n++;
+    }
+    my $s = $p + $n ? ($p - $n) / ($p + $n) : 0;
+    return $s > 0.1 ? 'pos' : $s < -0.1 ? 'neg' : 'neu';
+}
+
+my @REFUSAL = ("i'm not familiar with", "i don't have any information",
+    "i'm sorry, but i", 'i am not aware of');
+sub is_refusal {
+    my $t = lc substr($_[0] // '', 0, 200);
+    return scalar grep { index($t, $_) >= 0 } @REFUSAL;
+}
+
+# --------------------------------------------------------------------------
+subtest 'command line' => sub {
+    my $sim = $DR::Sim::SCRIPT;
+    ok(-x $sim, 'the simulator is executable');
+    my $help = `$^X $sim --help`;
+    is($? >> 8, 0, '--help exits 0');
+    like($help, qr/--latency-ms.*--rpm.*--faults/s, '--help lists the options');
+    system("$^X $sim --listen 0.0.0.0:0 >/dev/null 2>&1");
+    is($? >> 8, 2, 'a non-loopback address is refused');
+    system("$^X $sim --faults bogus=1 >/dev/null 2>&1");
+    is($? >> 8, 2, 'an unknown fault kind is refused');
+    system("$^X $sim --faults 500=2 >/dev/null 2>&1");
+    is($? >> 8, 2, 'a probability above 1 is refused');
+};
+
+my $forget_file = "$dir/forget.txt";
+my $state_file = "$dir/state.json";
+open my $ff, '>', $forget_file or die;
+close $ff;
+
+my $sim = DR::Sim->start(latency_ms => 20, seed => 7,
+    forget => ['forgotten-brand.com'], forget_file => $forget_file,
+    state_file => $state_file);
+like($sim->url, qr{^http://127\.0\.0\.1:\d+$}, 'announces its URL');
+is($sim->port, ($sim->url =~ /(\d+)$/)[0], 'port');
+
+# --------------------------------------------------------------------------
+subtest 'OpenAI-compatible chat completions' => sub {
+    my @paths = (
+        ['/openai/v1/chat/completions', 'openai', 'gpt-4o-mini'],
+        ['/v1/chat/completions', 'openai', 'gpt-4o-mini'],
+        ['/deepseek/chat/completions', 'deepseek', 'deepseek-chat'],
+        ['/deepseek/v1/chat/completions', 'deepseek', 'deepseek-chat'],
+        ['/mistral/v1/chat/completions', 'mistral', 'mistral-small-latest'],
+        ['/together/v1/chat/completions', 'together',
+            'meta-llama/Llama-3.3-70B-Instruct-Turbo'],
+        ['/xai/v1/chat/completions', 'xai', 'grok-3-mini'],
+        ['/perplexity/chat/completions', 'perplexity', 'sonar'],
+    );
+    for my $p (@paths) {
+        my ($path, $prov, $model) = @$p;
+        my $r = chat($sim, $path, model => $model);
+        is($r->{status}, 200, "$path: 200");
+        is($r->{headers}{'content-type'}, 'application/json', "$path: JSON");
+        my $j = $r->{json};
+        like($j->{id}, qr/^chatcmpl-\w{20,}$/, "$path: id");
+        is($j->{object}, 'chat.completion', "$path: object");
+        like($j->{created}, qr/^\d{10}$/, "$path: created");
+        like($j->{model}, qr/^\Q$model\E/, "$path: model");
+        is(scalar @{ $j->{choices} }, 1, "$path: one choice");
+        my $c = $j->{choices}[0];
+        is($c->{index}, 0, "$path: index");
+        is($c->{message}{role}, 'assistant', "$path: role");
+        is($c->{finish_reason}, 'stop', "$path: finish_reason");
+        my $text = $c->{message}{content};
+        like($text, qr/\bStripe\b/, "$path: names the brand");
+        like($text, qr/\bstripe\.com\b/, "$path: names the domain");
+        my $w = nwords($text);
+        ok($w >= 60 && $w <= 200, "$path: 60-200 words ($w)");
+        my $u = $j->{usage};
+        is($u->{completion_tokens}, int($w * 1.3 + 0.999999), "$path: completion tokens ~ words x 1.3");
+        ok($u->{prompt_tokens} > 20, "$path: prompt tokens");
+        is($u->{total_tokens}, $u->{prompt_tokens} + $u->{completion_tokens}, "$path: total");
+        if ($prov eq 'perplexity') {
+            ok(ref $j->{citations} eq 'ARRAY' && @{ $j->{citations} } >= 3,
+                "$path: citations");
+            like($j->{citations}[0], qr{^https://stripe\.com/}, "$path: the site is cited");
+        }
+        else {
+            ok(!exists $j->{citations}, "$path: no citations");
+        }
+        ok(!exists $r->{headers}{'x-ratelimit-limit-requests'},
+            "$path: no rate-limit headers without --rpm");
+    }
+    my $r = chat($sim, '/v1/chat/completions', model => 'sonar');
+    is($r->{status}, 200, 'unprefixed path with a Perplexity model');
+    ok($r->{json}{citations}, '... is answered as Perplexity');
+    is(chat($sim, '/openai/v1/chat/completions', model => 'gpt-4o')->{json}{model},
+        'gpt-4o-2024-08-06', 'OpenAI answers with the snapshot behind an alias');
+    like(chat($sim, '/openai/v1/chat/completions')->{headers}{'x-request-id'},
+        qr/^req_[0-9a-f]{32}$/, 'x-request-id');
+};
+
+subtest 'Anthropic messages' => sub {
+    for my $path ('/anthropic/v1/messages', '/v1/messages') {
+        my $r = messages($sim, path => $path);
+        is($r->{status}, 200, "$path: 200");
+        my $j = $r->{json};
+        like($j->{id}, qr/^msg_01\w{20,}$/, 'id');
+        is($j->{type}, 'message', 'type');
+        is($j->{role}, 'assistant', 'role');
+        is($j->{model}, 'claude-3-5-haiku-20241022', 'model');
+        is(scalar @{ $j->{content} }, 1, 'one content block');
+        is($j->{content}[0]{type}, 'text', 'text block');
+        like($j->{content}[0]{text}, qr/\bStripe \(stripe\.com\)|stripe\.com/, 'names the domain');
+        is($j->{stop_reason}, 'end_turn', 'stop_reason');
+        ok(exists $j->{stop_sequence} && !defined $j->{stop_sequence}, 'stop_sequence null');
+        ok($j->{usage}{input_tokens} > 0 && $j->{usage}{output_tokens} > 0, 'usage');
+        like($r->{headers}{'request-id'}, qr/^req_/, 'request-id header');
+    }
+    my $r = messages($sim, body => { model => 'claude-3-5-haiku-20241022',
+        max_tokens => 500, system => 'You are a market analyst.',
+        messages => [{ role => 'user', content => [{ type => 'text',
+            text => prompt(technical_assessment => 'github.com') }] }] });
+    is($r->{status}, 200, 'system prompt and content blocks');
+    like($r->{json}{content}[0]{text}, qr/GitHub/, 'the domain is taken from the user turn');
+};
+
+subtest 'Google Gemini generateContent' => sub {
+    for my $how ([prefix => '/google'], [prefix => ''], [query_key => 1]) {
+        my $r = gemini($sim, @$how);
+        is($r->{status}, 200, "@$how: 200");
+        like($r->{headers}{'content-type'}, qr{^application/json; charset=UTF-8$}, 'content type');
+        my $j = $r->{json};
+        my $c = $j->{candidates}[0];
+        is($c->{content}{role}, 'model', 'role model');
+        like($c->{content}{parts}[0]{text}, qr/stripe\.com/, 'names the domain');
+        is($c->{finishReason}, 'STOP', 'finishReason');
+        is($c->{index}, 0, 'index');
+        my $u = $j->{usageMetadata};
+        ok($u->{promptTokenCount} > 0 && $u->{candidatesTokenCount} > 0, 'usage');
+        is($u->{totalTokenCount}, $u->{promptTokenCount} + $u->{candidatesTokenCount}, 'total');
+        is($j->{modelVersion}, 'gemini-1.5-flash', 'modelVersion');
+        ok(!exists $r->{headers}{'retry-after'}, 'no rate-limit headers');
+    }
+};
+
+subtest 'error shapes' => sub {
+    my $r = chat($sim, '/openai/v1/chat/completions', no_key => 1);
+    is($r->{status}, 401, 'OpenAI without a key: 401');
+    is($r->{json}{error}{code}, 'invalid_api_key', '... invalid_api_key');
+    is($r->{json}{error}{type}, 'invalid_request_error', '... type');
+    ok(exists $r->{json}{error}{param} && !defined $r->{json}{error}{param}, '... param null');
+    like($r->{json}{error}{message}, qr/API key/, '... message');
+
+    $r = chat($sim, '/openai/v1/chat/completions', body => '{"model": ');
+    is($r->{status}, 400, 'OpenAI body that is not JSON: 400');
+    is($r->{json}{error}{type}, 'invalid_request_error', '... type');
+    $r = chat($sim, '/openai/v1/chat/completions', body => { messages => [] });
+    is($r->{status}, 400, 'OpenAI without model: 400');
+    $r = chat($sim, '/openai/v1/chat/completions', body => { model => 'gpt-4o-mini' });
+    is($r->{status}, 400, 'OpenAI without messages: 400');
+    is($r->{json}{error}{param}, 'messages', '... param messages');
+    $r = chat($sim, '/openai/v1/chat/completions', model => 'gpt-9-imaginary');
+    is($r->{status}, 404, 'OpenAI unknown model: 404');
+    is($r->{json}{error}{code}, 'model_not_found', '... model_not_found');
+    $r = chat($sim, '/mistral/v1/chat/completions', model => 'gpt-4o-mini');
+    is($r->{status}, 404, 'a model of another provider: 404');
+    $r = http(GET => $sim->url . '/openai/v1/chat/completions',
+        headers => { authorization => "Bearer $OKEY" });
+    is($r->{status}, 405, 'GET: 405');
+    $r = http(POST => $sim->url . '/openai/v1/nothing-here');
+    is($r->{status}, 404, 'unknown path: 404');
+    like($r->{json}{error}{message}, qr/Invalid URL/, '... in OpenAI shape');
+
+    $r = messages($sim, no_key => 1);
+    is($r->{status}, 401, 'Anthropic without x-api-key: 401');
+    is_deeply([ @{ $r->{json} }{qw(type)}, $r->{json}{error}{type} ],
+        ['error', 'authentication_error'], '... authentication_error');
+    ok(length $r->{json}{error}{message}, '... message');
+    $r = messages($sim, no_version => 1);
+    is($r->{status}, 400, 'Anthropic without anthropic-version: 400');
+    is($r->{json}{error}{type}, 'invalid_request_error', '... invalid_request_error');
+    like($r->{json}{error}{message}, qr/anthropic-version/, '... names the header');
+    $r = messages($sim, body => { model => 'claude-3-5-haiku-20241022',
+        messages => [{ role => 'user', content => 'hi' }] });
+    is($r->{status}, 400, 'Anthropic without max_tokens: 400');
+    like($r->{json}{error}{message}, qr/max_tokens/, '... names the field');
+    $r = messages($sim, model => 'claude-0');
+    is($r->{status}, 404, 'Anthropic unknown model: 404');
+    is($r->{json}{error}{type}, 'not_found_error', '... not_found_error');
+
+    $r = gemini($sim, no_key => 1);
+    is($r->{status}, 403, 'Gemini without a key: 403 (as the real API)');
+    is($r->{json}{error}{status}, 'PERMISSION_DENIED', '... PERMISSION_DENIED');
+    is($r->{json}{error}{code}, 403, '... code');
+    $r = gemini($sim, body => 'not json');
+    is($r->{status}, 400, 'Gemini body that is not JSON: 400');
+    is($r->{json}{error}{status}, 'INVALID_ARGUMENT', '... INVALID_ARGUMENT');
+    $r = gemini($sim, body => { contents => [] });
+    is($r->{status}, 400, 'Gemini without contents: 400');
+    $r = gemini($sim, model => 'gemini-0.1-imaginary');
+    is($r->{status}, 404, 'Gemini unknown model: 404');
+    is($r->{json}{error}{status}, 'NOT_FOUND', '... NOT_FOUND');
+};
+
+subtest 'max_tokens truncates the answer' => sub {
+    my $r = chat($sim, '/openai/v1/chat/completions', max_tokens => 20);
+    my $j = $r->{json};
+    is($j->{choices}[0]{finish_reason}, 'length', 'OpenAI: finish_reason length');
+    is($j->{usage}{completion_tokens}, 20, '... completion_tokens = max_tokens');
+    is(nwords($j->{choices}[0]{message}{content}), 15, '... 20 / 1.3 words');
+    $r = messages($sim, max_tokens => 13);
+    is($r->{json}{stop_reason}, 'max_tokens', 'Anthropic: stop_reason max_tokens');
+    is($r->{json}{usage}{output_tokens}, 13, '... output_tokens');
+    $r = gemini($sim, max_tokens => 26);
+    is($r->{json}{candidates}[0]{finishReason}, 'MAX_TOKENS', 'Gemini: MAX_TOKENS');
+    is($r->{json}{usageMetadata}{candidatesTokenCount}, 26, '... candidatesTokenCount');
+    $r = chat($sim, '/openai/v1/chat/completions', max_tokens => 4000);
+    is($r->{json}{choices}[0]{finish_reason}, 'stop', 'a large max_tokens: stop');
+};
+
+subtest 'answers: prompt kinds, consensus, sentiment' => sub {
+    my %t;
+    for my $kind (sort keys %PROMPT) {
+        $t{$kind} = text_of(chat($sim, '/openai/v1/chat/completions',
+            prompt => prompt($kind => 'salesforce.com')), 'openai');
+    }
+    like($t{business_analysis}, qr/customers|revenue|money/, 'business analysis talks business');
+    like($t{content_strategy}, qr/reach|audience|channels/, 'content strategy talks channels');
+    like($t{technical_assessment}, qr/technology|engineering|security|infrastructure|platform|TLS/, 'technical assessment talks technology');
+    isnt($t{business_analysis}, $t{technical_assessment}, 'kinds differ');
+
+    # different models: partly the same words (consensus), never identical
+    my @models = (['/openai/v1/chat/completions', 'gpt-4o-mini'],
+        ['/deepseek/chat/completions', 'deepseek-chat'],
+        ['/mistral/v1/chat/completions', 'mistral-small-latest'],
+        ['/xai/v1/chat/completions', 'grok-3-mini']);
+    my @texts = map { text_of(chat($sim, $_->[0], model => $_->[1],
+        prompt => prompt(business_analysis => 'shopify.com')), 'openai') } @models;
+    my @sims;
+    for my $i (0 .. $#texts) {
+        for my $j ($i + 1 .. $#texts) { push @sims, cosine($texts[$i], $texts[$j]) }
+    }
+    my $mean = 0;
+    $mean += $_ / @sims for @sims;
+    ok($mean > 0.25 && $mean < 0.95, sprintf 'models overlap partly (mean cosine %.2f)', $mean);
+    ok(!grep({ $_ > 0.999 } @sims), 'no two models answer identically');
+
+    # tone: mostly positive, some neutral and negative
+    my %class;
+    my ($ok_len, $named) = (0, 0);
+    my @domains = map { "brand$_-example.com" } 1 .. 45;
+    for my $d (@domains) {
+        my $t = text_of(chat($sim, '/openai/v1/chat/completions',
+            prompt => prompt(business_analysis => $d)), 'openai');
+        $class{ sentiment_class($t) }++;
+        my $w = nwords($t);
+        $ok_len++ if $w >= 60 && $w <= 200;
+        $named++ if index($t, $d) >= 0;
+    }
+    is($ok_len, scalar @domains, 'every answer has 60-200 words');
+    is($named, scalar @domains, 'every answer names its domain');
+    note(explain(\%class));
+    ok(($class{pos} // 0) > @domains / 2, 'most answers are positive');
+    ok(($class{neu} // 0) > 0, 'some are neutral');
+    ok(($class{neg} // 0) > 0, 'some are negative');
+
+    my $t = text_of(chat($sim, '/openai/v1/chat/completions',
+        prompt => 'Tell me something interesting.'), 'openai');
+    like($t, qr/which website/, 'a prompt without a domain asks which one');
+};
+
+subtest 'forgotten domains' => sub {
+    my $r = chat($sim, '/openai/v1/chat/completions',
+        prompt => prompt(business_analysis => 'forgotten-brand.com'));
+    is($r->{status}, 200, 'a refusal is still a 200');
+    my $t = text_of($r, 'openai');
+    ok(is_refusal($t), 'a refusal phrase opens the answer') or diag $t;
+    like($t, qr/forgotten-brand\.com/, 'it names what it does not know');
+    $r = chat($sim, '/perplexity/chat/completions', model => 'sonar',
+        prompt => prompt(business_analysis => 'www.forgotten-brand.com'));
+    ok(is_refusal(text_of($r, 'openai')), 'subdomains are forgotten too');
+    is_deeply($r->{json}{citations}, [], 'Perplexity cites nothing for it');
+    $r = messages($sim, prompt => prompt(content_strategy => 'forgotten-brand.com'));
+    ok(is_refusal(text_of($r, 'anthropic')), 'Anthropic refuses too');
+    $r = gemini($sim, prompt => prompt(technical_assessment => 'forgotten-brand.com'));
+    ok(is_refusal(text_of($r, 'google')), 'Gemini refuses too');
+
+    my $before = text_of(chat($sim, '/openai/v1/chat/completions',
+        prompt => prompt(business_analysis => 'later-forgotten.org')), 'openai');
+    ok(!is_refusal($before), 'a domain is recalled');
+    open my $fh, '>', $forget_file or die;
+    print $fh "# forgotten between runs\nlater-forgotten.org\n";
+    close $fh;
+    ok(is_refusal(text_of(chat($sim, '/openai/v1/chat/completions',
+        prompt => prompt(business_analysis => 'later-forgotten.org')), 'openai')),
+        'after it is added to --forget-file, it is forgotten');
+    open $fh, '>', $forget_file or die;
+    close $fh;
+    is(text_of(chat($sim, '/openai/v1/chat/completions',
+        prompt => prompt(business_analysis => 'later-forgotten.org')), 'openai'),
+        $before, 'removed from the file, it is recalled as before');
+};
+
+subtest 'determinism' => sub {
+    my $p = prompt(content_strategy => 'airbnb.com');
+    my $a1 = text_of(chat($sim, '/openai/v1/chat/completions', prompt => $p), 'openai');
+    my $a2 = text_of(chat($sim, '/openai/v1/chat/completions', prompt => $p), 'openai');
+    is($a1, $a2, 'same request, same answer');
+    my $same = DR::Sim->start(latency_ms => 0, seed => 7);
+    is(text_of(chat($same, '/openai/v1/chat/completions', prompt => $p), 'openai'),
+        $a1, 'another process with the same seed gives the same answer');
+    is(text_of(gemini($same, prompt => $p), 'google'),
+        text_of(gemini($sim, prompt => $p), 'google'), '... for Gemini too');
+    my $other = DR::Sim->start(latency_ms => 0, seed => 8);
+    isnt(text_of(chat($other, '/openai/v1/chat/completions', prompt => $p), 'openai'),
+        $a1, 'another seed gives another answer');
+};
+
+subtest 'stats: shape, traces, keys never stored' => sub {
+    $sim->reset;
+    my $st = $sim->stats;
+    is($st->{totals}{requests}, 0, 'reset clears the counters');
+    chat($sim, '/openai/v1/chat/completions', headers => {
+        traceparent => '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+        'x-request-id' => 'dr-req-42' });
+    chat($sim, '/openai/v1/chat/completions', no_key => 1);
+    messages($sim);
+    gemini($sim, query_key => 1);
+    $st = $sim->stats;
+    ok($st->{simulated}, 'marked simulated');
+    for my $f (qw(requests accepted rejected_429 over_limit unauthenticated
+                  in_flight max_in_flight faults status)) {
+        ok(exists $st->{totals}{$f}, "totals.$f");
+    }
+    is($st->{totals}{requests}, 4, 'four requests');
+    is($st->{totals}{unauthenticated}, 1, 'one without a key');
+    is($st->{providers}{openai}{requests}, 2, 'per provider');
+    my $k = $st->{providers}{openai}{keys};
+    is_deeply([keys %$k], ['k1a2'], 'keys are shown by their last 4 characters');
+    for my $f (qw(requests accepted rejected_429 over_limit in_flight
+                  max_in_flight faults status limit)) {
+        ok(exists $k->{k1a2}{$f}, "keys.k1a2.$f");
+    }
+    is($k->{k1a2}{requests}, 1, 'per key requests');
+    is($k->{k1a2}{status}{200}, 1, 'per key status');
+    ok($st->{providers}{anthropic}{keys}{'b3c4'}, 'Anthropic key by last 4');
+    ok($st->{providers}{google}{keys}{'d5e6'}, 'Gemini key by last 4 (from ?key=)');
+
+    my ($trace) = grep { ($_->{x_request_id} // '') eq 'dr-req-42' } @{ $st->{recent} };
+    ok($trace, 'the x-request-id is recorded');
+    is($trace->{traceparent}, '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+        '... with the traceparent');
+    is($trace->{key_last4}, 'k1a2', '... and the key\'s last 4');
+    is($trace->{path}, '/openai/v1/chat/completions', '... and the path');
+    is($trace->{status}, 200, '... and the status');
+    my ($g) = grep { $_->{provider} eq 'google' } @{ $st->{recent} };
+    unlike($g->{path}, qr/key|\?/, 'the ?key= query is not recorded');
+
+    my $raw = http(GET => $sim->url . '/_sim/stats')->{content};
+    for my $secret ($OKEY, $AKEY, $GKEY) {
+        my $mid = substr($secret, 8, 12);
+        ok(index($raw, $mid) < 0, "no part of a key but its end in /_sim/stats ($mid)");
+    }
+    kill 'USR1', $sim->pid;
+    sleep 0.3;
+    open my $fh, '<', $state_file or die "$state_file: $!";
+    my $state = do { local $/; <$fh> };
+    my $sj = decode_json($state);
+    ok($sj->{totals}{requests} >= 4, 'the state file holds the counters');
+    ok($sj->{recent}, '... and, after SIGUSR1, the recent requests');
+    ok(index($state, substr($OKEY, 8, 12)) < 0, 'no key in the state file');
+
+    # invalid keys (--keys-file) are answered 401 and the message masks them
+    my $kf = "$dir/keys.txt";
+    open my $kh, '>', $kf or die;
+    print $kh "$OKEY\n";
+    close $kh;
+    my $strict = DR::Sim->start(latency_ms => 0, keys_file => $kf);
+    is(chat($strict, '/openai/v1/chat/completions')->{status}, 200, 'a listed key is valid');
+    my $r = chat($strict, '/openai/v1/chat/completions', key => 'sk-wrong-key-0000-9999');
+    is($r->{status}, 401, 'an unlisted key gets 401');
+    is($r->{json}{error}{code}, 'invalid_api_key', '... invalid_api_key');
+    unlike($r->{json}{error}{message}, qr/wrong-key/, '... whose message shows no more than the end');
+    $r = gemini($strict, key => 'AIza-not-a-valid-key-7777');
+    is($r->{status}, 400, 'Gemini: an invalid key is 400 (as the real API)');
+    is($r->{json}{error}{details}[0]{reason}, 'API_KEY_INVALID', '... API_KEY_INVALID');
+};
+
+# --------------------------------------------------------------------------
+subtest 'rate limit: rolling window per key' => sub {
+    my $rl = DR::Sim->start(latency_ms => 0, rpm => 3, window_s => 2,
+        rpm_provider => { anthropic => 1 });
+    my @rem;
+    for (1 .. 3) {
+        my $r = chat($rl, '/openai/v1/chat/completions');
+        is($r->{status}, 200, 'within the limit: 200');
+        is($r->{headers}{'x-ratelimit-limit-requests'}, 3, 'x-ratelimit-limit-requests');
+        like($r->{headers}{'x-ratelimit-reset-requests'}, qr/^(\d+ms|\d+(\.\d+)?s|\d+m\d+(\.\d+)?s)$/,
+            'x-ratelimit-reset-requests is a duration');
+        push @rem, $r->{headers}{'x-ratelimit-remaining-requests'};
+    }
+    is_deeply(\@rem, [2, 1, 0], 'x-ratelimit-remaining-requests counts down');
+    my $t429 = time;
+    my $r = chat($rl, '/openai/v1/chat/completions');
+    is($r->{status}, 429, 'over the limit: 429');
+    is($r->{json}{error}{code}, 'rate_limit_exceeded', '... rate_limit_exceeded');
+    is($r->{json}{error}{type}, 'requests', '... type requests');
+    like($r->{json}{error}{message}, qr/Limit 3, Used 3/, '... message with the figures');
+    ok($r->{headers}{'retry-after'} >= 1 && $r->{headers}{'retry-after'} <= 2,
+        "retry-after: seconds until a slot frees ($r->{headers}{'retry-after'})");
+    is($r->{headers}{'x-ratelimit-remaining-requests'}, 0, 'remaining 0 on the 429');
+    is(chat($rl, '/openai/v1/chat/completions', key => 'sk-another-key-zzzz')->{status},
+        200, 'another key has its own budget');
+
+    my $st = $rl->stats->{providers}{openai}{keys}{k1a2};
+    is($st->{over_limit}, 1, 'the request over the limit is counted');
+    is($st->{rejected_429}, 1, '... as a 429');
+    is($st->{accepted}, 3, '... and not as accepted');
+
+    my $a = messages($rl);
+    is($a->{status}, 200, 'Anthropic (limit 1 by --rpm-provider): first is 200');
+    is($a->{headers}{'anthropic-ratelimit-requests-limit'}, 1, 'anthropic-ratelimit-requests-limit');
+    is($a->{headers}{'anthropic-ratelimit-requests-remaining'}, 0, 'anthropic-ratelimit-requests-remaining');
+    like($a->{headers}{'anthropic-ratelimit-requests-reset'},
+        qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, 'anthropic-ratelimit-requests-reset is RFC 3339');
+    $a = messages($rl);
+    is($a->{status}, 429, 'Anthropic over the limit: 429');
+    is($a->{json}{type}, 'error', '... error document');
+    is($a->{json}{error}{type}, 'rate_limit_error', '... rate_limit_error');
+    ok($a->{headers}{'retry-after'} >= 1, '... retry-after');
+
+    for (1 .. 3) { gemini($rl) }
+    my $g = gemini($rl);
+    is($g->{status}, 429, 'Gemini over the limit: 429');
+    is($g->{json}{error}{status}, 'RESOURCE_EXHAUSTED', '... RESOURCE_EXHAUSTED');
+    is($g->{json}{error}{code}, 429, '... code 429');
+    ok(!exists $g->{headers}{'retry-after'}, '... no retry-after header, as Google');
+    my ($ri) = grep { $_->{'@type'} =~ /RetryInfo/ } @{ $g->{json}{error}{details} };
+    like($ri->{retryDelay}, qr/^\d+s$/, '... the delay is in RetryInfo');
+
+    # after Retry-After the key has budget again
+    my $wait = $t429 + $r->{headers}{'retry-after'} - time;
+    sleep $wait if $wait > 0;
+    is(chat($rl, '/openai/v1/chat/completions')->{status}, 200,
+        'after retry-after the request is accepted');
+    is($rl->stats->{totals}{over_limit}, 3, 'over_limit in total: openai, anthropic, google');
+
+    # a client pacing itself at the limit is never over it
+    my $paced = DR::Sim->start(latency_ms => 0, rpm => 2, window_s => 0.5);
+    my @st;
+    for my $i (0 .. 7) {
+        my $t = time;
+        push @st, chat($paced, '/xai/v1/chat/completions', model => 'grok-3-mini')->{status};
+        my $left = 0.3 - (time - $t);
+        sleep $left if $left > 0;
+    }
+    is_deeply([grep { $_ != 200 } @st], [], 'a paced client gets only 200s');
+    is($paced->over_limit, 0, '... and over_limit stays 0');
+};
+
+# --------------------------------------------------------------------------
+subtest 'faults, one kind at a time' => sub {
+    my %f;
+    $f{$_} = DR::Sim->start(latency_ms => 0, faults => "$_=1", timeout_hold_s => 5)
+        for qw(429 500 503 timeout reset malformed truncated html empty_choices
+               no_usage bad_utf8 huge);
+    my $o = sub { chat($f{ $_[0] }, '/openai/v1/chat/completions', @_[1 .. $#_]) };
+
+    my $r = $o->('429');
+    is($r->{status}, 429, '429: status');
+    is($r->{json}{error}{code}, 'rate_limit_exceeded', '429: OpenAI error');
+    like($r->{headers}{'retry-after'}, qr/^[12]$/, '429: Retry-After 1-2 s');
+    $r = messages($f{429});
+    is($r->{json}{error}{type}, 'rate_limit_error', '429: Anthropic error');
+    my $st = $f{429}->stats->{totals};
+    is($st->{faults}{429}, 2, '429: counted as a fault');
+    is($st->{over_limit}, 0, '429: not over the limit (the client did nothing wrong)');
+
+    $r = $o->('500');
+    is($r->{status}, 500, '500: status');
+    is($r->{json}{error}{type}, 'server_error', '500: OpenAI shape');
+    $r = messages($f{500});
+    is($r->{json}{error}{type}, 'api_error', '500: Anthropic shape');
+    $r = gemini($f{500});
+    is($r->{json}{error}{status}, 'INTERNAL', '500: Gemini shape');
+
+    $r = $o->('503');
+    is($r->{status}, 503, '503: OpenAI status');
+    $r = messages($f{503});
+    is($r->{status}, 529, '503: Anthropic answers 529');
+    is($r->{json}{error}{type}, 'overloaded_error', '503: overloaded_error');
+    $r = gemini($f{503});
+    is($r->{json}{error}{status}, 'UNAVAILABLE', '503: Gemini UNAVAILABLE');
+
+    my $t = time;
+    $r = $o->('timeout', timeout => 1);
+    my $el = time - $t;
+    is($r->{status}, 599, 'timeout: no answer');
+    like($r->{content}, qr/timed out|timeout/i, 'timeout: the client timed out');
+    ok($el >= 0.9 && $el < 3, sprintf 'timeout: after the client timeout (%.1f s)', $el);
+    is($f{timeout}->stats->{totals}{faults}{timeout}, 1, 'timeout: counted');
+
+    $r = $o->('reset');
+    is($r->{status}, 599, 'reset: no answer');
+    unlike($r->{content}, qr/timed out/, 'reset: the connection is closed at once');
+
+    $r = $o->('malformed');
+    is($r->{status}, 200, 'malformed: 200');
+    is($r->{headers}{'content-type'}, 'application/json', 'malformed: says JSON');
+    ok(!defined $r->{json}, 'malformed: is not JSON');
+
+    $r = $o->('truncated');
+    is($r->{status}, 200, 'truncated: 200');
+    is($r->{headers}{'content-length'}, length $r->{content},
+        'truncated: Content-Length matches what is sent');
+    ok(!defined $r->{json}, 'truncated: is not complete JSON');
+    like($r->{content}, qr/^\{"/, 'truncated: the start of a JSON document');
+
+    $r = $o->('html');
+    is($r->{status}, 502, 'html: 502');
+    like($r->{headers}{'content-type'}, qr{^text/html}, 'html: text/html');
+    like($r->{content}, qr{<html>.*502 Bad Gateway}s, 'html: an error page');
+
+    $r = $o->('empty_choices');
+    is($r->{status}, 200, 'empty_choices: 200');
+    is_deeply($r->{json}{choices}, [], 'empty_choices: choices []');
+    is_deeply(messages($f{empty_choices})->{json}{content}, [], 'empty_choices: Anthropic content []');
+    is_deeply(gemini($f{empty_choices})->{json}{candidates}, [], 'empty_choices: Gemini candidates []');
+
+    $r = $o->('no_usage');
+    ok($r->{json}{choices}[0]{message}{content} && !exists $r->{json}{usage},
+        'no_usage: an answer without usage');
+    ok(!exists messages($f{no_usage})->{json}{usage}, 'no_usage: Anthropic');
+    ok(!exists gemini($f{no_usage})->{json}{usageMetadata}, 'no_usage: Gemini');
+
+    $r = $o->('bad_utf8');
+    is($r->{status}, 200, 'bad_utf8: 200');
+    my $copy = $r->{content};
+    ok(!utf8::decode($copy), 'bad_utf8: the body is not valid UTF-8');
+    like($r->{content}, qr/\xFF/, 'bad_utf8: raw invalid bytes are sent');
+
+    $r = $o->('huge', timeout => 30);
+    is($r->{status}, 200, 'huge: 200');
+    ok(length($r->{content}) >= 10 * 1024 * 1024,
+        sprintf 'huge: a body of %.1f MB', length($r->{content}) / 1048576);
+    ok($r->{json} && length $r->{json}{choices}[0]{message}{content} > 10_000_000,
+        'huge: still valid JSON');
+
+    $_->stop for values %f;
+};
+
+subtest 'faults are reproducible and a retry can succeed' => sub {
+    my @runs;
+    for (1 .. 2) {
+        my $s = DR::Sim->start(latency_ms => 0, seed => 3, faults => '500=0.5');
+        push @runs, [map { chat($s, '/openai/v1/chat/completions')->{status} } 1 .. 16];
+    }
+    is_deeply($runs[0], $runs[1], 'same seed and requests: same faults');
+    ok((grep { $_ == 500 } @{ $runs[0] }) && (grep { $_ == 200 } @{ $runs[0] }),
+        "the same body retried does not fail every time (@{ $runs[0] })");
+
+    my $s = DR::Sim->start(latency_ms => 0, faults => 'anthropic:500=1');
+    is(messages($s)->{status}, 500, 'a provider-scoped fault hits that provider');
+    is(chat($s, '/openai/v1/chat/completions')->{status}, 200, '... and no other');
+
+    my $file = "$dir/faults.txt";
+    my $fs = DR::Sim->start(latency_ms => 0, faults_file => $file);
+    is(chat($fs, '/openai/v1/chat/completions')->{status}, 200, 'no faults file: no faults');
+    open my $fh, '>', $file or die;
+    print $fh "503=1\n";
+    close $fh;
+    is(chat($fs, '/openai/v1/chat/completions')->{status}, 503, 'the faults file is re-read');
+    $fs->configure(faults => '');
+    unlink $file;
+    is(chat($fs, '/openai/v1/chat/completions')->{status}, 200, '... and removing it stops them');
+    $fs->configure(faults => 'html=1');
+    is(chat($fs, '/openai/v1/chat/completions')->{status}, 502, 'POST /_sim/config changes faults');
+};
+
+# --------------------------------------------------------------------------
+subtest '2,000 concurrent requests are held at once' => sub {
+    my $n = 2000;
+    my $burst = sub {
+        my ($latency) = @_;
+        my $c = DR::Sim->start(latency_ms => $latency);
+        my $ua = Mojo::UserAgent->new(connect_timeout => 20,
+            request_timeout => 30, inactivity_timeout => 30);
+        my $url = $c->url . '/openai/v1/chat/completions';
+        my @req = map { [{ authorization => 'Bearer sk-load-key-' . ($_ % 10)
+                . 'xyzw', 'content-type' => 'application/json' },
+            encode_json({ model => 'gpt-4o-mini', messages => [{ role => 'user',
+                content => prompt(business_analysis => "load$_.example") }] })]
+        } 1 .. $n;
+        my ($done, %status) = (0);
+        my $t = time;
+        for my $q (@req) {
+            $ua->post($url => $q->[0] => $q->[1] => sub {
+                $status{ $_[1]->res->code // 'error' }++;
+                Mojo::IOLoop->stop if ++$done == $n;
+            });
+        }
+        my $guard = Mojo::IOLoop->timer(60 => sub { Mojo::IOLoop->stop });
+        Mojo::IOLoop->start;
+        Mojo::IOLoop->remove($guard);
+        my $el = time - $t;
+        my $st = $c->stats(recent => 0)->{totals};
+        $c->stop;
+        return { el => $el, status => \%status, max => $st->{max_in_flight},
+            left => $st->{in_flight} };
+    };
+
+    my $r = $burst->(1000);
+    is_deeply($r->{status}, { 200 => $n }, "--latency-ms 1000: all $n answered 200");
+    ok($r->{el} < 10, sprintf '%d requests of ~1 s each took %.1f s in all '
+        . '(their latencies sum to %d s)', $n, $r->{el}, $n);
+    ok($r->{max} >= $n / 2, "a large share are held at once ($r->{max})");
+    is($r->{left}, 0, 'none left in flight');
+    note(sprintf 'concurrency at 1000 ms: %d held at once, %.2f s wall time',
+        $r->{max}, $r->{el});
+    if ($r->{max} < $n) {
+        # The client could not deliver 2,000 requests within the 0.9 s the
+        # first one is held (a loaded machine).  The simulator held every
+        # one that had arrived; show it with more time to deliver them.
+        diag("at 1000 ms $r->{max} of $n were in flight at once: this "
+            . 'machine cannot deliver them within 0.9 s; retrying at 3000 ms');
+        $r = $burst->(3000);
+        is_deeply($r->{status}, { 200 => $n }, "--latency-ms 3000: all $n answered 200");
+        note(sprintf 'concurrency at 3000 ms: %d held at once, %.2f s wall time',
+            $r->{max}, $r->{el});
+    }
+    is($r->{max}, $n, "max in flight: $r->{max}");
+};
+
+my $pid = $sim->pid;
+$sim->stop;
+ok(!kill(0, $pid), 'stop ends the simulator');
+note(sprintf 'wall time %.1f s', time - $T0);
+done_testing;
