@@ -145,7 +145,6 @@ static json_t *ngx_dr_api_trend(PGresult *res, int row, const char *name);
 static json_t *ngx_dr_api_not_found(ngx_http_request_t *r,
     ngx_dr_api_ctx_t *ctx, PGresult *res, ngx_uint_t *status);
 static double ngx_dr_api_round1(double x);
-static const char *ngx_dr_api_cstr(ngx_pool_t *pool, ngx_str_t *s);
 
 
 extern const char    ngx_dr_openapi_json[];
@@ -757,9 +756,15 @@ ngx_dr_api_query(ngx_http_request_t *r, ngx_uint_t flags, ngx_msec_t timeout,
     ngx_dr_api_result_pt done)
 {
     ngx_dr_api_ctx_t   *ctx;
+    ngx_dr_request_t   *req;
     ngx_dr_pg_query_t  *q;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_dr_module);
+    req = ngx_dr_request(r);
+    if (req == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx = req->api;
 
     if (ctx == NULL) {
         ctx = ngx_pcalloc(r->pool, sizeof(ngx_dr_api_ctx_t));
@@ -768,7 +773,7 @@ ngx_dr_api_query(ngx_http_request_t *r, ngx_uint_t flags, ngx_msec_t timeout,
         }
 
         ctx->request = r;
-        ngx_http_set_ctx(r, ctx, ngx_http_dr_module);
+        req->api = ctx;
     }
 
     ctx->done = done;
@@ -843,7 +848,12 @@ ngx_dr_api_serve(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
     dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
 
     ctx->build = build;
-    ngx_http_set_ctx(r, ctx, ngx_http_dr_module);
+
+    if (ngx_dr_request(r) == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_dr_request(r)->api = ctx;
 
     if (ctx->key.len && dmcf->cache.shm_zone
         && ngx_dr_cache_get(&dmcf->cache, &ctx->key, r->pool, &ctx->stale)
@@ -871,7 +881,7 @@ ngx_dr_api_built(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
     ngx_dr_http_cache_t    hc;
     ngx_dr_cache_entry_t   entry;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_dr_module);
+    ctx = ngx_dr_request(r)->api;
     dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
 
     if (q->rc != NGX_DR_PG_OK) {
@@ -1326,7 +1336,7 @@ ngx_dr_api_public(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
 {
     const char  *params[1];
 
-    params[0] = ngx_dr_api_cstr(r->pool, &ctx->domain);
+    params[0] = (const char *) ngx_dr_cstr(r->pool, &ctx->domain);
 
     return ngx_dr_api_serve(r, ctx, ngx_dr_api_public_sql, 1, params,
                             ngx_dr_api_public_build);
@@ -1582,7 +1592,7 @@ ngx_dr_api_history(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
 
     (void) ngx_sprintf(p, "%ui%Z", days);
 
-    params[0] = ngx_dr_api_cstr(r->pool, &ctx->domain);
+    params[0] = (const char *) ngx_dr_cstr(r->pool, &ctx->domain);
     params[1] = (char *) p;
 
     return ngx_dr_api_serve(r, ctx, ngx_dr_api_history_sql, 2, params, build);
@@ -1827,7 +1837,7 @@ ngx_dr_api_competitive(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
 {
     const char  *params[1];
 
-    params[0] = ngx_dr_api_cstr(r->pool, &ctx->domain);
+    params[0] = (const char *) ngx_dr_cstr(r->pool, &ctx->domain);
 
     return ngx_dr_api_serve(r, ctx, ngx_dr_api_competitive_sql, 1, params,
                             ngx_dr_api_competitive_build);
@@ -1914,22 +1924,6 @@ static double
 ngx_dr_api_round1(double x)
 {
     return (double) (long long) (x * 10 + (x < 0 ? -0.5 : 0.5)) / 10;
-}
-
-
-static const char *
-ngx_dr_api_cstr(ngx_pool_t *pool, ngx_str_t *s)
-{
-    u_char  *p;
-
-    p = ngx_pnalloc(pool, s->len + 1);
-    if (p == NULL) {
-        return NULL;
-    }
-
-    *ngx_cpymem(p, s->data, s->len) = '\0';
-
-    return (const char *) p;
 }
 
 

@@ -17,6 +17,7 @@
 #include <ngx_md5.h>
 
 #include "ngx_dr_module.h"
+#include "ngx_dr_shm.h"
 
 
 /* bumped whenever the layout of the zone changes */
@@ -27,12 +28,10 @@
 
 
 typedef struct {
-    ngx_rbtree_node_t    node;         /* node.key: crc32 of the key */
-    ngx_queue_t          queue;
+    ngx_dr_shm_node_t    sh;           /* rbtree, LRU and the key */
     time_t               stored;
     ngx_uint_t           generation;
     u_char               etag[NGX_DR_CACHE_ETAG_LEN];
-    uint32_t             key_len;
     uint32_t             body_len;
     u_char               data[1];      /* the key, then the body */
 } ngx_dr_cache_node_t;
@@ -61,10 +60,6 @@ typedef struct {
 
 static ngx_int_t ngx_dr_cache_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static void ngx_dr_cache_insert_value(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
-static ngx_dr_cache_node_t *ngx_dr_cache_lookup_locked(
-    ngx_dr_cache_ctx_t *ctx, ngx_str_t *key, uint32_t hash);
 static void ngx_dr_cache_delete_locked(ngx_dr_cache_ctx_t *ctx,
     ngx_dr_cache_node_t *cn);
 static ngx_uint_t ngx_dr_cache_evict_locked(ngx_dr_cache_ctx_t *ctx,
@@ -78,7 +73,6 @@ ngx_dr_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_dr_cache_conf_t  *ccf;
 
-    u_char              *p;
     ssize_t              size;
     ngx_str_t           *value, name, s;
     ngx_uint_t           i;
@@ -97,36 +91,9 @@ ngx_dr_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     for (i = 1; i < cf->args->nelts; i++) {
 
         if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
-            name.data = value[i].data + 5;
-            p = (u_char *) ngx_strchr(name.data, ':');
-
-            if (p == NULL) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "\"%V\" zone \"%V\" needs a size, "
-                                   "as in zone=api:10m",
-                                   &cmd->name, &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            name.len = p - name.data;
-
-            s.data = p + 1;
-            s.len = value[i].data + value[i].len - s.data;
-
-            size = ngx_parse_size(&s);
-
-            if (size == NGX_ERROR || name.len == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "\"%V\" has an invalid zone \"%V\"",
-                                   &cmd->name, &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            if (size < (ssize_t) (8 * ngx_pagesize)) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "\"%V\" zone \"%V\" is too small, "
-                                   "at least %uz bytes are needed",
-                                   &cmd->name, &name, 8 * ngx_pagesize);
+            if (ngx_dr_shm_zone_size(cf, cmd, &value[i], &name, &size)
+                != NGX_OK)
+            {
                 return NGX_CONF_ERROR;
             }
 
@@ -252,7 +219,7 @@ ngx_dr_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_memzero(ctx->sh, sizeof(ngx_dr_cache_sh_t));
     ctx->sh->version = NGX_DR_CACHE_VERSION;
     ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel,
-                    ngx_dr_cache_insert_value);
+                    ngx_dr_shm_insert_value);
     ngx_queue_init(&ctx->sh->lru);
 
     len = sizeof(" in dr_cache zone \"\"") + shm_zone->shm.name.len;
@@ -292,8 +259,8 @@ ngx_dr_cache_get(ngx_dr_cache_conf_t *ccf, ngx_str_t *key, ngx_pool_t *pool,
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    cn = ngx_dr_cache_lookup_locked(ctx, key, ngx_crc32_short(key->data,
-                                                              key->len));
+    cn = (ngx_dr_cache_node_t *) ngx_dr_shm_lookup_locked(&ctx->sh->rbtree,
+             key, ngx_crc32_short(key->data, key->len));
     if (cn == NULL) {
         goto done;
     }
@@ -311,14 +278,14 @@ ngx_dr_cache_get(ngx_dr_cache_conf_t *ccf, ngx_str_t *key, ngx_pool_t *pool,
     }
 
     entry->body.len = cn->body_len;
-    ngx_memcpy(entry->body.data, cn->data + cn->key_len, cn->body_len);
+    ngx_memcpy(entry->body.data, cn->data + cn->sh.key_len, cn->body_len);
     ngx_memcpy(entry->etag, cn->etag, NGX_DR_CACHE_ETAG_LEN);
     entry->stored = cn->stored;
     entry->fresh = (age < ccf->ttl
                     && cn->generation == ctx->sh->generation);
 
-    ngx_queue_remove(&cn->queue);
-    ngx_queue_insert_head(&ctx->sh->lru, &cn->queue);
+    ngx_queue_remove(&cn->sh.queue);
+    ngx_queue_insert_head(&ctx->sh->lru, &cn->sh.queue);
 
     rc = NGX_OK;
 
@@ -353,7 +320,8 @@ ngx_dr_cache_put(ngx_dr_cache_conf_t *ccf, ngx_str_t *key,
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    cn = ngx_dr_cache_lookup_locked(ctx, key, hash);
+    cn = (ngx_dr_cache_node_t *) ngx_dr_shm_lookup_locked(&ctx->sh->rbtree,
+                                                           key, hash);
     if (cn) {
         ngx_dr_cache_delete_locked(ctx, cn);
     }
@@ -378,17 +346,18 @@ ngx_dr_cache_put(ngx_dr_cache_conf_t *ccf, ngx_str_t *key,
         return;
     }
 
-    cn->node.key = hash;
+    cn->sh.node.key = hash;
+    cn->sh.key = cn->data;
+    cn->sh.key_len = key->len;
     cn->stored = ngx_time();
     cn->generation = ctx->sh->generation;
-    cn->key_len = key->len;
     cn->body_len = entry->body.len;
     ngx_memcpy(cn->etag, entry->etag, NGX_DR_CACHE_ETAG_LEN);
     ngx_memcpy(cn->data, key->data, key->len);
     ngx_memcpy(cn->data + key->len, entry->body.data, entry->body.len);
 
-    ngx_rbtree_insert(&ctx->sh->rbtree, &cn->node);
-    ngx_queue_insert_head(&ctx->sh->lru, &cn->queue);
+    ngx_rbtree_insert(&ctx->sh->rbtree, &cn->sh.node);
+    ngx_queue_insert_head(&ctx->sh->lru, &cn->sh.queue);
     (void) ngx_atomic_fetch_add(&ctx->sh->entries, 1);
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
@@ -431,84 +400,10 @@ ngx_dr_cache_etag(ngx_str_t *body, u_char *etag)
 
 
 static void
-ngx_dr_cache_insert_value(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
-    ngx_rbtree_node_t *sentinel)
-{
-    ngx_rbtree_node_t    **p;
-    ngx_dr_cache_node_t   *cn, *ct;
-
-    /* ordered by hash, then by the key itself, as lookups search */
-
-    for ( ;; ) {
-        if (node->key != temp->key) {
-            p = (node->key < temp->key) ? &temp->left : &temp->right;
-
-        } else {
-            cn = (ngx_dr_cache_node_t *) node;
-            ct = (ngx_dr_cache_node_t *) temp;
-
-            p = (ngx_memn2cmp(cn->data, ct->data, cn->key_len, ct->key_len)
-                 < 0) ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
-}
-
-
-static ngx_dr_cache_node_t *
-ngx_dr_cache_lookup_locked(ngx_dr_cache_ctx_t *ctx, ngx_str_t *key,
-    uint32_t hash)
-{
-    ngx_int_t             rc;
-    ngx_rbtree_node_t    *node, *sentinel;
-    ngx_dr_cache_node_t  *cn;
-
-    node = ctx->sh->rbtree.root;
-    sentinel = ctx->sh->rbtree.sentinel;
-
-    while (node != sentinel) {
-
-        if (hash < node->key) {
-            node = node->left;
-            continue;
-        }
-
-        if (hash > node->key) {
-            node = node->right;
-            continue;
-        }
-
-        cn = (ngx_dr_cache_node_t *) node;
-
-        rc = ngx_memn2cmp(key->data, cn->data, key->len, cn->key_len);
-
-        if (rc == 0) {
-            return cn;
-        }
-
-        node = (rc < 0) ? node->left : node->right;
-    }
-
-    return NULL;
-}
-
-
-static void
 ngx_dr_cache_delete_locked(ngx_dr_cache_ctx_t *ctx, ngx_dr_cache_node_t *cn)
 {
-    ngx_queue_remove(&cn->queue);
-    ngx_rbtree_delete(&ctx->sh->rbtree, &cn->node);
+    ngx_queue_remove(&cn->sh.queue);
+    ngx_rbtree_delete(&ctx->sh->rbtree, &cn->sh.node);
     ngx_slab_free_locked(ctx->shpool, cn);
     (void) ngx_atomic_fetch_add(&ctx->sh->entries, -1);
 }
@@ -527,7 +422,7 @@ ngx_dr_cache_evict_locked(ngx_dr_cache_ctx_t *ctx, ngx_uint_t n)
         }
 
         q = ngx_queue_last(&ctx->sh->lru);
-        cn = ngx_queue_data(q, ngx_dr_cache_node_t, queue);
+        cn = ngx_queue_data(q, ngx_dr_cache_node_t, sh.queue);
         ngx_dr_cache_delete_locked(ctx, cn);
     }
 

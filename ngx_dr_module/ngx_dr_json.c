@@ -175,8 +175,8 @@ ngx_dr_http_send(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *body,
             }
         }
 
-    } else if (status >= NGX_HTTP_BAD_REQUEST) {
-        /* an error must never be kept by a shared cache */
+    } else {
+        /* errors, keys, health: never kept by a shared cache */
         if (ngx_dr_http_header(r, &cc_key, &no_store, NULL) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -355,4 +355,22 @@ ngx_dr_http_header(ngx_http_request_t *r, ngx_str_t *key, ngx_str_t *value,
     }
 
     return NGX_OK;
+}
+
+
+/* a NUL-terminated copy, for libpq */
+
+u_char *
+ngx_dr_cstr(ngx_pool_t *pool, ngx_str_t *s)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(pool, s->len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    *ngx_cpymem(p, s->data, s->len) = '\0';
+
+    return p;
 }

@@ -11,12 +11,15 @@
 #include "ngx_dr_module.h"
 
 
+static ngx_int_t ngx_dr_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_dr_postconfiguration(ngx_conf_t *cf);
 static void *ngx_dr_create_main_conf(ngx_conf_t *cf);
 static char *ngx_dr_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_dr_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_dr_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_dr_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_dr_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_dr_conf_bounds(ngx_conf_t *cf, void *post, void *data);
 static ngx_int_t ngx_dr_init_process(ngx_cycle_t *cycle);
 static void ngx_dr_exit_process(ngx_cycle_t *cycle);
@@ -30,6 +33,27 @@ static ngx_conf_num_bounds_t  ngx_dr_pool_size_bounds = {
 
 static ngx_conf_num_bounds_t  ngx_dr_max_waiting_bounds = {
     ngx_dr_conf_bounds, 0, 1000000
+};
+
+static ngx_conf_num_bounds_t  ngx_dr_status_bounds = {
+    ngx_dr_conf_bounds, 400, 599
+};
+
+
+static ngx_conf_enum_t  ngx_dr_auth_modes[] = {
+    { ngx_string("off"), NGX_DR_AUTH_OFF },
+    { ngx_string("optional"), NGX_DR_AUTH_OPTIONAL },
+    { ngx_string("required"), NGX_DR_AUTH_REQUIRED },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_dr_log_levels[] = {
+    { ngx_string("info"), NGX_LOG_INFO },
+    { ngx_string("notice"), NGX_LOG_NOTICE },
+    { ngx_string("warn"), NGX_LOG_WARN },
+    { ngx_string("error"), NGX_LOG_ERR },
+    { ngx_null_string, 0 }
 };
 
 
@@ -98,13 +122,90 @@ static ngx_command_t  ngx_dr_commands[] = {
       0,
       NULL },
 
+    { ngx_string("dr_admin"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_dr_admin,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("dr_key_secret_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_dr_auth_secret_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("dr_auth_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_dr_auth_cache,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("dr_auth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_dr_loc_conf_t, auth),
+      &ngx_dr_auth_modes },
+
+    { ngx_string("dr_tier"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_dr_limit_tier,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_dr_main_conf_t, limit),
+      NULL },
+
+    { ngx_string("dr_limit_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_dr_limit_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_dr_main_conf_t, limit),
+      NULL },
+
+    { ngx_string("dr_limit_sync"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_dr_limit_sync,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_dr_main_conf_t, limit),
+      NULL },
+
+    { ngx_string("dr_usage_flush"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_dr_main_conf_t, limit.flush_interval),
+      NULL },
+
+    { ngx_string("dr_limit_dry_run"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_dr_loc_conf_t, limit_dry_run),
+      NULL },
+
+    { ngx_string("dr_limit_status"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_dr_loc_conf_t, limit_status),
+      &ngx_dr_status_bounds },
+
+    { ngx_string("dr_limit_log_level"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_dr_loc_conf_t, limit_log_level),
+      &ngx_dr_log_levels },
+
       ngx_null_command
 };
 
 
 static ngx_http_module_t  ngx_dr_module_ctx = {
-    NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_dr_preconfiguration,               /* preconfiguration */
+    ngx_dr_postconfiguration,              /* postconfiguration */
 
     ngx_dr_create_main_conf,               /* create main configuration */
     ngx_dr_init_main_conf,                 /* init main configuration */
@@ -133,6 +234,20 @@ ngx_module_t  ngx_http_dr_module = {
 };
 
 
+static ngx_int_t
+ngx_dr_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_dr_auth_add_variables(cf);
+}
+
+
+static ngx_int_t
+ngx_dr_postconfiguration(ngx_conf_t *cf)
+{
+    return ngx_dr_auth_init(cf);
+}
+
+
 static void *
 ngx_dr_create_main_conf(ngx_conf_t *cf)
 {
@@ -155,6 +270,8 @@ ngx_dr_create_main_conf(ngx_conf_t *cf)
     dmcf->pg.connect_timeout = NGX_CONF_UNSET_MSEC;
     dmcf->pg.query_timeout = NGX_CONF_UNSET_MSEC;
     dmcf->cache.stale = NGX_CONF_UNSET;
+    dmcf->limit.sync_interval = NGX_CONF_UNSET_MSEC;
+    dmcf->limit.flush_interval = NGX_CONF_UNSET_MSEC;
 
     return dmcf;
 }
@@ -164,6 +281,18 @@ static char *
 ngx_dr_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_dr_main_conf_t  *dmcf = conf;
+
+    if (dmcf->key_ttl == 0) {
+        dmcf->key_ttl = 30;
+    }
+
+    if (dmcf->key_negative_ttl == 0) {
+        dmcf->key_negative_ttl = 5;
+    }
+
+    if (ngx_dr_limit_init_conf(cf, &dmcf->limit) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     return ngx_dr_pg_init_conf(cf, &dmcf->pg);
 }
@@ -180,7 +309,12 @@ ngx_dr_create_loc_conf(ngx_conf_t *cf)
     }
 
     dlcf->api = NGX_CONF_UNSET;
+    dlcf->admin = NGX_CONF_UNSET;
     dlcf->cors = NGX_CONF_UNSET_PTR;
+    dlcf->auth = NGX_CONF_UNSET_UINT;
+    dlcf->limit_dry_run = NGX_CONF_UNSET;
+    dlcf->limit_status = NGX_CONF_UNSET_UINT;
+    dlcf->limit_log_level = NGX_CONF_UNSET_UINT;
 
     return dlcf;
 }
@@ -192,8 +326,41 @@ ngx_dr_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_dr_loc_conf_t  *prev = parent;
     ngx_dr_loc_conf_t  *conf = child;
 
+    ngx_dr_main_conf_t  *dmcf;
+
     ngx_conf_merge_value(conf->api, prev->api, 0);
+    ngx_conf_merge_value(conf->admin, prev->admin, 0);
     ngx_conf_merge_ptr_value(conf->cors, prev->cors, NULL);
+    ngx_conf_merge_uint_value(conf->auth, prev->auth, NGX_DR_AUTH_OFF);
+    ngx_conf_merge_value(conf->limit_dry_run, prev->limit_dry_run, 0);
+    ngx_conf_merge_uint_value(conf->limit_status, prev->limit_status,
+                              NGX_HTTP_TOO_MANY_REQUESTS);
+    ngx_conf_merge_uint_value(conf->limit_log_level, prev->limit_log_level,
+                              NGX_LOG_INFO);
+
+    if (conf->auth != NGX_DR_AUTH_OFF) {
+        dmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_dr_module);
+
+        if (dmcf->key_secret.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"dr_auth\" needs \"dr_key_secret_file\"");
+            return NGX_CONF_ERROR;
+        }
+
+        if (dmcf->limit.shm_zone == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"dr_auth\" needs \"dr_limit_zone\": "
+                               "every key is limited");
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (conf->admin == 1 && conf->auth != NGX_DR_AUTH_REQUIRED) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"dr_admin\" needs \"dr_auth required\" in its "
+                           "location");
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
@@ -241,6 +408,26 @@ ngx_dr_conf_bounds(ngx_conf_t *cf, void *post, void *data)
 }
 
 
+static char *
+ngx_dr_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_dr_loc_conf_t  *dlcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (dlcf->admin != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    dlcf->admin = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_dr_admin_handler;
+
+    return NGX_CONF_OK;
+}
+
+
 static ngx_int_t
 ngx_dr_init_process(ngx_cycle_t *cycle)
 {
@@ -259,7 +446,9 @@ ngx_dr_init_process(ngx_cycle_t *cycle)
     }
 
     if (ngx_dr_pg_init_process(cycle, &dmcf->pg) != NGX_OK
-        || ngx_dr_api_init_process(cycle) != NGX_OK)
+        || ngx_dr_api_init_process(cycle) != NGX_OK
+        || ngx_dr_auth_init_process(cycle) != NGX_OK
+        || ngx_dr_limit_init_process(cycle, &dmcf->limit) != NGX_OK)
     {
         return NGX_ERROR;
     }

@@ -57,6 +57,13 @@ sub new {
 
     $self->{port} = free_port();
 
+    # the server secret of API keys, readable by its owner only
+    $self->{secret} = "$self->{dir}/key_secret";
+    open my $sfh, '>', $self->{secret} or die "key_secret: $!";
+    print $sfh join('', map { ('a' .. 'z', 0 .. 9)[rand 36] } 1 .. 48), "\n";
+    close $sfh;
+    chmod 0600, $self->{secret};
+
     if ($self->{db}) {
         $self->{cluster} //= DR::Test::Cluster->shared;
         $self->{dbname} = $self->{cluster}->create_db;
@@ -86,6 +93,7 @@ sub expand {
     $text =~ s/%%PORT%%/$self->{port}/g;
     $text =~ s/%%PG%%/$pg/g;
     $text =~ s/%%DIR%%/$self->{dir}/g;
+    $text =~ s/%%SECRET%%/$self->{secret}/g;
     return $text;
 }
 
@@ -350,6 +358,22 @@ sub parallel {
 sub dbh {
     my ($self) = @_;
     return $self->{cluster}->dbh($self->{dbname});
+}
+
+# a new API key, made by tools/dr-key as an operator would
+sub create_key {
+    my ($self, %opt) = @_;
+    my $c = $self->{cluster};
+    my @args = ('--secret-file', $self->{secret},
+        '--tier', $opt{tier} // 'free', '--name', $opt{name} // 'test',
+        '--host', $c->{socket}, '--port', $c->{port}, '--user', $c->{user},
+        '--dbname', $self->{dbname});
+    push @args, '--expires', $opt{expires} if $opt{expires};
+    open my $fh, '-|', "$TOP/tools/dr-key", @args or die "dr-key: $!";
+    my $key = <$fh>;
+    close $fh or die "dr-key failed";
+    chomp $key;
+    return $key;
 }
 
 sub DESTROY {

@@ -1,0 +1,536 @@
+
+/*
+ * Domain Runner: the admin API, for keys of the "admin" tier only.
+ *
+ *   POST   /admin/keys        {name, tier, expires_at?}: 201 and the key,
+ *                             shown this once; only its HMAC is stored
+ *   GET    /admin/keys        every key, without secrets
+ *   DELETE /admin/keys/{id}   revoke: a trigger notifies every node
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <openssl/rand.h>
+
+#include "ngx_dr_module.h"
+#include "ngx_dr_validate.h"
+
+
+#define NGX_DR_ADMIN_BODY_MAX  65536
+#define NGX_DR_ISO_TIME        \
+    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'"
+
+
+static void ngx_dr_admin_body(ngx_http_request_t *r);
+static ngx_int_t ngx_dr_admin_create(ngx_http_request_t *r, json_t *body);
+static ngx_int_t ngx_dr_admin_created(ngx_http_request_t *r,
+    ngx_dr_pg_query_t *q);
+static ngx_int_t ngx_dr_admin_listed(ngx_http_request_t *r,
+    ngx_dr_pg_query_t *q);
+static ngx_int_t ngx_dr_admin_revoked(ngx_http_request_t *r,
+    ngx_dr_pg_query_t *q);
+static ngx_int_t ngx_dr_admin_not_allowed(ngx_http_request_t *r,
+    const char *allow);
+static ngx_int_t ngx_dr_admin_random(u_char *out, size_t n,
+    const char *alphabet, size_t size);
+static ngx_int_t ngx_dr_admin_iso_time(const char *s);
+static json_t *ngx_dr_admin_row(PGresult *res, int row);
+
+
+static const char  ngx_dr_admin_create_sql[] =
+    "INSERT INTO api_keys (prefix, secret_hash, name, tier, expires_at) "
+    "SELECT $1, decode($2, 'hex'), $3, $4, $5::timestamptz "
+    "WHERE $5::timestamptz IS NULL OR $5::timestamptz > now() "
+    "RETURNING id, prefix, name, tier,"
+    " to_char(created_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
+    " to_char(expires_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
+    " NULL::text, NULL::text";
+
+static const char  ngx_dr_admin_list_sql[] =
+    "SELECT id, prefix, name, tier,"
+    " to_char(created_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
+    " to_char(expires_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
+    " to_char(revoked_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
+    " to_char(last_used_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME ") "
+    "FROM api_keys ORDER BY id";
+
+static const char  ngx_dr_admin_revoke_sql[] =
+    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
+    "WHERE id = $1 "
+    "RETURNING id, prefix, name, tier,"
+    " to_char(created_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
+    " to_char(expires_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
+    " to_char(revoked_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
+    " to_char(last_used_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME ")";
+
+
+ngx_int_t
+ngx_dr_admin_handler(ngx_http_request_t *r)
+{
+    u_char            *start;
+    ngx_int_t          rc;
+    ngx_str_t          id;
+    const char        *params[1];
+    unsigned long      n;
+    ngx_dr_request_t  *req;
+
+    req = ngx_dr_request(r);
+
+    if (req == NULL || req->tier == NULL || req->key_id == 0
+        || req->tier->name.len != sizeof("admin") - 1
+        || ngx_strncmp(req->tier->name.data, "admin", 5) != 0)
+    {
+        return ngx_dr_json_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
+                                 "the admin API needs a key of the admin "
+                                 "tier");
+    }
+
+    if (r->uri.len == sizeof("/admin/keys") - 1
+        && ngx_strncmp(r->uri.data, "/admin/keys", r->uri.len) == 0)
+    {
+        if (r->method == NGX_HTTP_POST) {
+            r->request_body_in_single_buf = 1;
+
+            rc = ngx_http_read_client_request_body(r, ngx_dr_admin_body);
+            if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+                return rc;
+            }
+
+            return NGX_DONE;
+        }
+
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        if (r->method != NGX_HTTP_GET) {
+            return ngx_dr_admin_not_allowed(r, "GET, POST");
+        }
+
+        return ngx_dr_api_query(r, 0, 0, ngx_dr_admin_list_sql, 0, NULL,
+                                ngx_dr_admin_listed);
+    }
+
+    if (r->uri.len > sizeof("/admin/keys/") - 1
+        && ngx_strncmp(r->uri.data, "/admin/keys/", 12) == 0)
+    {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        start = r->uri.data + 12;
+
+        if (ngx_dr_validate_uint(start, r->uri.data + r->uri.len - start, 1,
+                                 (unsigned long) NGX_MAX_INT_T_VALUE, &n)
+            != NGX_DR_VALID_OK)
+        {
+            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_id",
+                                     "a key id is a whole number");
+        }
+
+        if (r->method != NGX_HTTP_DELETE) {
+            return ngx_dr_admin_not_allowed(r, "DELETE");
+        }
+
+        id.data = start;
+        id.len = r->uri.data + r->uri.len - start;
+        params[0] = (const char *) ngx_dr_cstr(r->pool, &id);
+
+        return ngx_dr_api_query(r, 0, 0, ngx_dr_admin_revoke_sql, 1, params,
+                                ngx_dr_admin_revoked);
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_dr_json_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                             "no such admin endpoint");
+}
+
+
+static ngx_int_t
+ngx_dr_admin_not_allowed(ngx_http_request_t *r, const char *allow)
+{
+    ngx_str_t  value;
+
+    static ngx_str_t  allow_key = ngx_string("Allow");
+
+    value.data = (u_char *) allow;
+    value.len = ngx_strlen(allow);
+
+    if (ngx_dr_http_header(r, &allow_key, &value, NULL) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_dr_json_error(r, NGX_HTTP_NOT_ALLOWED, "method_not_allowed",
+                             "this endpoint accepts %s", allow);
+}
+
+
+/* the body of POST /admin/keys has arrived */
+
+static void
+ngx_dr_admin_body(ngx_http_request_t *r)
+{
+    size_t         len;
+    json_t        *body;
+    ngx_int_t      rc;
+    ngx_buf_t     *b;
+    json_error_t   err;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        rc = ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                               "a JSON object is needed: "
+                               "{\"name\", \"tier\", \"expires_at\"?}");
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    b = r->request_body->bufs->buf;
+
+    if (r->request_body->temp_file || r->request_body->bufs->next
+        || b->in_file)
+    {
+        rc = ngx_dr_json_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                               "body_too_large",
+                               "the request body is too large");
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    len = b->last - b->pos;
+
+    if (len > NGX_DR_ADMIN_BODY_MAX) {
+        rc = ngx_dr_json_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                               "body_too_large",
+                               "the request body is too large");
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    body = json_loadb((char *) b->pos, len, JSON_REJECT_DUPLICATES, &err);
+
+    if (body == NULL) {
+        rc = ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_json",
+                               "the body is not valid JSON: %s at "
+                               "character %d", err.text, err.position);
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    rc = ngx_dr_admin_create(r, body);
+    json_decref(body);
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_create(ngx_http_request_t *r, json_t *body)
+{
+    u_char               *p;
+    json_t               *name, *tier, *expires, *v;
+    const char           *key, *params[5];
+    ngx_dr_request_t     *req;
+    ngx_dr_main_conf_t   *dmcf;
+    u_char                prefix[9], secret[33], hash[32], hex[65];
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+
+    if (!json_is_object(body)) {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "a JSON object is needed");
+    }
+
+    json_object_foreach(body, key, v) {
+        if (ngx_strcmp(key, "name") != 0 && ngx_strcmp(key, "tier") != 0
+            && ngx_strcmp(key, "expires_at") != 0)
+        {
+            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                     "unknown field; the fields are name, "
+                                     "tier and expires_at");
+        }
+    }
+
+    name = json_object_get(body, "name");
+    tier = json_object_get(body, "tier");
+    expires = json_object_get(body, "expires_at");
+
+    if (!json_is_string(name) || json_string_length(name) == 0
+        || json_string_length(name) > 200)
+    {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "name: a string of 1 to 200 bytes is "
+                                 "needed");
+    }
+
+    if (ngx_dr_validate_search((u_char *) json_string_value(name),
+                               json_string_length(name))
+        == NGX_DR_VALID_CONTROL)
+    {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "name: control characters are not "
+                                 "allowed");
+    }
+
+    if (!json_is_string(tier)
+        || ngx_dr_limit_find_tier(&dmcf->limit,
+                                  (u_char *) json_string_value(tier),
+                                  json_string_length(tier))
+           == NULL
+        || ngx_strcmp(json_string_value(tier), "anonymous") == 0)
+    {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "tier: one of the tiers declared with "
+                                 "dr_tier (not anonymous) is needed");
+    }
+
+    if (expires && !json_is_null(expires)
+        && (!json_is_string(expires)
+            || ngx_dr_admin_iso_time(json_string_value(expires)) != NGX_OK))
+    {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "expires_at: a time such as "
+                                 "2027-01-31T00:00:00Z is needed");
+    }
+
+    if (ngx_dr_admin_random(prefix, 8, "abcdefghijklmnopqrstuvwxyz0123456789",
+                            36)
+        != NGX_OK
+        || ngx_dr_admin_random(secret, 32,
+                               "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                               "abcdefghijklmnopqrstuvwxyz0123456789", 62)
+           != NGX_OK
+        || ngx_dr_auth_hash(dmcf, secret, 32, hash) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    prefix[8] = '\0';
+    secret[32] = '\0';
+    *ngx_hex_dump(hex, hash, 32) = '\0';
+
+    req = ngx_dr_request(r);
+
+    p = ngx_pnalloc(r->pool, 3 + 8 + 1 + 32);
+    if (p == NULL || req == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    req->new_key.data = p;
+    req->new_key.len = ngx_sprintf(p, "dr_%s_%s", prefix, secret) - p;
+    ngx_explicit_memzero(secret, sizeof(secret));
+
+    params[0] = (const char *) prefix;
+    params[1] = (const char *) hex;
+    params[2] = json_string_value(name);
+    params[3] = json_string_value(tier);
+    params[4] = (expires && json_is_string(expires))
+                ? json_string_value(expires) : NULL;
+
+    return ngx_dr_api_query(r, 0, 0, ngx_dr_admin_create_sql, 5, params,
+                            ngx_dr_admin_created);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_created(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
+{
+    json_t            *answer;
+    ngx_dr_request_t  *req;
+
+    if (q->rc != NGX_DR_PG_OK) {
+        return ngx_dr_api_unavailable(r, q);
+    }
+
+    if (PQntuples(q->res) != 1) {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "expires_at: a time in the future is "
+                                 "needed");
+    }
+
+    req = ngx_dr_request(r);
+
+    answer = ngx_dr_admin_row(q->res, 0);
+    if (answer == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* shown this once: only its HMAC is kept */
+    json_object_set_new(answer, "key",
+                        json_stringn((char *) req->new_key.data,
+                                     req->new_key.len));
+    ngx_explicit_memzero(req->new_key.data, req->new_key.len);
+
+    return ngx_dr_json_send(r, NGX_HTTP_CREATED, answer);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_listed(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
+{
+    int      i;
+    json_t  *list;
+
+    if (q->rc != NGX_DR_PG_OK) {
+        return ngx_dr_api_unavailable(r, q);
+    }
+
+    list = json_array();
+
+    for (i = 0; list && i < PQntuples(q->res); i++) {
+        json_array_append_new(list, ngx_dr_admin_row(q->res, i));
+    }
+
+    return ngx_dr_json_send(r, NGX_HTTP_OK, json_pack("{s:o}", "keys", list));
+}
+
+
+static ngx_int_t
+ngx_dr_admin_revoked(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
+{
+    if (q->rc != NGX_DR_PG_OK) {
+        return ngx_dr_api_unavailable(r, q);
+    }
+
+    if (PQntuples(q->res) != 1) {
+        return ngx_dr_json_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                 "no key has this id");
+    }
+
+    return ngx_dr_json_send(r, NGX_HTTP_OK, ngx_dr_admin_row(q->res, 0));
+}
+
+
+static json_t *
+ngx_dr_admin_row(PGresult *res, int row)
+{
+    int          i;
+    json_t      *obj;
+
+    static const char  *names[] = {
+        "id", "prefix", "name", "tier", "created_at", "expires_at",
+        "revoked_at", "last_used_at"
+    };
+
+    obj = json_object();
+    if (obj == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < 8; i++) {
+        if (PQgetisnull(res, row, i)) {
+            json_object_set_new(obj, names[i], json_null());
+
+        } else if (i == 0) {
+            json_object_set_new(obj, names[i],
+                                json_integer(strtoll(PQgetvalue(res, row, 0),
+                                                     NULL, 10)));
+
+        } else {
+            json_object_set_new(obj, names[i],
+                                json_stringn(PQgetvalue(res, row, i),
+                                             PQgetlength(res, row, i)));
+        }
+    }
+
+    return obj;
+}
+
+
+/* n characters of alphabet, uniformly: bytes past the last whole lap go */
+
+static ngx_int_t
+ngx_dr_admin_random(u_char *out, size_t n, const char *alphabet, size_t size)
+{
+    size_t   i, limit;
+    u_char   buf[64];
+    size_t   k;
+
+    limit = 256 - 256 % size;
+    i = 0;
+
+    while (i < n) {
+        if (RAND_bytes(buf, sizeof(buf)) != 1) {
+            return NGX_ERROR;
+        }
+
+        for (k = 0; k < sizeof(buf) && i < n; k++) {
+            if (buf[k] < limit) {
+                out[i++] = alphabet[buf[k] % size];
+            }
+        }
+    }
+
+    ngx_explicit_memzero(buf, sizeof(buf));
+
+    return NGX_OK;
+}
+
+
+/* YYYY-MM-DDTHH:MM:SS, optional fraction, then Z or +HH:MM / -HH:MM */
+
+static ngx_int_t
+ngx_dr_admin_iso_time(const char *s)
+{
+    size_t      len, i;
+    ngx_int_t   year, month, day, hour, min, sec, days;
+
+    static const char  shape[] = "dddd-dd-ddTdd:dd:dd";
+
+    len = ngx_strlen(s);
+
+    if (len < sizeof(shape) - 1 + 1) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < sizeof(shape) - 1; i++) {
+        if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i]) {
+            return NGX_ERROR;
+        }
+    }
+
+    year = ngx_atoi((u_char *) s, 4);
+    month = ngx_atoi((u_char *) s + 5, 2);
+    day = ngx_atoi((u_char *) s + 8, 2);
+    hour = ngx_atoi((u_char *) s + 11, 2);
+    min = ngx_atoi((u_char *) s + 14, 2);
+    sec = ngx_atoi((u_char *) s + 17, 2);
+
+    days = (month == 2) ? ((year % 4 == 0 && year % 100 != 0)
+                           || year % 400 == 0 ? 29 : 28)
+           : (month == 4 || month == 6 || month == 9 || month == 11) ? 30
+           : 31;
+
+    if (year < 1970 || month < 1 || month > 12 || day < 1 || day > days
+        || hour > 23 || min > 59 || sec > 59)
+    {
+        return NGX_ERROR;
+    }
+
+    i = sizeof(shape) - 1;
+
+    if (s[i] == '.') {
+        for (i++; s[i] >= '0' && s[i] <= '9'; i++) { /* void */ }
+    }
+
+    if (s[i] == 'Z' && s[i + 1] == '\0') {
+        return NGX_OK;
+    }
+
+    if ((s[i] == '+' || s[i] == '-') && len - i == 6
+        && s[i + 1] >= '0' && s[i + 1] <= '2' && s[i + 2] >= '0'
+        && s[i + 2] <= '9' && s[i + 3] == ':' && s[i + 4] >= '0'
+        && s[i + 4] <= '5' && s[i + 5] >= '0' && s[i + 5] <= '9')
+    {
+        return NGX_OK;
+    }
+
+    return NGX_ERROR;
+}

@@ -1,0 +1,1177 @@
+
+/*
+ * Domain Runner: API keys and the limits of the request.
+ *
+ * An access-phase handler: it finds the key (X-API-Key or Authorization:
+ * Bearer), checks its form "dr_<prefix>_<secret>", hashes the secret with
+ * HMAC-SHA256 under the server's secret and compares it in constant time
+ * with the hash stored for the prefix.  Keys are looked up once in
+ * PostgreSQL and then kept in a shared-memory cache for every worker,
+ * unknown prefixes too; a revocation is pushed by PostgreSQL (NOTIFY) to
+ * the listener of each node, which drops the cached key at once.  Then
+ * the key's token bucket decides, and a header filter puts the limits on
+ * every answer.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "ngx_dr_module.h"
+#include "ngx_dr_shm.h"
+
+
+#define NGX_DR_AUTH_NONE       0
+#define NGX_DR_AUTH_PENDING    1
+#define NGX_DR_AUTH_DONE       2
+
+#define NGX_DR_KEY_PREFIX_LEN  8
+#define NGX_DR_KEY_SECRET_LEN  32
+#define NGX_DR_KEY_LEN         (3 + NGX_DR_KEY_PREFIX_LEN + 1 \
+                                + NGX_DR_KEY_SECRET_LEN)
+
+#define NGX_DR_AUTH_VERSION    1
+
+
+typedef struct {
+    ngx_dr_shm_node_t    sh;
+    time_t               cached;
+    time_t               expires;      /* 0: never */
+    int64_t              key_id;       /* 0: no such key */
+    uint64_t             used_today;
+    uint32_t             day;
+    u_char               hash[32];
+    u_char               tier[32];
+    uint8_t              tier_len;
+    unsigned             revoked:1;
+    u_char               data[NGX_DR_KEY_PREFIX_LEN];
+} ngx_dr_key_node_t;
+
+
+typedef struct {
+    ngx_uint_t           version;
+    ngx_rbtree_t         rbtree;
+    ngx_rbtree_node_t    sentinel;
+    ngx_queue_t          lru;
+} ngx_dr_key_sh_t;
+
+
+typedef struct {
+    ngx_dr_key_sh_t     *sh;
+    ngx_slab_pool_t     *shpool;
+} ngx_dr_key_ctx_t;
+
+
+static ngx_int_t ngx_dr_auth_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_dr_auth_token(ngx_http_request_t *r, ngx_str_t *token);
+static ngx_int_t ngx_dr_auth_key(ngx_http_request_t *r,
+    ngx_dr_request_t *req, ngx_str_t *token);
+static ngx_int_t ngx_dr_auth_cached(ngx_http_request_t *r,
+    ngx_dr_request_t *req, ngx_dr_key_node_t *kn);
+static void ngx_dr_auth_loaded(ngx_dr_pg_query_t *q);
+static ngx_int_t ngx_dr_auth_limit(ngx_http_request_t *r,
+    ngx_dr_request_t *req, ngx_uint_t daily_seed);
+static ngx_int_t ngx_dr_auth_reject(ngx_http_request_t *r,
+    ngx_dr_request_t *req, ngx_uint_t status, const char *error,
+    const char *message);
+static ngx_int_t ngx_dr_auth_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_dr_auth_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static void ngx_dr_auth_keys_changed(ngx_str_t *channel, ngx_str_t *payload,
+    void *data);
+static void ngx_dr_request_cleanup(void *data);
+static void ngx_dr_auth_unhex(u_char *hex, u_char *out);
+static ngx_int_t ngx_dr_auth_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+
+
+static ngx_str_t  ngx_dr_limit_status_names[] = {
+    ngx_null_string,
+    ngx_string("passed"),
+    ngx_string("rejected"),
+    ngx_string("dry_run")
+};
+
+
+static ngx_http_variable_t  ngx_dr_auth_vars[] = {
+    { ngx_string("dr_key_id"), NULL, ngx_dr_auth_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    { ngx_string("dr_tier"), NULL, ngx_dr_auth_variable, 1,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    { ngx_string("dr_limit_status"), NULL, ngx_dr_auth_variable, 2,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    ngx_http_null_variable
+};
+
+
+static const char  ngx_dr_auth_sql[] =
+    "SELECT k.id, encode(k.secret_hash, 'hex'), k.tier,"
+    " coalesce(extract(epoch FROM k.expires_at)::int8, 0),"
+    " k.revoked_at IS NOT NULL,"
+    " coalesce((SELECT u.requests FROM usage_daily u"
+    "   WHERE u.key_id = k.id AND u.day = (now() AT TIME ZONE 'UTC')::date),"
+    "   0) "
+    "FROM api_keys k WHERE k.prefix = $1";
+
+
+/* configuration */
+
+
+/*
+ * The server secret: read once, when the configuration is, from a file
+ * that only its owner may read; nginx -T never shows it.
+ */
+
+char *
+ngx_dr_auth_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_dr_main_conf_t  *dmcf = conf;
+
+    ssize_t           n;
+    ngx_str_t        *value;
+    ngx_file_t        file;
+    ngx_file_info_t   fi;
+    u_char            buf[1024];
+
+    if (dmcf->key_secret.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_conf_full_name(cf->cycle, &value[1], 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = value[1];
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(value[1].data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"%V\" cannot open \"%V\"", &cmd->name,
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"%V\" cannot stat \"%V\"", &cmd->name,
+                           &value[1]);
+        (void) ngx_close_file(file.fd);
+        return NGX_CONF_ERROR;
+    }
+
+    if (fi.st_mode & (S_IROTH|S_IWOTH)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\": \"%V\" may be read by every user of "
+                           "the machine; make it readable by its owner "
+                           "only (chmod 600)", &cmd->name, &value[1]);
+        (void) ngx_close_file(file.fd);
+        return NGX_CONF_ERROR;
+    }
+
+    n = ngx_read_file(&file, buf, sizeof(buf), 0);
+    (void) ngx_close_file(file.fd);
+
+    if (n == NGX_ERROR) {
+        return NGX_CONF_ERROR;
+    }
+
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'
+                     || buf[n - 1] == ' '))
+    {
+        n--;
+    }
+
+    if (n < 32 || n == (ssize_t) sizeof(buf)) {
+        ngx_explicit_memzero(buf, sizeof(buf));
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\": \"%V\" must hold from 32 to 1023 "
+                           "bytes of secret", &cmd->name, &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    dmcf->key_secret.data = ngx_pnalloc(cf->pool, n);
+    if (dmcf->key_secret.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(dmcf->key_secret.data, buf, n);
+    dmcf->key_secret.len = n;
+    ngx_explicit_memzero(buf, sizeof(buf));
+
+    return NGX_CONF_OK;
+}
+
+
+/* dr_auth_cache zone=name:size [ttl=time] [negative_ttl=time] */
+
+char *
+ngx_dr_auth_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_dr_main_conf_t  *dmcf = conf;
+
+    ssize_t            size;
+    ngx_str_t         *value, name, s;
+    ngx_uint_t         i;
+    ngx_dr_key_ctx_t  *ctx;
+
+    if (dmcf->key_zone) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    name.len = 0;
+    size = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
+            if (ngx_dr_shm_zone_size(cf, cmd, &value[i], &name, &size)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "ttl=", 4) == 0) {
+            s.data = value[i].data + 4;
+            s.len = value[i].len - 4;
+            dmcf->key_ttl = ngx_parse_time(&s, 1);
+
+            if (dmcf->key_ttl == (time_t) NGX_ERROR || dmcf->key_ttl == 0) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "negative_ttl=", 13) == 0) {
+            s.data = value[i].data + 13;
+            s.len = value[i].len - 13;
+            dmcf->key_negative_ttl = ngx_parse_time(&s, 1);
+
+            if (dmcf->key_negative_ttl == (time_t) NGX_ERROR) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    if (name.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" needs zone=name:size", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    ctx = ngx_pcalloc(cf->pool, sizeof(ngx_dr_key_ctx_t));
+    if (ctx == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    dmcf->key_zone = ngx_shared_memory_add(cf, &name, size,
+                                           &ngx_http_dr_module);
+    if (dmcf->key_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (dmcf->key_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is already used", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    dmcf->key_zone->init = ngx_dr_auth_init_zone;
+    dmcf->key_zone->data = ctx;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\" has an invalid \"%V\": it takes "
+                       "zone=name:size, ttl=time and negative_ttl=time",
+                       &cmd->name, &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+static ngx_int_t
+ngx_dr_auth_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_dr_key_ctx_t  *octx = data;
+
+    ngx_dr_key_ctx_t  *ctx;
+
+    ctx = shm_zone->data;
+
+    if (octx) {
+        ctx->sh = octx->sh;
+        ctx->shpool = octx->shpool;
+        return NGX_OK;
+    }
+
+    ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        ctx->sh = ctx->shpool->data;
+        return (ctx->sh->version == NGX_DR_AUTH_VERSION) ? NGX_OK
+                                                         : NGX_ERROR;
+    }
+
+    ctx->sh = ngx_slab_alloc(ctx->shpool, sizeof(ngx_dr_key_sh_t));
+    if (ctx->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->shpool->data = ctx->sh;
+
+    ngx_memzero(ctx->sh, sizeof(ngx_dr_key_sh_t));
+    ctx->sh->version = NGX_DR_AUTH_VERSION;
+    ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel,
+                    ngx_dr_shm_insert_value);
+    ngx_queue_init(&ctx->sh->lru);
+
+    ctx->shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_dr_auth_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_dr_auth_handler;
+
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_dr_auth_header_filter;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_dr_auth_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_dr_auth_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_dr_auth_init_process(ngx_cycle_t *cycle)
+{
+    ngx_dr_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_dr_module);
+
+    if (dmcf == NULL || dmcf->key_zone == NULL || ngx_worker != 0) {
+        return NGX_OK;
+    }
+
+    return ngx_dr_pg_listen("dr_keys", ngx_dr_auth_keys_changed, dmcf);
+}
+
+
+/* the request's state, found again after an internal redirect */
+
+ngx_dr_request_t *
+ngx_dr_request(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+    ngx_dr_request_t    *req;
+
+    req = ngx_http_get_module_ctx(r->main, ngx_http_dr_module);
+    if (req) {
+        return req;
+    }
+
+    /* an internal redirect clears the contexts, not the pool */
+
+    for (cln = r->main->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_dr_request_cleanup) {
+            req = cln->data;
+            ngx_http_set_ctx(r->main, req, ngx_http_dr_module);
+            return req;
+        }
+    }
+
+    cln = ngx_pool_cleanup_add(r->main->pool, sizeof(ngx_dr_request_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    req = cln->data;
+    ngx_memzero(req, sizeof(ngx_dr_request_t));
+
+    cln->handler = ngx_dr_request_cleanup;
+    ngx_http_set_ctx(r->main, req, ngx_http_dr_module);
+
+    return req;
+}
+
+
+static void
+ngx_dr_request_cleanup(void *data)
+{
+    /* a marker: the state lives in the pool and goes with it */
+}
+
+
+/* the access phase */
+
+
+static ngx_int_t
+ngx_dr_auth_handler(ngx_http_request_t *r)
+{
+    ngx_int_t            rc;
+    ngx_str_t            token;
+    ngx_dr_request_t    *req;
+    ngx_dr_loc_conf_t   *dlcf;
+    ngx_dr_main_conf_t  *dmcf;
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_dr_module);
+
+    if (dlcf->auth == NGX_DR_AUTH_OFF || r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    req = ngx_dr_request(r);
+    if (req == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (req->auth_state == NGX_DR_AUTH_DONE) {
+        return req->auth_rc;
+    }
+
+    if (req->auth_state == NGX_DR_AUTH_PENDING) {
+        return NGX_AGAIN;
+    }
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+
+    rc = ngx_dr_auth_token(r, &token);
+
+    if (rc == NGX_ERROR) {
+        return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
+                                  "invalid_key",
+                                  "two different API keys were sent: use "
+                                  "X-API-Key or Authorization, not both");
+    }
+
+    if (rc == NGX_DECLINED) {
+        if (dlcf->auth == NGX_DR_AUTH_REQUIRED) {
+            return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
+                                      "missing_key",
+                                      "an API key is needed, in X-API-Key "
+                                      "or Authorization: Bearer");
+        }
+
+        /* anonymous: limited by client address */
+
+        req->tier = ngx_dr_limit_find_tier(&dmcf->limit,
+                                           (u_char *) "anonymous", 9);
+        req->key_label = r->connection->addr_text;
+
+        return ngx_dr_auth_limit(r, req, 0);
+    }
+
+    return ngx_dr_auth_key(r, req, &token);
+}
+
+
+/*
+ * The key of the request: NGX_OK with it, NGX_DECLINED with none, and
+ * NGX_ERROR when the two headers carry different keys.
+ */
+
+static ngx_int_t
+ngx_dr_auth_token(ngx_http_request_t *r, ngx_str_t *token)
+{
+    ngx_str_t         api, bearer;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    api.len = 0;
+    api.data = NULL;
+    bearer.len = 0;
+    bearer.data = NULL;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("X-API-Key") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "X-API-Key",
+                               sizeof("X-API-Key") - 1) == 0)
+        {
+            if (h[i].value.len == 0) {
+                /* an empty header is no key at all */
+                continue;
+            }
+
+            if (api.data && (api.len != h[i].value.len
+                             || ngx_strncmp(api.data, h[i].value.data,
+                                            api.len) != 0))
+            {
+                return NGX_ERROR;
+            }
+
+            api = h[i].value;
+        }
+    }
+
+    if (r->headers_in.authorization) {
+        bearer = r->headers_in.authorization->value;
+
+        if (bearer.len >= sizeof("Bearer ") - 1
+            && ngx_strncasecmp(bearer.data, (u_char *) "Bearer ",
+                               sizeof("Bearer ") - 1) == 0)
+        {
+            bearer.data += sizeof("Bearer ") - 1;
+            bearer.len -= sizeof("Bearer ") - 1;
+
+            while (bearer.len && bearer.data[0] == ' ') {
+                bearer.data++;
+                bearer.len--;
+            }
+
+        } else {
+            /* another scheme: a form we cannot read, so a bad key */
+            bearer.len = bearer.len ? bearer.len : 1;
+        }
+    }
+
+    if (api.data && bearer.data
+        && (api.len != bearer.len
+            || ngx_strncmp(api.data, bearer.data, api.len) != 0))
+    {
+        return NGX_ERROR;
+    }
+
+    if (api.data) {
+        *token = api;
+        return NGX_OK;
+    }
+
+    if (bearer.data) {
+        *token = bearer;
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_dr_auth_key(ngx_http_request_t *r, ngx_dr_request_t *req,
+    ngx_str_t *token)
+{
+    u_char               *p;
+    ngx_str_t             prefix;
+    ngx_uint_t            i;
+    const char           *params[1];
+    ngx_dr_key_ctx_t     *ctx;
+    ngx_dr_key_node_t    *kn, copy;
+    ngx_dr_main_conf_t   *dmcf;
+    ngx_dr_pg_query_t    *q;
+    u_char                buf[NGX_DR_KEY_PREFIX_LEN + 1];
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+
+    /* the form first: no hashing, no look-up for garbage */
+
+    p = token->data;
+
+    if (token->len != NGX_DR_KEY_LEN
+        || ngx_strncmp(p, "dr_", 3) != 0
+        || p[3 + NGX_DR_KEY_PREFIX_LEN] != '_')
+    {
+        return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
+                                  "invalid_key",
+                                  "the API key is malformed");
+    }
+
+    for (i = 3; i < 3 + NGX_DR_KEY_PREFIX_LEN; i++) {
+        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9')))
+        {
+            return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
+                                      "invalid_key",
+                                      "the API key is malformed");
+        }
+    }
+
+    for (i = 4 + NGX_DR_KEY_PREFIX_LEN; i < NGX_DR_KEY_LEN; i++) {
+        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z')
+              || (p[i] >= '0' && p[i] <= '9')))
+        {
+            return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
+                                      "invalid_key",
+                                      "the API key is malformed");
+        }
+    }
+
+    ngx_memcpy(req->prefix, p + 3, NGX_DR_KEY_PREFIX_LEN);
+
+    if (ngx_dr_auth_hash(dmcf, p + 4 + NGX_DR_KEY_PREFIX_LEN,
+                         NGX_DR_KEY_SECRET_LEN, req->hash)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    prefix.data = req->prefix;
+    prefix.len = NGX_DR_KEY_PREFIX_LEN;
+
+    if (dmcf->key_zone) {
+        ctx = dmcf->key_zone->data;
+
+        ngx_shmtx_lock(&ctx->shpool->mutex);
+
+        kn = (ngx_dr_key_node_t *)
+             ngx_dr_shm_lookup_locked(&ctx->sh->rbtree, &prefix,
+                                      ngx_crc32_short(prefix.data,
+                                                      prefix.len));
+
+        if (kn
+            && ngx_time() - kn->cached < (kn->key_id ? dmcf->key_ttl
+                                                     : dmcf->key_negative_ttl))
+        {
+            copy = *kn;
+            ngx_shmtx_unlock(&ctx->shpool->mutex);
+            return ngx_dr_auth_cached(r, req, &copy);
+        }
+
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+    }
+
+    /* not cached: ask the database, and come back here with the answer */
+
+    (void) ngx_cpystrn(buf, req->prefix, sizeof(buf));
+    params[0] = (char *) buf;
+
+    q = ngx_dr_pg_query(r->pool, r->connection->log, NGX_DR_PG_READ, 0,
+                        ngx_dr_auth_sql, 1, params, ngx_dr_auth_loaded, r);
+    if (q == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    req->auth_state = NGX_DR_AUTH_PENDING;
+
+    if (!r->discard_body && !r->reading_body) {
+        r->read_event_handler = ngx_http_test_reading;
+    }
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_dr_auth_loaded(ngx_dr_pg_query_t *q)
+{
+    u_char               *p;
+    size_t                len;
+    ngx_str_t             prefix;
+    ngx_connection_t     *c;
+    ngx_dr_request_t     *req;
+    ngx_dr_key_ctx_t     *ctx;
+    ngx_dr_key_node_t    *kn, entry;
+    ngx_dr_main_conf_t   *dmcf;
+    ngx_http_request_t   *r;
+
+    r = q->data;
+    c = r->connection;
+    req = ngx_dr_request(r);
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+
+    req->auth_state = NGX_DR_AUTH_DONE;
+    r->read_event_handler = ngx_http_block_reading;
+
+    if (q->rc != NGX_DR_PG_OK) {
+        req->auth_state = NGX_DR_AUTH_NONE;
+        (void) ngx_dr_auth_reject(r, req, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                  "database_unavailable",
+                                  "the API key cannot be checked now: the "
+                                  "database is unavailable");
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    ngx_memzero(&entry, sizeof(ngx_dr_key_node_t));
+    entry.cached = ngx_time();
+    entry.day = (uint32_t) (ngx_time() / 86400);
+
+    if (PQntuples(q->res) == 1) {
+        entry.key_id = ngx_atoof((u_char *) PQgetvalue(q->res, 0, 0),
+                                 PQgetlength(q->res, 0, 0));
+
+        p = (u_char *) PQgetvalue(q->res, 0, 1);
+        if (PQgetlength(q->res, 0, 1) == 64) {
+            ngx_dr_auth_unhex(p, entry.hash);
+        }
+
+        len = ngx_min((size_t) PQgetlength(q->res, 0, 2), sizeof(entry.tier));
+        ngx_memcpy(entry.tier, PQgetvalue(q->res, 0, 2), len);
+        entry.tier_len = (uint8_t) len;
+
+        entry.expires = (time_t) ngx_atoof((u_char *) PQgetvalue(q->res, 0,
+                                                                 3),
+                                           PQgetlength(q->res, 0, 3));
+        entry.revoked = (PQgetvalue(q->res, 0, 4)[0] == 't');
+        entry.used_today = ngx_atoof((u_char *) PQgetvalue(q->res, 0, 5),
+                                     PQgetlength(q->res, 0, 5));
+    }
+
+    if (dmcf->key_zone) {
+        ctx = dmcf->key_zone->data;
+        prefix.data = req->prefix;
+        prefix.len = NGX_DR_KEY_PREFIX_LEN;
+
+        ngx_shmtx_lock(&ctx->shpool->mutex);
+
+        kn = (ngx_dr_key_node_t *)
+             ngx_dr_shm_lookup_locked(&ctx->sh->rbtree, &prefix,
+                                      ngx_crc32_short(prefix.data,
+                                                      prefix.len));
+        if (kn == NULL) {
+            kn = ngx_slab_alloc_locked(ctx->shpool,
+                                       sizeof(ngx_dr_key_node_t));
+
+            if (kn == NULL && !ngx_queue_empty(&ctx->sh->lru)) {
+                /* full: the least recently used key makes room */
+                kn = ngx_queue_data(ngx_queue_last(&ctx->sh->lru),
+                                    ngx_dr_key_node_t, sh.queue);
+                ngx_queue_remove(&kn->sh.queue);
+                ngx_rbtree_delete(&ctx->sh->rbtree, &kn->sh.node);
+            }
+
+            if (kn) {
+                *kn = entry;
+                ngx_memcpy(kn->data, req->prefix, NGX_DR_KEY_PREFIX_LEN);
+                kn->sh.key = kn->data;
+                kn->sh.key_len = NGX_DR_KEY_PREFIX_LEN;
+                kn->sh.node.key = ngx_crc32_short(prefix.data, prefix.len);
+                ngx_rbtree_insert(&ctx->sh->rbtree, &kn->sh.node);
+                ngx_queue_insert_head(&ctx->sh->lru, &kn->sh.queue);
+            }
+
+        } else {
+            kn->cached = entry.cached;
+            kn->expires = entry.expires;
+            kn->key_id = entry.key_id;
+            kn->used_today = entry.used_today;
+            kn->day = entry.day;
+            kn->revoked = entry.revoked;
+            kn->tier_len = entry.tier_len;
+            ngx_memcpy(kn->hash, entry.hash, sizeof(entry.hash));
+            ngx_memcpy(kn->tier, entry.tier, sizeof(entry.tier));
+        }
+
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+    }
+
+    req->auth_state = NGX_DR_AUTH_NONE;
+    req->auth_rc = ngx_dr_auth_cached(r, req, &entry);
+
+    if (req->auth_rc == NGX_DONE) {
+        /* rejected: the answer is out */
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    req->auth_state = NGX_DR_AUTH_DONE;
+
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* the verdict on a key found (or known not to exist) */
+
+static ngx_int_t
+ngx_dr_auth_cached(ngx_http_request_t *r, ngx_dr_request_t *req,
+    ngx_dr_key_node_t *kn)
+{
+    u_char              *p;
+    ngx_dr_main_conf_t  *dmcf;
+    uint32_t             today;
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+
+    if (kn->key_id == 0 || CRYPTO_memcmp(kn->hash, req->hash, 32) != 0) {
+        return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
+                                  "invalid_key", "the API key is not known");
+    }
+
+    if (kn->revoked) {
+        return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
+                                  "revoked_key",
+                                  "the API key has been revoked");
+    }
+
+    if (kn->expires && kn->expires <= ngx_time()) {
+        return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
+                                  "expired_key", "the API key has expired");
+    }
+
+    req->key_id = kn->key_id;
+    req->tier = ngx_dr_limit_find_tier(&dmcf->limit, kn->tier, kn->tier_len);
+
+    if (req->tier == NULL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "API key %L has tier \"%*s\", which this nginx does "
+                      "not declare", kn->key_id, (size_t) kn->tier_len,
+                      kn->tier);
+        return ngx_dr_auth_reject(r, req, NGX_HTTP_FORBIDDEN,
+                                  "unknown_tier",
+                                  "the API key's tier is not served here");
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    req->key_label.data = p;
+    req->key_label.len = ngx_sprintf(p, "%L", kn->key_id) - p;
+
+    today = (uint32_t) (ngx_time() / 86400);
+
+    return ngx_dr_auth_limit(r, req, kn->day == today ? kn->used_today : 0);
+}
+
+
+/* the bucket of the key (or client address) decides */
+
+static ngx_int_t
+ngx_dr_auth_limit(ngx_http_request_t *r, ngx_dr_request_t *req,
+    ngx_uint_t daily_seed)
+{
+    u_char              *p;
+    ngx_str_t            key;
+    ngx_uint_t           status;
+    ngx_dr_loc_conf_t   *dlcf;
+    ngx_dr_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_dr_module);
+
+    req->auth_state = NGX_DR_AUTH_DONE;
+    req->auth_rc = NGX_OK;
+
+    if (dmcf->limit.shm_zone == NULL || req->tier == NULL) {
+        return NGX_OK;
+    }
+
+    /* "t:<tier>:k:<key id>" or "t:<tier>:a:<address>" */
+
+    p = ngx_pnalloc(r->pool, req->tier->name.len + req->key_label.len + 6);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    key.data = p;
+    key.len = ngx_sprintf(p, "t:%V:%c:%V", &req->tier->name,
+                          req->key_id ? 'k' : 'a', &req->key_label)
+              - p;
+
+    if (ngx_dr_limit_take(&dmcf->limit, &key, req->key_id, req->tier,
+                          daily_seed, &req->limit)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "dr_limit_zone is too small for even one more key");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    req->limited = 1;
+
+    if (req->limit.passed) {
+        req->limit_status = NGX_DR_LIMIT_PASSED;
+        return NGX_OK;
+    }
+
+    ngx_log_error(dlcf->limit_log_level, r->connection->log, 0,
+                  "limiting requests%s of %s %V, tier \"%V\"%s",
+                  dlcf->limit_dry_run ? ", dry run," : "",
+                  req->key_id ? "key" : "client", &req->key_label,
+                  &req->tier->name,
+                  req->limit.daily_exhausted ? ": daily quota used up" : "");
+
+    if (dlcf->limit_dry_run) {
+        req->limit_status = NGX_DR_LIMIT_DRY_RUN;
+        return NGX_OK;
+    }
+
+    req->limit_status = NGX_DR_LIMIT_REJECTED;
+    status = dlcf->limit_status;
+
+    req->auth_rc = ngx_dr_json_send(r, status,
+        json_pack("{s:s, s:s, s:I}", "error", "rate_limited",
+                  "message", req->limit.daily_exhausted
+                             ? "the daily quota of this key is used up"
+                             : "too many requests: slow down",
+                  "retry_after", (json_int_t) req->limit.retry_after));
+
+    ngx_http_finalize_request(r, req->auth_rc);
+    req->auth_rc = NGX_DONE;
+
+    return NGX_DONE;
+}
+
+
+/*
+ * Sends the JSON error itself and ends the request, so the access phase
+ * stops (NGX_DONE); a rejection is logged once, at info, never with the
+ * key.
+ */
+
+static ngx_int_t
+ngx_dr_auth_reject(ngx_http_request_t *r, ngx_dr_request_t *req,
+    ngx_uint_t status, const char *error, const char *message)
+{
+    ngx_int_t         rc;
+    ngx_table_elt_t  *h;
+
+    static ngx_str_t  www_key = ngx_string("WWW-Authenticate");
+    static ngx_str_t  www = ngx_string("Bearer realm=\"domain-runner\"");
+    static ngx_str_t  www_bad = ngx_string("Bearer realm=\"domain-runner\", "
+                                           "error=\"invalid_token\"");
+
+    if (status == NGX_HTTP_UNAUTHORIZED) {
+        if (ngx_dr_http_header(r, &www_key,
+                               ngx_strcmp(error, "missing_key") == 0
+                               ? &www : &www_bad, &h)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        r->headers_out.www_authenticate = h;
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "API key refused: %s", error);
+    }
+
+    rc = ngx_dr_json_error(r, status, error, "%s", message);
+
+    req->auth_state = NGX_DR_AUTH_DONE;
+    req->auth_rc = NGX_DONE;
+
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
+}
+
+
+/* every answer carries the limits of its key */
+
+static ngx_int_t
+ngx_dr_auth_header_filter(ngx_http_request_t *r)
+{
+    ngx_dr_request_t  *req;
+
+    if (r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    req = ngx_http_get_module_ctx(r, ngx_http_dr_module);
+
+    if (req && req->limited && req->tier) {
+        req->limited = 0;
+
+        if (ngx_dr_limit_headers(r, req->tier, &req->limit) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+/* a revoked or changed key leaves the cache of the node at once */
+
+static void
+ngx_dr_auth_keys_changed(ngx_str_t *channel, ngx_str_t *payload, void *data)
+{
+    ngx_dr_main_conf_t  *dmcf = data;
+
+    ngx_queue_t        *q;
+    ngx_dr_key_ctx_t   *ctx;
+    ngx_dr_key_node_t  *kn;
+
+    ctx = dmcf->key_zone->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    if (channel == NULL || payload == NULL || payload->len == 0) {
+        /* (re)connected: whatever changed meanwhile is unknown */
+
+        while (!ngx_queue_empty(&ctx->sh->lru)) {
+            q = ngx_queue_head(&ctx->sh->lru);
+            kn = ngx_queue_data(q, ngx_dr_key_node_t, sh.queue);
+            ngx_queue_remove(q);
+            ngx_rbtree_delete(&ctx->sh->rbtree, &kn->sh.node);
+            ngx_slab_free_locked(ctx->shpool, kn);
+        }
+
+    } else {
+        kn = (ngx_dr_key_node_t *)
+             ngx_dr_shm_lookup_locked(&ctx->sh->rbtree, payload,
+                                      ngx_crc32_short(payload->data,
+                                                      payload->len));
+        if (kn) {
+            ngx_queue_remove(&kn->sh.queue);
+            ngx_rbtree_delete(&ctx->sh->rbtree, &kn->sh.node);
+            ngx_slab_free_locked(ctx->shpool, kn);
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
+/* HMAC-SHA256 of a key's secret under the server's secret */
+
+ngx_int_t
+ngx_dr_auth_hash(ngx_dr_main_conf_t *dmcf, u_char *secret, size_t len,
+    u_char *out)
+{
+    unsigned int  n;
+
+    n = 32;
+
+    if (dmcf->key_secret.len == 0
+        || HMAC(EVP_sha256(), dmcf->key_secret.data,
+                (int) dmcf->key_secret.len, secret, len, out, &n)
+           == NULL
+        || n != 32)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_dr_auth_unhex(u_char *hex, u_char *out)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < 32; i++) {
+        out[i] = (u_char) ngx_hextoi(hex + 2 * i, 2);
+    }
+}
+
+
+/* variables for log_format */
+
+static ngx_int_t
+ngx_dr_auth_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    uintptr_t data)
+{
+    u_char            *p;
+    ngx_str_t         *s;
+    ngx_dr_request_t  *req;
+
+    req = ngx_http_get_module_ctx(r->main, ngx_http_dr_module);
+
+    if (req == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    switch (data) {
+
+    case 0:
+        if (req->key_id == 0) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->data = p;
+        v->len = ngx_sprintf(p, "%L", req->key_id) - p;
+        break;
+
+    case 1:
+        if (req->tier == NULL) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        v->data = req->tier->name.data;
+        v->len = req->tier->name.len;
+        break;
+
+    default:
+        if (req->limit_status == 0) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        s = &ngx_dr_limit_status_names[req->limit_status];
+        v->data = s->data;
+        v->len = s->len;
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}

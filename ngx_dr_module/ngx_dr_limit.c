@@ -1,0 +1,1256 @@
+
+/*
+ * Domain Runner: token buckets and daily quotas in shared memory.
+ *
+ * One bucket per API key (per client address for the anonymous tier) in a
+ * zone shared by every worker, checked and taken under one lock, so the
+ * limit is exact across workers.  The arithmetic is in integers: a token
+ * is worth "period" units (the period of the rate in milliseconds) and
+ * every millisecond adds "rate" units, so 1 request a day and 100,000 a
+ * second are both exact, with no rounding drift.
+ *
+ * Worker 0 of each node flushes the daily counts to usage_daily in
+ * batches, and in cluster mode exchanges with the other nodes, through
+ * PostgreSQL, the tokens each has taken: a node subtracts what the others
+ * took from its own buckets.  A node learns of the others' consumption at
+ * most one interval late, so N nodes admit at most
+ * rate x interval x (N - 1) more than one node would.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_dr_module.h"
+#include "ngx_dr_shm.h"
+
+
+#define NGX_DR_LIMIT_VERSION   1
+#define NGX_DR_LIMIT_EVICT     16
+#define NGX_DR_LIMIT_DAY       86400
+
+
+typedef struct {
+    ngx_dr_shm_node_t    sh;
+    ngx_msec_t           last;         /* when units were last refilled */
+    int64_t              units;        /* tokens x period; may be < 0 */
+    int64_t              key_id;       /* 0: anonymous */
+    uint32_t             day;          /* UTC day of "daily" */
+    uint32_t             pending_day;
+    uint64_t             daily;        /* admitted on "day" */
+    uint64_t             pending;      /* admitted, not yet flushed */
+    uint64_t             pending_rejected;
+    uint64_t             consumed;     /* tokens ever taken here */
+    uint64_t             pushed;       /* "consumed" the cluster knows */
+    uint64_t             remote;       /* tokens the others took */
+    ngx_msec_t           period;       /* of its tier: a token's units */
+    unsigned             synced:1;
+    u_char               data[1];
+} ngx_dr_limit_node_t;
+
+
+typedef struct {
+    ngx_uint_t           version;
+    ngx_rbtree_t         rbtree;
+    ngx_rbtree_node_t    sentinel;
+    ngx_queue_t          lru;
+} ngx_dr_limit_sh_t;
+
+
+typedef struct {
+    ngx_dr_limit_sh_t   *sh;
+    ngx_slab_pool_t     *shpool;
+} ngx_dr_limit_ctx_t;
+
+
+/* one row of a batch sent to PostgreSQL */
+typedef struct {
+    ngx_str_t            key;
+    int64_t              key_id;
+    uint32_t             day;
+    uint64_t             n;
+    uint64_t             rejected;
+} ngx_dr_limit_row_t;
+
+
+static ngx_int_t ngx_dr_limit_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_dr_limit_node_t *ngx_dr_limit_node_locked(ngx_dr_limit_ctx_t *ctx,
+    ngx_str_t *key, ngx_dr_tier_t *tier);
+static void ngx_dr_limit_refill_locked(ngx_dr_limit_node_t *ln,
+    ngx_dr_tier_t *tier);
+static void ngx_dr_limit_flush(ngx_event_t *ev);
+static void ngx_dr_limit_flushed(ngx_dr_pg_query_t *q);
+static void ngx_dr_limit_sync_run(ngx_event_t *ev);
+static void ngx_dr_limit_synced(ngx_dr_pg_query_t *q);
+static u_char *ngx_dr_limit_array(ngx_pool_t *pool, ngx_array_t *rows,
+    ngx_uint_t field);
+
+
+static ngx_dr_tier_t  ngx_dr_limit_default_tiers[] = {
+    { ngx_string("free"), 10, 60000, 5, 1000 },
+    { ngx_string("pro"), 100, 60000, 20, 50000 },
+    { ngx_string("enterprise"), 1000, 60000, 100, 500000 },
+    { ngx_string("anonymous"), 10, 60000, 5, 1000 },
+    { ngx_string("admin"), 1000, 60000, 100, 0 },
+    { ngx_null_string, 0, 0, 0, 0 }
+};
+
+
+static ngx_dr_limit_conf_t  *ngx_dr_limit_conf;
+static ngx_event_t           ngx_dr_limit_flush_event;
+static ngx_event_t           ngx_dr_limit_sync_event;
+
+
+/* configuration */
+
+
+/* dr_tier name rate=N/s|m|h|d [burst=N] [daily=N] */
+
+char *
+ngx_dr_limit_tier(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_dr_limit_conf_t  *lcf;
+
+    u_char         *p, *last;
+    ngx_int_t       n;
+    ngx_str_t      *value, s;
+    ngx_uint_t      i;
+    ngx_dr_tier_t  *tier;
+
+    lcf = (ngx_dr_limit_conf_t *) ((char *) conf + cmd->offset);
+    value = cf->args->elts;
+
+    for (i = 0; value[1].data[i]; i++) {
+        if (!(value[1].data[i] >= 'a' && value[1].data[i] <= 'z')
+            && !(value[1].data[i] >= '0' && value[1].data[i] <= '9')
+            && value[1].data[i] != '_')
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" needs a tier name of [a-z0-9_], "
+                               "not \"%V\"", &cmd->name, &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (lcf->tiers == NULL) {
+        lcf->tiers = ngx_array_create(cf->pool, 8, sizeof(ngx_dr_tier_t));
+        if (lcf->tiers == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (ngx_dr_limit_find_tier(lcf, value[1].data, value[1].len)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\": tier \"%V\" is declared twice",
+                           &cmd->name, &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    tier = ngx_array_push(lcf->tiers);
+    if (tier == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(tier, sizeof(ngx_dr_tier_t));
+    tier->name = value[1];
+    tier->burst = 1;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "rate=", 5) == 0) {
+            p = value[i].data + 5;
+            last = value[i].data + value[i].len;
+
+            s.data = p;
+            s.len = 0;
+
+            while (p < last && *p != '/') {
+                p++;
+            }
+
+            s.len = p - s.data;
+            n = ngx_atoi(s.data, s.len);
+
+            if (n <= 0 || n > 10000000 || last - p != 2) {
+                goto invalid;
+            }
+
+            switch (p[1]) {
+            case 's':
+                tier->period = 1000;
+                break;
+            case 'm':
+                tier->period = 60000;
+                break;
+            case 'h':
+                tier->period = 3600000;
+                break;
+            case 'd':
+                tier->period = 86400000;
+                break;
+            default:
+                goto invalid;
+            }
+
+            tier->rate = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "burst=", 6) == 0) {
+            n = ngx_atoi(value[i].data + 6, value[i].len - 6);
+            if (n <= 0 || n > 10000000) {
+                goto invalid;
+            }
+
+            tier->burst = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "daily=", 6) == 0) {
+            n = ngx_atoi(value[i].data + 6, value[i].len - 6);
+            if (n < 0) {
+                goto invalid;
+            }
+
+            tier->daily = n;
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    if (tier->rate == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" needs rate=N/s, N/m, N/h or N/d for "
+                           "tier \"%V\"", &cmd->name, &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\" has an invalid \"%V\": it takes rate=N/s "
+                       "(or /m, /h, /d), burst=N (at least 1) and daily=N "
+                       "(0 for none)", &cmd->name, &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+/* dr_limit_zone zone=name:size */
+
+char *
+ngx_dr_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_dr_limit_conf_t  *lcf;
+
+    ssize_t              size;
+    ngx_str_t           *value, name;
+    ngx_dr_limit_ctx_t  *ctx;
+
+    lcf = (ngx_dr_limit_conf_t *) ((char *) conf + cmd->offset);
+    value = cf->args->elts;
+
+    if (lcf->shm_zone) {
+        return "is duplicate";
+    }
+
+    if (ngx_strncmp(value[1].data, "zone=", 5) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" takes zone=name:size, not \"%V\"",
+                           &cmd->name, &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_dr_shm_zone_size(cf, cmd, &value[1], &name, &size) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ctx = ngx_pcalloc(cf->pool, sizeof(ngx_dr_limit_ctx_t));
+    if (ctx == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    lcf->shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                          &ngx_http_dr_module);
+    if (lcf->shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (lcf->shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is already used", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    lcf->shm_zone->init = ngx_dr_limit_init_zone;
+    lcf->shm_zone->data = ctx;
+
+    return NGX_CONF_OK;
+}
+
+
+/* dr_limit_sync interval=time [node=name] */
+
+char *
+ngx_dr_limit_sync(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_dr_limit_conf_t  *lcf;
+
+    ngx_str_t   *value, s;
+    ngx_uint_t   i;
+
+    lcf = (ngx_dr_limit_conf_t *) ((char *) conf + cmd->offset);
+    value = cf->args->elts;
+
+    if (lcf->sync_interval != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "interval=", 9) == 0) {
+            s.data = value[i].data + 9;
+            s.len = value[i].len - 9;
+
+            lcf->sync_interval = ngx_parse_time(&s, 0);
+            if (lcf->sync_interval == (ngx_msec_t) NGX_ERROR
+                || lcf->sync_interval < 100)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%V\" needs an interval of at least "
+                                   "100ms, not \"%V\"", &cmd->name,
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "node=", 5) == 0
+            && value[i].len > 5 && value[i].len <= 5 + 63)
+        {
+            lcf->node.data = value[i].data + 5;
+            lcf->node.len = value[i].len - 5;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" takes interval=time and node=name "
+                           "(1 to 63 characters), not \"%V\"",
+                           &cmd->name, &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (lcf->sync_interval == NGX_CONF_UNSET_MSEC) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" needs interval=time", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_dr_limit_init_conf(ngx_conf_t *cf, ngx_dr_limit_conf_t *lcf)
+{
+    ngx_dr_tier_t  *tier, *t;
+
+    if (lcf->tiers == NULL) {
+        lcf->tiers = ngx_array_create(cf->pool, 8, sizeof(ngx_dr_tier_t));
+        if (lcf->tiers == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    /* the tiers of the original API, unless declared otherwise */
+
+    for (t = ngx_dr_limit_default_tiers; t->name.len; t++) {
+        if (ngx_dr_limit_find_tier(lcf, t->name.data, t->name.len)) {
+            continue;
+        }
+
+        tier = ngx_array_push(lcf->tiers);
+        if (tier == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *tier = *t;
+    }
+
+    ngx_conf_init_msec_value(lcf->flush_interval, 10000);
+
+    if (lcf->sync_interval != NGX_CONF_UNSET_MSEC && lcf->node.len == 0) {
+        lcf->node = cf->cycle->hostname;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_dr_tier_t *
+ngx_dr_limit_find_tier(ngx_dr_limit_conf_t *lcf, u_char *name, size_t len)
+{
+    ngx_uint_t      i;
+    ngx_dr_tier_t  *tier;
+
+    if (lcf->tiers == NULL) {
+        return NULL;
+    }
+
+    tier = lcf->tiers->elts;
+
+    for (i = 0; i < lcf->tiers->nelts; i++) {
+        if (tier[i].name.len == len
+            && ngx_strncmp(tier[i].name.data, name, len) == 0)
+        {
+            return &tier[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_dr_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_dr_limit_ctx_t  *octx = data;
+
+    size_t               len;
+    ngx_dr_limit_ctx_t  *ctx;
+
+    ctx = shm_zone->data;
+
+    if (octx) {
+        /* reload: the buckets of the running configuration stay */
+        ctx->sh = octx->sh;
+        ctx->shpool = octx->shpool;
+        return NGX_OK;
+    }
+
+    ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        ctx->sh = ctx->shpool->data;
+
+        if (ctx->sh->version != NGX_DR_LIMIT_VERSION) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "dr_limit_zone \"%V\" was made by another "
+                          "version of the module: restart nginx",
+                          &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    ctx->sh = ngx_slab_alloc(ctx->shpool, sizeof(ngx_dr_limit_sh_t));
+    if (ctx->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->shpool->data = ctx->sh;
+
+    ngx_memzero(ctx->sh, sizeof(ngx_dr_limit_sh_t));
+    ctx->sh->version = NGX_DR_LIMIT_VERSION;
+    ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel,
+                    ngx_dr_shm_insert_value);
+    ngx_queue_init(&ctx->sh->lru);
+
+    len = sizeof(" in dr_limit_zone \"\"") + shm_zone->shm.name.len;
+
+    ctx->shpool->log_ctx = ngx_slab_alloc(ctx->shpool, len);
+    if (ctx->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(ctx->shpool->log_ctx, " in dr_limit_zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    ctx->shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+/* the bucket */
+
+
+/*
+ * Takes one token from key's bucket (and counts one request of its daily
+ * quota) or refuses.  daily_seed is what the key already used today
+ * according to the database, for a bucket this node has not seen yet.
+ */
+
+ngx_int_t
+ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key, int64_t key_id,
+    ngx_dr_tier_t *tier, ngx_uint_t daily_seed, ngx_dr_limit_result_t *res)
+{
+    int64_t               cap, period, missing;
+    uint32_t              today;
+    ngx_dr_limit_ctx_t   *ctx;
+    ngx_dr_limit_node_t  *ln;
+
+    ctx = lcf->shm_zone->data;
+    period = tier->period;
+    cap = (int64_t) tier->burst * period;
+    today = (uint32_t) (ngx_time() / NGX_DR_LIMIT_DAY);
+
+    ngx_memzero(res, sizeof(ngx_dr_limit_result_t));
+    res->daily_reset = (time_t) (today + 1) * NGX_DR_LIMIT_DAY - ngx_time();
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    ln = ngx_dr_limit_node_locked(ctx, key, tier);
+    if (ln == NULL) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_ERROR;
+    }
+
+    if (ln->key_id == 0 && key_id) {
+        ln->key_id = key_id;
+        ln->daily = daily_seed;
+        ln->day = today;
+    }
+
+    if (ln->day != today) {
+        ln->day = today;
+        ln->daily = 0;
+    }
+
+    ngx_dr_limit_refill_locked(ln, tier);
+
+    if (tier->daily && ln->daily >= tier->daily) {
+        res->daily_exhausted = 1;
+
+    } else if (ln->units >= period) {
+        ln->units -= period;
+        ln->daily++;
+        ln->consumed++;
+        res->passed = 1;
+    }
+
+    /*
+     * counts wait for the next flush; those of a flush interval across
+     * midnight go to the day the interval began on
+     */
+
+    if (ln->pending == 0 && ln->pending_rejected == 0) {
+        ln->pending_day = today;
+    }
+
+    ln->period = tier->period;
+
+    if (res->passed) {
+        ln->pending++;
+
+    } else {
+        ln->pending_rejected++;
+    }
+
+    res->remaining = ln->units > 0 ? (ngx_uint_t) (ln->units / period) : 0;
+
+    /* seconds until full, and until the next token */
+
+    missing = cap - ln->units;
+    res->reset = (time_t) ((missing + (int64_t) tier->rate * 1000 - 1)
+                           / ((int64_t) tier->rate * 1000));
+
+    if (!res->passed) {
+        if (res->daily_exhausted) {
+            res->retry_after = res->daily_reset;
+
+        } else {
+            missing = period - ln->units;
+            res->retry_after = (time_t) ((missing + (int64_t) tier->rate
+                                          * 1000 - 1)
+                                         / ((int64_t) tier->rate * 1000));
+            if (res->retry_after < 1) {
+                res->retry_after = 1;
+            }
+        }
+    }
+
+    if (tier->daily) {
+        res->daily_remaining = ln->daily < tier->daily
+                               ? tier->daily - ln->daily : 0;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+static ngx_dr_limit_node_t *
+ngx_dr_limit_node_locked(ngx_dr_limit_ctx_t *ctx, ngx_str_t *key,
+    ngx_dr_tier_t *tier)
+{
+    size_t                n;
+    uint32_t              hash;
+    ngx_uint_t            i;
+    ngx_queue_t          *q;
+    ngx_dr_limit_node_t  *ln;
+
+    hash = ngx_crc32_short(key->data, key->len);
+
+    ln = (ngx_dr_limit_node_t *) ngx_dr_shm_lookup_locked(&ctx->sh->rbtree,
+                                                          key, hash);
+    if (ln) {
+        ngx_queue_remove(&ln->sh.queue);
+        ngx_queue_insert_head(&ctx->sh->lru, &ln->sh.queue);
+        return ln;
+    }
+
+    n = offsetof(ngx_dr_limit_node_t, data) + key->len;
+
+    ln = ngx_slab_alloc_locked(ctx->shpool, n);
+
+    if (ln == NULL) {
+        /* the least recently used buckets go: they are full by now */
+
+        for (i = 0; i < NGX_DR_LIMIT_EVICT; i++) {
+            if (ngx_queue_empty(&ctx->sh->lru)) {
+                break;
+            }
+
+            q = ngx_queue_last(&ctx->sh->lru);
+            ngx_queue_remove(q);
+            ln = ngx_queue_data(q, ngx_dr_limit_node_t, sh.queue);
+            ngx_rbtree_delete(&ctx->sh->rbtree, &ln->sh.node);
+            ngx_slab_free_locked(ctx->shpool, ln);
+        }
+
+        ln = ngx_slab_alloc_locked(ctx->shpool, n);
+        if (ln == NULL) {
+            return NULL;
+        }
+    }
+
+    ngx_memzero(ln, offsetof(ngx_dr_limit_node_t, data));
+
+    ln->sh.node.key = hash;
+    ln->sh.key = ln->data;
+    ln->sh.key_len = key->len;
+    ngx_memcpy(ln->data, key->data, key->len);
+
+    /* a new bucket is full */
+    ln->units = (int64_t) tier->burst * tier->period;
+    ln->last = ngx_current_msec;
+    ln->day = (uint32_t) (ngx_time() / NGX_DR_LIMIT_DAY);
+
+    ngx_rbtree_insert(&ctx->sh->rbtree, &ln->sh.node);
+    ngx_queue_insert_head(&ctx->sh->lru, &ln->sh.queue);
+
+    return ln;
+}
+
+
+static void
+ngx_dr_limit_refill_locked(ngx_dr_limit_node_t *ln, ngx_dr_tier_t *tier)
+{
+    int64_t         cap;
+    ngx_msec_int_t  elapsed;
+
+    cap = (int64_t) tier->burst * tier->period;
+
+    /* workers' clocks are read at different moments: never go back */
+
+    elapsed = (ngx_msec_int_t) (ngx_current_msec - ln->last);
+    if (elapsed <= 0) {
+        if (ln->units > cap) {
+            ln->units = cap;
+        }
+
+        return;
+    }
+
+    ln->last = ngx_current_msec;
+
+    if (elapsed >= (cap - ln->units) / (int64_t) tier->rate + 1) {
+        ln->units = cap;
+        return;
+    }
+
+    ln->units += (int64_t) elapsed * tier->rate;
+
+    if (ln->units > cap) {
+        ln->units = cap;
+    }
+}
+
+
+/* headers of every answer */
+
+
+ngx_int_t
+ngx_dr_limit_headers(ngx_http_request_t *r, ngx_dr_tier_t *tier,
+    ngx_dr_limit_result_t *res)
+{
+    u_char     *p;
+    size_t      len;
+    ngx_str_t   value;
+
+    static ngx_str_t  policy_key = ngx_string("RateLimit-Policy");
+    static ngx_str_t  limit_key = ngx_string("RateLimit");
+    static ngx_str_t  xlimit_key = ngx_string("X-RateLimit-Limit");
+    static ngx_str_t  xremaining_key = ngx_string("X-RateLimit-Remaining");
+    static ngx_str_t  xreset_key = ngx_string("X-RateLimit-Reset");
+    static ngx_str_t  retry_key = ngx_string("Retry-After");
+
+    /*
+     * The IETF httpapi draft's structured fields: a policy per limit,
+     * "q" requests a window of "w" seconds, and for each its remaining
+     * requests "r" and the seconds "t" until it is whole again.
+     */
+
+    len = 2 * tier->name.len + 3 * NGX_INT_T_LEN
+          + sizeof("\"\";q=;w=;burst=, \"daily\";q=;w=86400");
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    value.data = p;
+    p = ngx_sprintf(p, "\"%V\";q=%ui;w=%M", &tier->name, tier->rate,
+                    tier->period / 1000);
+
+    if (tier->daily) {
+        p = ngx_sprintf(p, ", \"daily\";q=%ui;w=86400", tier->daily);
+    }
+
+    value.len = p - value.data;
+
+    if (ngx_dr_http_header(r, &policy_key, &value, NULL) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    value.data = p;
+    p = ngx_sprintf(p, "\"%V\";r=%ui;t=%T", &tier->name, res->remaining,
+                    res->reset);
+
+    if (tier->daily) {
+        p = ngx_sprintf(p, ", \"daily\";r=%ui;t=%T", res->daily_remaining,
+                        res->daily_reset);
+    }
+
+    value.len = p - value.data;
+
+    if (ngx_dr_http_header(r, &limit_key, &value, NULL) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_pnalloc(r->pool, 3 * NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    value.data = p;
+    value.len = ngx_sprintf(p, "%ui", tier->rate) - p;
+    p += value.len;
+
+    if (ngx_dr_http_header(r, &xlimit_key, &value, NULL) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    value.data = p;
+    value.len = ngx_sprintf(p, "%ui", res->remaining) - p;
+    p += value.len;
+
+    if (ngx_dr_http_header(r, &xremaining_key, &value, NULL) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    value.data = p;
+    value.len = ngx_sprintf(p, "%T", res->reset) - p;
+
+    if (ngx_dr_http_header(r, &xreset_key, &value, NULL) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (res->passed) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    value.data = p;
+    value.len = ngx_sprintf(p, "%T", res->retry_after) - p;
+
+    return ngx_dr_http_header(r, &retry_key, &value, NULL);
+}
+
+
+/* background jobs of worker 0: usage flush and cluster sync */
+
+
+ngx_int_t
+ngx_dr_limit_init_process(ngx_cycle_t *cycle, ngx_dr_limit_conf_t *lcf)
+{
+    ngx_dr_limit_conf = lcf;
+
+    if (lcf->shm_zone == NULL || ngx_worker != 0 || !ngx_dr_pg_configured())
+    {
+        return NGX_OK;
+    }
+
+    ngx_dr_limit_flush_event.handler = ngx_dr_limit_flush;
+    ngx_dr_limit_flush_event.log = cycle->log;
+    ngx_dr_limit_flush_event.cancelable = 1;
+    ngx_add_timer(&ngx_dr_limit_flush_event, lcf->flush_interval);
+
+    if (lcf->sync_interval != NGX_CONF_UNSET_MSEC) {
+        ngx_dr_limit_sync_event.handler = ngx_dr_limit_sync_run;
+        ngx_dr_limit_sync_event.log = cycle->log;
+        ngx_dr_limit_sync_event.cancelable = 1;
+        ngx_add_timer(&ngx_dr_limit_sync_event, lcf->sync_interval);
+    }
+
+    return NGX_OK;
+}
+
+
+static const char  ngx_dr_limit_flush_sql[] =
+    "WITH u AS ("
+    " INSERT INTO usage_daily (key_id, day, requests, rejected)"
+    " SELECT u.k, u.d, u.n, u.x"
+    " FROM unnest($1::int8[], $2::date[], $3::int8[], $4::int8[])"
+    "  AS u(k, d, n, x)"
+    " WHERE EXISTS (SELECT 1 FROM api_keys a WHERE a.id = u.k)"
+    " ON CONFLICT (key_id, day) DO UPDATE"
+    " SET requests = usage_daily.requests + EXCLUDED.requests,"
+    "     rejected = usage_daily.rejected + EXCLUDED.rejected"
+    " RETURNING key_id, requests > 0 AS used) "
+    "UPDATE api_keys SET last_used_at = now()"
+    " WHERE id IN (SELECT key_id FROM u WHERE used)";
+
+
+/*
+ * Collects the counts not yet flushed, for one INSERT of the batch; on
+ * failure they are put back, so nothing is lost while the database is
+ * away (except what a full restart of nginx drops with the zone).
+ */
+
+static void
+ngx_dr_limit_flush(ngx_event_t *ev)
+{
+    ngx_pool_t           *pool;
+    ngx_queue_t          *q;
+    ngx_array_t          *rows;
+    const char           *params[4];
+    ngx_dr_limit_ctx_t   *ctx;
+    ngx_dr_limit_row_t   *row;
+    ngx_dr_limit_node_t  *ln;
+
+    if (ngx_exiting) {
+        return;
+    }
+
+    ctx = ngx_dr_limit_conf->shm_zone->data;
+
+    pool = ngx_create_pool(4096, ev->log);
+    if (pool == NULL) {
+        goto again;
+    }
+
+    rows = ngx_array_create(pool, 64, sizeof(ngx_dr_limit_row_t));
+    if (rows == NULL) {
+        ngx_destroy_pool(pool);
+        goto again;
+    }
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    for (q = ngx_queue_head(&ctx->sh->lru);
+         q != ngx_queue_sentinel(&ctx->sh->lru);
+         q = ngx_queue_next(q))
+    {
+        ln = ngx_queue_data(q, ngx_dr_limit_node_t, sh.queue);
+
+        if (ln->key_id == 0 || (ln->pending == 0 && ln->pending_rejected == 0))
+        {
+            continue;
+        }
+
+        row = ngx_array_push(rows);
+        if (row == NULL) {
+            break;
+        }
+
+        row->key.data = ngx_pnalloc(pool, ln->sh.key_len);
+        if (row->key.data == NULL) {
+            rows->nelts--;
+            break;
+        }
+
+        row->key.len = ln->sh.key_len;
+        ngx_memcpy(row->key.data, ln->sh.key, ln->sh.key_len);
+        row->key_id = ln->key_id;
+        row->day = ln->pending_day;
+        row->n = ln->pending;
+        row->rejected = ln->pending_rejected;
+
+        ln->pending = 0;
+        ln->pending_rejected = 0;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    if (rows->nelts == 0) {
+        ngx_destroy_pool(pool);
+        goto again;
+    }
+
+    params[0] = (char *) ngx_dr_limit_array(pool, rows, 0);
+    params[1] = (char *) ngx_dr_limit_array(pool, rows, 1);
+    params[2] = (char *) ngx_dr_limit_array(pool, rows, 2);
+    params[3] = (char *) ngx_dr_limit_array(pool, rows, 3);
+
+    if (params[0] == NULL || params[1] == NULL || params[2] == NULL
+        || params[3] == NULL
+        || ngx_dr_pg_query(pool, ev->log, 0, 0, ngx_dr_limit_flush_sql, 4,
+                           params, ngx_dr_limit_flushed, rows)
+           == NULL)
+    {
+        ngx_destroy_pool(pool);
+        goto again;
+    }
+
+    return;
+
+again:
+
+    ngx_add_timer(ev, ngx_dr_limit_conf->flush_interval);
+}
+
+
+static void
+ngx_dr_limit_flushed(ngx_dr_pg_query_t *q)
+{
+    ngx_uint_t            i;
+    ngx_pool_t           *pool;
+    ngx_array_t          *rows;
+    ngx_dr_limit_ctx_t   *ctx;
+    ngx_dr_limit_row_t   *row;
+    ngx_dr_limit_node_t  *ln;
+
+    rows = q->data;
+    pool = q->pool;
+    ctx = ngx_dr_limit_conf->shm_zone->data;
+
+    if (q->rc != NGX_DR_PG_OK) {
+        ngx_log_error(NGX_LOG_WARN, q->log, 0,
+                      "daily usage of %ui keys not flushed, kept for the "
+                      "next attempt", rows->nelts);
+
+        row = rows->elts;
+
+        ngx_shmtx_lock(&ctx->shpool->mutex);
+
+        for (i = 0; i < rows->nelts; i++) {
+            ln = (ngx_dr_limit_node_t *)
+                 ngx_dr_shm_lookup_locked(&ctx->sh->rbtree, &row[i].key,
+                                          ngx_crc32_short(row[i].key.data,
+                                                          row[i].key.len));
+            if (ln) {
+                ln->pending += row[i].n;
+                ln->pending_rejected += row[i].rejected;
+            }
+        }
+
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+    }
+
+    ngx_destroy_pool(pool);
+
+    if (!ngx_exiting) {
+        ngx_add_timer(&ngx_dr_limit_flush_event,
+                      ngx_dr_limit_conf->flush_interval);
+    }
+}
+
+
+static const char  ngx_dr_limit_sync_sql[] =
+    "WITH p AS ("
+    " INSERT INTO limit_consumption (node, bucket, consumed)"
+    " SELECT $1, u.b, u.c FROM unnest($2::text[], $3::int8[]) AS u(b, c)"
+    " ON CONFLICT (node, bucket) DO UPDATE"
+    " SET consumed = EXCLUDED.consumed, updated_at = now()"
+    " RETURNING 1) "
+    "SELECT l.bucket, sum(l.consumed)::int8 FROM limit_consumption l "
+    "WHERE l.node <> $1 AND l.bucket IN"
+    " (SELECT bucket FROM limit_consumption"
+    "  WHERE node <> $1 AND updated_at > now() - $4::interval) "
+    "GROUP BY l.bucket";
+
+
+/*
+ * One round trip an interval: push what this node took, pull what the
+ * others took, and take their new consumption from the local buckets.
+ */
+
+static void
+ngx_dr_limit_sync_run(ngx_event_t *ev)
+{
+    u_char               *p;
+    ngx_pool_t           *pool;
+    ngx_queue_t          *q;
+    ngx_array_t          *rows;
+    const char           *params[4];
+    ngx_dr_limit_ctx_t   *ctx;
+    ngx_dr_limit_row_t   *row;
+    ngx_dr_limit_node_t  *ln;
+
+    if (ngx_exiting) {
+        return;
+    }
+
+    ctx = ngx_dr_limit_conf->shm_zone->data;
+
+    pool = ngx_create_pool(4096, ev->log);
+    if (pool == NULL) {
+        goto again;
+    }
+
+    rows = ngx_array_create(pool, 64, sizeof(ngx_dr_limit_row_t));
+    if (rows == NULL) {
+        ngx_destroy_pool(pool);
+        goto again;
+    }
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    for (q = ngx_queue_head(&ctx->sh->lru);
+         q != ngx_queue_sentinel(&ctx->sh->lru);
+         q = ngx_queue_next(q))
+    {
+        ln = ngx_queue_data(q, ngx_dr_limit_node_t, sh.queue);
+
+        if (ln->consumed == ln->pushed) {
+            continue;
+        }
+
+        row = ngx_array_push(rows);
+        if (row == NULL) {
+            break;
+        }
+
+        row->key.data = ngx_pnalloc(pool, ln->sh.key_len);
+        if (row->key.data == NULL) {
+            rows->nelts--;
+            break;
+        }
+
+        row->key.len = ln->sh.key_len;
+        ngx_memcpy(row->key.data, ln->sh.key, ln->sh.key_len);
+        row->n = ln->consumed;
+        ln->pushed = ln->consumed;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    params[0] = (const char *) ngx_dr_cstr(pool, &ngx_dr_limit_conf->node);
+    params[1] = (char *) ngx_dr_limit_array(pool, rows, 4);
+    params[2] = (char *) ngx_dr_limit_array(pool, rows, 2);
+
+    p = ngx_pnalloc(pool, NGX_INT_T_LEN + sizeof(" milliseconds"));
+    if (p) {
+        (void) ngx_sprintf(p, "%M milliseconds%Z",
+                           3 * ngx_dr_limit_conf->sync_interval);
+    }
+
+    params[3] = (char *) p;
+
+    if (params[0] == NULL || params[1] == NULL || params[2] == NULL
+        || params[3] == NULL
+        || ngx_dr_pg_query(pool, ev->log, 0, 0, ngx_dr_limit_sync_sql, 4,
+                           params, ngx_dr_limit_synced, rows)
+           == NULL)
+    {
+        ngx_destroy_pool(pool);
+        goto again;
+    }
+
+    return;
+
+again:
+
+    ngx_add_timer(ev, ngx_dr_limit_conf->sync_interval);
+}
+
+
+static void
+ngx_dr_limit_synced(ngx_dr_pg_query_t *q)
+{
+    int                   i, n;
+    uint64_t              others, delta;
+    ngx_str_t             key;
+    ngx_uint_t            k;
+    ngx_pool_t           *pool;
+    ngx_array_t          *rows;
+    ngx_dr_limit_ctx_t   *ctx;
+    ngx_dr_limit_row_t   *row;
+    ngx_dr_limit_node_t  *ln;
+
+    rows = q->data;
+    pool = q->pool;
+    ctx = ngx_dr_limit_conf->shm_zone->data;
+
+    if (q->rc != NGX_DR_PG_OK) {
+        /* pushed again next time */
+        row = rows->elts;
+
+        ngx_shmtx_lock(&ctx->shpool->mutex);
+
+        for (k = 0; k < rows->nelts; k++) {
+            ln = (ngx_dr_limit_node_t *)
+                 ngx_dr_shm_lookup_locked(&ctx->sh->rbtree, &row[k].key,
+                                          ngx_crc32_short(row[k].key.data,
+                                                          row[k].key.len));
+            if (ln) {
+                ln->pushed = 0;
+            }
+        }
+
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+        goto done;
+    }
+
+    n = PQntuples(q->res);
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    for (i = 0; i < n; i++) {
+        key.data = (u_char *) PQgetvalue(q->res, i, 0);
+        key.len = PQgetlength(q->res, i, 0);
+        others = (uint64_t) ngx_atoof((u_char *) PQgetvalue(q->res, i, 1),
+                                      PQgetlength(q->res, i, 1));
+
+        ln = (ngx_dr_limit_node_t *)
+             ngx_dr_shm_lookup_locked(&ctx->sh->rbtree, &key,
+                                      ngx_crc32_short(key.data, key.len));
+        if (ln == NULL) {
+            continue;
+        }
+
+        if (!ln->synced || others < ln->remote) {
+            /*
+             * a bucket new here, or another node restarted and counts
+             * from zero: this is the baseline, nothing to take
+             */
+            ln->remote = others;
+            ln->synced = 1;
+            continue;
+        }
+
+        delta = others - ln->remote;
+        ln->remote = others;
+
+        ln->units -= (int64_t) delta * ln->period;
+    }
+
+    /* buckets seen for the first time by this sync take their baseline */
+
+    row = rows->elts;
+
+    for (k = 0; k < rows->nelts; k++) {
+        ln = (ngx_dr_limit_node_t *)
+             ngx_dr_shm_lookup_locked(&ctx->sh->rbtree, &row[k].key,
+                                      ngx_crc32_short(row[k].key.data,
+                                                      row[k].key.len));
+        if (ln) {
+            ln->synced = 1;
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+done:
+
+    ngx_destroy_pool(pool);
+
+    if (!ngx_exiting) {
+        ngx_add_timer(&ngx_dr_limit_sync_event,
+                      ngx_dr_limit_conf->sync_interval);
+    }
+}
+
+
+/* a PostgreSQL array literal of one field of the rows */
+
+static u_char *
+ngx_dr_limit_array(ngx_pool_t *pool, ngx_array_t *rows, ngx_uint_t field)
+{
+    u_char              *p, *s;
+    size_t               len;
+    ngx_tm_t             tm;
+    ngx_uint_t           i;
+    ngx_dr_limit_row_t  *row;
+
+    row = rows->elts;
+    len = 3;
+
+    for (i = 0; i < rows->nelts; i++) {
+        len += NGX_INT64_LEN + 2 + 2 * row[i].key.len + 3;
+    }
+
+    s = ngx_pnalloc(pool, len);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    p = s;
+    *p++ = '{';
+
+    for (i = 0; i < rows->nelts; i++) {
+        if (i) {
+            *p++ = ',';
+        }
+
+        switch (field) {
+
+        case 0:
+            p = ngx_sprintf(p, "%L", row[i].key_id);
+            break;
+
+        case 1:
+            ngx_gmtime((time_t) row[i].day * NGX_DR_LIMIT_DAY, &tm);
+            p = ngx_sprintf(p, "%4d-%02d-%02d", tm.ngx_tm_year,
+                            tm.ngx_tm_mon, tm.ngx_tm_mday);
+            break;
+
+        case 2:
+            p = ngx_sprintf(p, "%uL", row[i].n);
+            break;
+
+        case 3:
+            p = ngx_sprintf(p, "%uL", row[i].rejected);
+            break;
+
+        default: /* 4: the bucket key, quoted */
+            *p++ = '"';
+            p = ngx_cpymem(p, row[i].key.data, row[i].key.len);
+            *p++ = '"';
+        }
+    }
+
+    *p++ = '}';
+    *p = '\0';
+
+    return s;
+}

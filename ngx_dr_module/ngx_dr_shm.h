@@ -1,0 +1,38 @@
+
+/*
+ * Domain Runner: entries of shared-memory zones found by a string key.
+ */
+
+
+#ifndef _NGX_DR_SHM_H_INCLUDED_
+#define _NGX_DR_SHM_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+
+/*
+ * The head of every entry: rbtree node (keyed by the crc32 of the key,
+ * then ordered by the key itself) and LRU link.  The key is kept inside
+ * the entry; zones are mapped at one address in every worker, so the
+ * pointer is valid everywhere.
+ */
+
+typedef struct {
+    ngx_rbtree_node_t    node;
+    ngx_queue_t          queue;
+    u_char              *key;
+    uint32_t             key_len;
+} ngx_dr_shm_node_t;
+
+
+void ngx_dr_shm_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+ngx_dr_shm_node_t *ngx_dr_shm_lookup_locked(ngx_rbtree_t *tree,
+    ngx_str_t *key, uint32_t hash);
+ngx_int_t ngx_dr_shm_zone_size(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *arg, ngx_str_t *name, ssize_t *size);
+
+
+#endif /* _NGX_DR_SHM_H_INCLUDED_ */
