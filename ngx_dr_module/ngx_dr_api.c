@@ -454,8 +454,6 @@ ngx_dr_api_error_page(ngx_http_request_t *r)
         }
     }
 
-    r->method = NGX_HTTP_GET;
-
     return ngx_dr_json_error(r, status, code, "%s", text);
 }
 
@@ -916,6 +914,10 @@ ngx_dr_api_built(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
 
     ngx_dr_cache_etag(&entry.body, entry.etag);
     entry.stored = ngx_time();
+
+    /* the generation seen before the query: a result read before new
+     * scores were published is not stored as fresh after them */
+    entry.generation = ctx->stale.generation;
 
     if (ctx->key.len && dmcf->cache.shm_zone) {
         ngx_dr_cache_put(&dmcf->cache, &ctx->key, &entry,

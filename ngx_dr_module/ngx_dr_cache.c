@@ -259,6 +259,8 @@ ngx_dr_cache_get(ngx_dr_cache_conf_t *ccf, ngx_str_t *key, ngx_pool_t *pool,
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
+    entry->generation = ctx->sh->generation;
+
     cn = (ngx_dr_cache_node_t *) ngx_dr_shm_lookup_locked(&ctx->sh->rbtree,
              key, ngx_crc32_short(key->data, key->len));
     if (cn == NULL) {
@@ -312,7 +314,7 @@ ngx_dr_cache_put(ngx_dr_cache_conf_t *ccf, ngx_str_t *key,
     uint32_t              hash;
     ngx_uint_t            tries;
     ngx_dr_cache_ctx_t   *ctx;
-    ngx_dr_cache_node_t  *cn;
+    ngx_dr_cache_node_t  *cn, *old;
 
     ctx = ccf->shm_zone->data;
     hash = ngx_crc32_short(key->data, key->len);
@@ -320,13 +322,7 @@ ngx_dr_cache_put(ngx_dr_cache_conf_t *ccf, ngx_str_t *key,
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    cn = (ngx_dr_cache_node_t *) ngx_dr_shm_lookup_locked(&ctx->sh->rbtree,
-                                                           key, hash);
-    if (cn) {
-        ngx_dr_cache_delete_locked(ctx, cn);
-    }
-
-    for (tries = 0; tries < 2; tries++) {
+    for (tries = 0; tries < 4; tries++) {
         cn = ngx_slab_alloc_locked(ctx->shpool, size);
         if (cn) {
             break;
@@ -335,6 +331,14 @@ ngx_dr_cache_put(ngx_dr_cache_conf_t *ccf, ngx_str_t *key,
         if (ngx_dr_cache_evict_locked(ctx, NGX_DR_CACHE_EVICT) == 0) {
             break;
         }
+    }
+
+    /* the old answer goes only once the new one has its place */
+
+    old = (ngx_dr_cache_node_t *) ngx_dr_shm_lookup_locked(&ctx->sh->rbtree,
+                                                            key, hash);
+    if (old && cn) {
+        ngx_dr_cache_delete_locked(ctx, old);
     }
 
     if (cn == NULL) {
@@ -350,7 +354,7 @@ ngx_dr_cache_put(ngx_dr_cache_conf_t *ccf, ngx_str_t *key,
     cn->sh.key = cn->data;
     cn->sh.key_len = key->len;
     cn->stored = ngx_time();
-    cn->generation = ctx->sh->generation;
+    cn->generation = entry->generation;
     cn->body_len = entry->body.len;
     ngx_memcpy(cn->etag, entry->etag, NGX_DR_CACHE_ETAG_LEN);
     ngx_memcpy(cn->data, key->data, key->len);

@@ -20,6 +20,7 @@ typedef struct {
     ngx_str_t            body;
     u_char               etag[NGX_DR_CACHE_ETAG_LEN];
     time_t               stored;
+    ngx_uint_t           generation;
     unsigned             fresh:1;
 } ngx_dr_cache_entry_t;
 

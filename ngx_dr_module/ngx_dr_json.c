@@ -42,7 +42,7 @@ ngx_dr_json_dump(ngx_pool_t *pool, json_t *json, ngx_str_t *out)
 
     len = json_dumpb(json, NULL, 0, NGX_DR_JSON_FLAGS);
 
-    p = ngx_pnalloc(pool, len + 1);
+    p = (len == 0) ? NULL : ngx_pnalloc(pool, len + 1);
     if (p == NULL
         || json_dumpb(json, (char *) p, len, NGX_DR_JSON_FLAGS) != len)
     {
@@ -88,11 +88,12 @@ ngx_int_t
 ngx_dr_http_send(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *body,
     ngx_dr_http_cache_t *cache)
 {
-    u_char        *p;
-    ngx_int_t      rc;
-    ngx_str_t      value, *origin;
-    ngx_buf_t     *b;
-    ngx_chain_t    out;
+    u_char             *p;
+    ngx_int_t           rc;
+    ngx_str_t           value, *origin;
+    ngx_buf_t          *b;
+    ngx_chain_t         out;
+    ngx_dr_loc_conf_t  *dlcf;
 
     static ngx_str_t  nosniff_key = ngx_string("X-Content-Type-Options");
     static ngx_str_t  nosniff = ngx_string("nosniff");
@@ -129,12 +130,19 @@ ngx_dr_http_send(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *body,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_dr_module);
     origin = ngx_dr_http_cors_origin(r);
 
     if (origin
         && (ngx_dr_http_header(r, &acao_key, origin, NULL) != NGX_OK
-            || ngx_dr_http_header(r, &vary_key, &vary, NULL) != NGX_OK
             || ngx_dr_http_header(r, &expose_key, &expose, NULL) != NGX_OK))
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the answer differs by Origin whether this one matched or not */
+
+    if (dlcf->cors && ngx_dr_http_header(r, &vary_key, &vary, NULL) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -149,13 +157,22 @@ ngx_dr_http_send(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *body,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        p = ngx_pnalloc(r->pool, sizeof("public, max-age=") + NGX_TIME_T_LEN);
+        p = ngx_pnalloc(r->pool, sizeof("private, max-age=") + NGX_TIME_T_LEN);
         if (p == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
+        /*
+         * An answer given for a key is the key holder's: a shared cache
+         * (a CDN) must not hand it to clients without one.
+         */
+
         value.data = p;
-        value.len = ngx_sprintf(p, "public, max-age=%T", cache->max_age) - p;
+        value.len = ngx_sprintf(p, "%s, max-age=%T",
+                                dlcf->auth == NGX_DR_AUTH_OFF ? "public"
+                                                              : "private",
+                                cache->max_age)
+                    - p;
 
         if (ngx_dr_http_header(r, &cc_key, &value, NULL) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;

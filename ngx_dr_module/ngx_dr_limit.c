@@ -12,9 +12,10 @@
  * Worker 0 of each node flushes the daily counts to usage_daily in
  * batches, and in cluster mode exchanges with the other nodes, through
  * PostgreSQL, the tokens each has taken: a node subtracts what the others
- * took from its own buckets.  A node learns of the others' consumption at
- * most one interval late, so N nodes admit at most
- * rate x interval x (N - 1) more than one node would.
+ * took from its own buckets.  Each node pushes and pulls every half
+ * interval, so what one node takes reaches the others within one
+ * interval, and N nodes admit at most rate x interval x (N - 1) more than
+ * one node would, plus the burst each node's new bucket starts with.
  */
 
 
@@ -45,6 +46,7 @@ typedef struct {
     uint64_t             pushed;       /* "consumed" the cluster knows */
     uint64_t             remote;       /* tokens the others took */
     ngx_msec_t           period;       /* of its tier: a token's units */
+    int64_t              cap;          /* burst x period */
     unsigned             synced:1;
     u_char               data[1];
 } ngx_dr_limit_node_t;
@@ -545,6 +547,7 @@ ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key, int64_t key_id,
     }
 
     ln->period = tier->period;
+    ln->cap = cap;
 
     if (res->passed) {
         ln->pending++;
@@ -817,7 +820,7 @@ ngx_dr_limit_init_process(ngx_cycle_t *cycle, ngx_dr_limit_conf_t *lcf)
         ngx_dr_limit_sync_event.handler = ngx_dr_limit_sync_run;
         ngx_dr_limit_sync_event.log = cycle->log;
         ngx_dr_limit_sync_event.cancelable = 1;
-        ngx_add_timer(&ngx_dr_limit_sync_event, lcf->sync_interval);
+        ngx_add_timer(&ngx_dr_limit_sync_event, lcf->sync_interval / 2);
     }
 
     return NGX_OK;
@@ -1089,7 +1092,7 @@ ngx_dr_limit_sync_run(ngx_event_t *ev)
 
 again:
 
-    ngx_add_timer(ev, ngx_dr_limit_conf->sync_interval);
+    ngx_add_timer(ev, ngx_dr_limit_conf->sync_interval / 2);
 }
 
 
@@ -1148,13 +1151,24 @@ ngx_dr_limit_synced(ngx_dr_pg_query_t *q)
             continue;
         }
 
-        if (!ln->synced || others < ln->remote) {
+        if (others < ln->remote) {
+            /* another node restarted and counts from zero */
+            ln->remote = others;
+            ln->synced = 1;
+            continue;
+        }
+
+        if (!ln->synced) {
             /*
-             * a bucket new here, or another node restarted and counts
-             * from zero: this is the baseline, nothing to take
+             * A bucket new here: what the others took before it existed
+             * is not its debt, but while it was full, so were theirs.
+             * Taking at most one burst of their consumption makes the
+             * buckets of all nodes together start as one.
              */
             ln->remote = others;
             ln->synced = 1;
+            ln->units -= ngx_min((int64_t) others * (int64_t) ln->period,
+                                 ln->cap);
             continue;
         }
 
@@ -1162,20 +1176,6 @@ ngx_dr_limit_synced(ngx_dr_pg_query_t *q)
         ln->remote = others;
 
         ln->units -= (int64_t) delta * ln->period;
-    }
-
-    /* buckets seen for the first time by this sync take their baseline */
-
-    row = rows->elts;
-
-    for (k = 0; k < rows->nelts; k++) {
-        ln = (ngx_dr_limit_node_t *)
-             ngx_dr_shm_lookup_locked(&ctx->sh->rbtree, &row[k].key,
-                                      ngx_crc32_short(row[k].key.data,
-                                                      row[k].key.len));
-        if (ln) {
-            ln->synced = 1;
-        }
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
@@ -1186,7 +1186,7 @@ done:
 
     if (!ngx_exiting) {
         ngx_add_timer(&ngx_dr_limit_sync_event,
-                      ngx_dr_limit_conf->sync_interval);
+                      ngx_dr_limit_conf->sync_interval / 2);
     }
 }
 

@@ -50,8 +50,9 @@ ngx_dr_health_live(ngx_http_request_t *r)
 ngx_int_t
 ngx_dr_health_ready(ngx_http_request_t *r)
 {
-    return ngx_dr_api_query(r, 0, NGX_DR_READY_TIMEOUT, "SELECT 1", 0, NULL,
-                            ngx_dr_health_ready_done);
+    /* ahead of the queue: a busy pool is no reason to be taken out */
+    return ngx_dr_api_query(r, NGX_DR_PG_URGENT, NGX_DR_READY_TIMEOUT,
+                            "SELECT 1", 0, NULL, ngx_dr_health_ready_done);
 }
 
 

@@ -56,6 +56,7 @@ typedef struct {
     ngx_dr_pg_query_t        *query;       /* NULL when idle or orphaned */
     PGresult                 *res;         /* result being collected */
     ngx_event_t               timer;       /* connect or drain deadline */
+    ngx_log_t                 log;         /* its own "action" */
     ngx_uint_t                state;
     unsigned                  flushing:1;
     unsigned                  listener:1;
@@ -90,6 +91,8 @@ struct ngx_dr_pg_server_s {
 
 static char *ngx_dr_pg_resolve(ngx_conf_t *cf, ngx_dr_pg_server_conf_t *scf,
     char *host);
+static char *ngx_dr_pg_resolve_all(ngx_conf_t *cf,
+    ngx_dr_pg_server_conf_t *scf, char *host, struct addrinfo *res);
 static ngx_int_t ngx_dr_pg_server_init(ngx_cycle_t *cycle,
     ngx_dr_pg_server_t *s, ngx_dr_pg_server_conf_t *scf);
 static ngx_dr_pg_server_t *ngx_dr_pg_route(ngx_uint_t flags);
@@ -119,6 +122,7 @@ static void ngx_dr_pg_query_cleanup(void *data);
 static void ngx_dr_pg_notice(void *arg, const char *message);
 static void ngx_dr_pg_set_error(ngx_dr_pg_server_t *s, const char *msg);
 static size_t ngx_dr_pg_trim(const char *msg);
+static ngx_uint_t ngx_dr_pg_unavailable(PGresult *res);
 
 
 static void ngx_dr_pg_listen_connect(ngx_dr_pg_conn_t *conn);
@@ -369,6 +373,14 @@ ngx_dr_pg_resolve(ngx_conf_t *cf, ngx_dr_pg_server_conf_t *scf, char *host)
                 return NGX_CONF_ERROR;
             }
 
+            if (next == NULL && p == addrs) {
+                /*
+                 * a single host: every address it has, as libpq would try
+                 * them ("localhost" is often ::1 and 127.0.0.1)
+                 */
+                return ngx_dr_pg_resolve_all(cf, scf, host, res);
+            }
+
             len = ngx_sock_ntop(res->ai_addr, res->ai_addrlen, text,
                                 NGX_SOCKADDR_STRLEN, 0);
             freeaddrinfo(res);
@@ -404,13 +416,94 @@ ngx_dr_pg_resolve(ngx_conf_t *cf, ngx_dr_pg_server_conf_t *scf, char *host)
 }
 
 
+static char *
+ngx_dr_pg_resolve_all(ngx_conf_t *cf, ngx_dr_pg_server_conf_t *scf,
+    char *host, struct addrinfo *res)
+{
+    char             **kw, **val, **v;
+    u_char            *hosts, *addrs, *h, *a;
+    size_t             len, hlen;
+    ngx_uint_t         i, n;
+    struct addrinfo   *ai;
+    u_char             text[NGX_SOCKADDR_STRLEN];
+
+    n = 0;
+
+    for (ai = res; ai; ai = ai->ai_next) {
+        n++;
+    }
+
+    hlen = ngx_strlen(host);
+    hosts = ngx_pnalloc(cf->pool, n * (hlen + 1));
+    addrs = ngx_pnalloc(cf->pool, n * NGX_SOCKADDR_STRLEN);
+
+    if (hosts == NULL || addrs == NULL) {
+        freeaddrinfo(res);
+        return NGX_CONF_ERROR;
+    }
+
+    h = hosts;
+    a = addrs;
+
+    for (ai = res; ai; ai = ai->ai_next) {
+        len = ngx_sock_ntop(ai->ai_addr, ai->ai_addrlen, text,
+                            NGX_SOCKADDR_STRLEN, 0);
+
+        /* getaddrinfo() repeats an address for each protocol */
+        if (a > addrs && ngx_strlcasestrn(addrs, a, text, len - 1)) {
+            continue;
+        }
+
+        if (a > addrs) {
+            *h++ = ',';
+            *a++ = ',';
+        }
+
+        h = ngx_cpymem(h, host, hlen);
+        a = ngx_cpymem(a, text, len);
+    }
+
+    *h = '\0';
+    *a = '\0';
+
+    freeaddrinfo(res);
+
+    v = scf->values.elts;
+    kw = scf->keywords.elts;
+
+    for (i = 0; i < scf->keywords.nelts; i++) {
+        if (ngx_strcmp(kw[i], "host") == 0) {
+            v[i] = (char *) hosts;
+        }
+    }
+
+    kw = ngx_array_push(&scf->keywords);
+    val = ngx_array_push(&scf->values);
+    if (kw == NULL || val == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *kw = "hostaddr";
+    *val = (char *) addrs;
+
+    return NGX_CONF_OK;
+}
+
+
 char *
 ngx_dr_pg_init_conf(ngx_conf_t *cf, ngx_dr_pg_conf_t *pcf)
 {
     ngx_conf_init_uint_value(pcf->pool_size, 8);
     ngx_conf_init_uint_value(pcf->max_waiting, 1024);
-    ngx_conf_init_msec_value(pcf->connect_timeout, 3000);
+    ngx_conf_init_msec_value(pcf->connect_timeout, 1000);
     ngx_conf_init_msec_value(pcf->query_timeout, 10000);
+
+    if (pcf->connect_timeout == 0 || pcf->query_timeout == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"dr_pg_connect_timeout\" and "
+                           "\"dr_pg_query_timeout\" must be at least 1ms");
+        return NGX_CONF_ERROR;
+    }
 
     if (pcf->replicas != NULL && pcf->primary == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -479,7 +572,7 @@ ngx_dr_pg_server_init(ngx_cycle_t *cycle, ngx_dr_pg_server_t *s,
 {
     char              **ukw, **uval;
     u_char             *p;
-    ngx_uint_t          i, n, has_name, options;
+    ngx_uint_t          i, n, has_name, has_keepalive, options;
     ngx_dr_pg_conn_t   *conn;
 
     s->conf = scf;
@@ -497,13 +590,14 @@ ngx_dr_pg_server_init(ngx_cycle_t *cycle, ngx_dr_pg_server_t *s,
     uval = scf->values.elts;
     n = scf->keywords.nelts;
 
-    s->keywords = ngx_pcalloc(cycle->pool, (n + 3) * sizeof(char *));
-    s->values = ngx_pcalloc(cycle->pool, (n + 3) * sizeof(char *));
+    s->keywords = ngx_pcalloc(cycle->pool, (n + 6) * sizeof(char *));
+    s->values = ngx_pcalloc(cycle->pool, (n + 6) * sizeof(char *));
     if (s->keywords == NULL || s->values == NULL) {
         return NGX_ERROR;
     }
 
     has_name = 0;
+    has_keepalive = 0;
     options = n;
 
     for (i = 0; i < n; i++) {
@@ -512,6 +606,9 @@ ngx_dr_pg_server_init(ngx_cycle_t *cycle, ngx_dr_pg_server_t *s,
 
         if (ngx_strcmp(ukw[i], "application_name") == 0) {
             has_name = 1;
+
+        } else if (ngx_strncmp(ukw[i], "keepalives", 10) == 0) {
+            has_keepalive = 1;
 
         } else if (ngx_strcmp(ukw[i], "options") == 0) {
             options = i;
@@ -539,6 +636,16 @@ ngx_dr_pg_server_init(ngx_cycle_t *cycle, ngx_dr_pg_server_t *s,
         n++;
     }
 
+    if (!has_keepalive) {
+        /* a server gone silent behind a network fault is noticed */
+        s->keywords[n] = "keepalives_idle";
+        s->values[n++] = "10";
+        s->keywords[n] = "keepalives_interval";
+        s->values[n++] = "5";
+        s->keywords[n] = "keepalives_count";
+        s->values[n++] = "3";
+    }
+
     if (!has_name) {
         p = ngx_pnalloc(cycle->pool, sizeof("domain-runner  worker ")
                                      + cycle->hostname.len + NGX_INT_T_LEN);
@@ -562,9 +669,10 @@ ngx_dr_pg_server_init(ngx_cycle_t *cycle, ngx_dr_pg_server_t *s,
     for (i = 0; i < s->nconns; i++) {
         conn = &s->conns[i];
         conn->server = s;
+        conn->log = s->log;
         conn->timer.handler = ngx_dr_pg_timer_handler;
         conn->timer.data = conn;
-        conn->timer.log = &s->log;
+        conn->timer.log = &conn->log;
         conn->timer.cancelable = 1;
     }
 
@@ -690,7 +798,7 @@ ngx_dr_pg_query(ngx_pool_t *pool, ngx_log_t *log, ngx_uint_t flags,
 
     q->server = s;
 
-    if (s->nwaiting >= ngx_dr_pg_conf->max_waiting) {
+    if (s->nwaiting && s->nwaiting >= ngx_dr_pg_conf->max_waiting) {
         ngx_log_error(NGX_LOG_WARN, log, 0,
                       "PostgreSQL %V: %ui queries already wait, "
                       "refusing one more", &s->conf->name, s->nwaiting);
@@ -703,7 +811,14 @@ ngx_dr_pg_query(ngx_pool_t *pool, ngx_log_t *log, ngx_uint_t flags,
 
     q->timeout = timeout ? timeout : ngx_dr_pg_conf->query_timeout;
     q->state = NGX_DR_PG_Q_WAITING;
-    ngx_queue_insert_tail(&s->waiting, &q->queue);
+
+    if (flags & NGX_DR_PG_URGENT) {
+        ngx_queue_insert_head(&s->waiting, &q->queue);
+
+    } else {
+        ngx_queue_insert_tail(&s->waiting, &q->queue);
+    }
+
     s->nwaiting++;
 
     ngx_add_timer(&q->event, q->timeout);
@@ -842,9 +957,8 @@ ngx_dr_pg_dispatch(ngx_dr_pg_server_t *s)
     for (i = 0; i < s->nconns; i++) {
         if (s->conns[i].state == NGX_DR_PG_CONNECTING) {
             connecting++;
-        }
 
-        if (s->conns[i].state != NGX_DR_PG_CLOSED) {
+        } else if (s->conns[i].state != NGX_DR_PG_CLOSED) {
             alive++;
         }
     }
@@ -864,11 +978,16 @@ ngx_dr_pg_dispatch(ngx_dr_pg_server_t *s)
             }
 
             connecting++;
-            alive++;
         }
     }
 
-    if (alive) {
+    /*
+     * Queries wait for a connection that is up, or for the first attempt
+     * at a server not known to be down; while one is down, only the
+     * attempt itself waits and queries fail at once.
+     */
+
+    if (alive || (connecting && s->failures == 0)) {
         return;
     }
 
@@ -878,9 +997,22 @@ ngx_dr_pg_dispatch(ngx_dr_pg_server_t *s)
         s->nwaiting--;
 
         q = ngx_queue_data(qq, ngx_dr_pg_query_t, queue);
+
+        if (s->conf->replica && ngx_dr_pg_primary) {
+            /* a read the replica cannot serve goes to the primary */
+            q->server = ngx_dr_pg_primary;
+            ngx_queue_insert_tail(&ngx_dr_pg_primary->waiting, &q->queue);
+            ngx_dr_pg_primary->nwaiting++;
+            continue;
+        }
+
         ngx_dr_pg_fail(q, NGX_DR_PG_UNAVAILABLE,
                        "cannot connect to the database",
                        sizeof("cannot connect to the database") - 1);
+    }
+
+    if (s->conf->replica && ngx_dr_pg_primary) {
+        ngx_dr_pg_dispatch(ngx_dr_pg_primary);
     }
 }
 
@@ -1095,6 +1227,20 @@ ngx_dr_pg_event_handler(ngx_event_t *ev)
     c = ev->data;
     conn = c->data;
 
+    if (c->close) {
+        /* worker_shutdown_timeout: nginx asks every connection to close */
+        ngx_dr_pg_exiting = 1;
+
+        if (conn->query) {
+            ngx_dr_pg_fail(conn->query, NGX_DR_PG_UNAVAILABLE,
+                           "nginx is shutting down",
+                           sizeof("nginx is shutting down") - 1);
+        }
+
+        ngx_dr_pg_close(conn);
+        return;
+    }
+
     switch (conn->state) {
 
     case NGX_DR_PG_CONNECTING:
@@ -1175,7 +1321,7 @@ ngx_dr_pg_complete(ngx_dr_pg_conn_t *conn)
 {
     char                *msg;
     PGresult            *res;
-    ngx_uint_t           rc;
+    ngx_uint_t           rc, i;
     ExecStatusType       status;
     ngx_dr_pg_query_t   *q;
     ngx_dr_pg_server_t  *s;
@@ -1201,7 +1347,23 @@ ngx_dr_pg_complete(ngx_dr_pg_conn_t *conn)
         ngx_dr_pg_close(conn);
     }
 
-    if (q == NULL) {
+    if (conn->listener) {
+        ngx_log_error(NGX_LOG_INFO, &s->log, 0,
+                      "PostgreSQL %V: listening for notifications",
+                      &s->conf->name);
+
+        if (res) {
+            PQclear(res);
+        }
+
+        /* now listening: whatever was published before is unknown */
+
+        for (i = 0; i < ngx_dr_pg_nchannels; i++) {
+            ngx_dr_pg_channels[i].handler(NULL, NULL,
+                                          ngx_dr_pg_channels[i].data);
+        }
+
+    } else if (q == NULL) {
         /* orphaned: its request went away */
         if (res) {
             PQclear(res);
@@ -1219,7 +1381,8 @@ ngx_dr_pg_complete(ngx_dr_pg_conn_t *conn)
             msg = NULL;
 
         } else {
-            rc = NGX_DR_PG_FAILED;
+            rc = ngx_dr_pg_unavailable(res) ? NGX_DR_PG_UNAVAILABLE
+                                            : NGX_DR_PG_FAILED;
             msg = PQresultErrorMessage(res);
             ngx_dr_pg_set_error(s, msg);
 
@@ -1228,7 +1391,12 @@ ngx_dr_pg_complete(ngx_dr_pg_conn_t *conn)
                           &s->conf->name, s->error_len, s->error);
         }
 
-        if (msg) {
+        if (msg && rc == NGX_DR_PG_UNAVAILABLE) {
+            ngx_dr_pg_fail(q, rc, "the database cannot answer now",
+                           sizeof("the database cannot answer now") - 1);
+            PQclear(res);
+
+        } else if (msg) {
             ngx_dr_pg_fail(q, rc, "the database refused the query",
                            sizeof("the database refused the query") - 1);
             PQclear(res);
@@ -1321,7 +1489,7 @@ ngx_dr_pg_watch(ngx_dr_pg_conn_t *conn, ngx_uint_t rd, ngx_uint_t wr)
             return NGX_ERROR;
         }
 
-        c = ngx_get_connection(fd, &conn->server->log);
+        c = ngx_get_connection(fd, &conn->log);
         if (c == NULL) {
             return NGX_ERROR;
         }
@@ -1404,8 +1572,8 @@ ngx_dr_pg_unwatch(ngx_dr_pg_conn_t *conn, ngx_uint_t closing)
         ngx_delete_posted_event(c->write);
     }
 
-    c->fd = (ngx_socket_t) -1;
     ngx_free_connection(c);
+    c->fd = (ngx_socket_t) -1;
 
     conn->c = NULL;
 }
@@ -1434,11 +1602,13 @@ ngx_dr_pg_close(ngx_dr_pg_conn_t *conn)
     conn->flushing = 0;
     conn->state = NGX_DR_PG_CLOSED;
 
-    if (conn->listener && !ngx_dr_pg_exiting) {
-        ngx_add_timer(&conn->timer, ngx_min(NGX_DR_PG_BACKOFF_MIN
-                                            << ngx_min(conn->server->failures,
-                                                       5),
-                                            NGX_DR_PG_BACKOFF_MAX));
+    if (conn->listener && !ngx_dr_pg_exiting && !ngx_exiting) {
+        /* with jitter: nodes restarted together do not come back as one */
+        ngx_add_timer(&conn->timer,
+                      ngx_min(NGX_DR_PG_BACKOFF_MIN
+                              << ngx_min(conn->server->failures, 5),
+                              NGX_DR_PG_BACKOFF_MAX)
+                      + (ngx_msec_t) ngx_random() % NGX_DR_PG_BACKOFF_MIN);
     }
 }
 
@@ -1582,9 +1752,10 @@ ngx_dr_pg_listen_start(void)
 
     conn->server = ngx_dr_pg_primary;
     conn->listener = 1;
+    conn->log = ngx_dr_pg_primary->log;
     conn->timer.handler = ngx_dr_pg_timer_handler;
     conn->timer.data = conn;
-    conn->timer.log = &ngx_dr_pg_primary->log;
+    conn->timer.log = &conn->log;
     conn->timer.cancelable = 1;
 
     if (ngx_dr_pg_connect(conn) != NGX_OK) {
@@ -1624,16 +1795,6 @@ ngx_dr_pg_listen_connect(ngx_dr_pg_conn_t *conn)
         return;
     }
 
-    ngx_log_error(NGX_LOG_INFO, &conn->server->log, 0,
-                  "PostgreSQL %V: listening for notifications",
-                  &conn->server->conf->name);
-
-    /* whatever was published while disconnected is unknown */
-
-    for (i = 0; i < ngx_dr_pg_nchannels; i++) {
-        ngx_dr_pg_channels[i].handler(NULL, NULL,
-                                      ngx_dr_pg_channels[i].data);
-    }
 }
 
 
@@ -1704,6 +1865,30 @@ ngx_dr_pg_set_error(ngx_dr_pg_server_t *s, const char *msg)
     }
 
     s->error_len = p - s->error;
+}
+
+
+/*
+ * Errors that say the server cannot serve now, not that the query is
+ * wrong: cancelled (statement_timeout), conflicts with recovery on a
+ * replica, lack of resources, operator intervention, connection trouble.
+ */
+
+static ngx_uint_t
+ngx_dr_pg_unavailable(PGresult *res)
+{
+    char  *state;
+
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    if (state == NULL) {
+        return 1;
+    }
+
+    return ngx_strncmp(state, "53", 2) == 0
+           || ngx_strncmp(state, "57", 2) == 0
+           || ngx_strncmp(state, "08", 2) == 0
+           || ngx_strcmp(state, "40001") == 0;
 }
 
 

@@ -21,6 +21,7 @@
 
 /* query flags */
 #define NGX_DR_PG_READ         0x01    /* a replica may answer */
+#define NGX_DR_PG_URGENT       0x02    /* ahead of the queue: probes */
 
 /* query outcomes, in ngx_dr_pg_query_t.rc */
 #define NGX_DR_PG_OK           0

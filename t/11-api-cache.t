@@ -30,6 +30,8 @@ my $t = DR::Test->new(db => 1, cluster => $pg, no_start => 1, http => <<'EOF');
 EOF
 DR::Fixture::load($t->dbh);
 $t->start;
+ok($t->wait_log(qr/listening for notifications/),
+    'the node listens for published scores and changed keys');
 
 my $path = '/api/domains/alpha.example/public';
 

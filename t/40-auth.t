@@ -66,6 +66,8 @@ DR::Fixture::load($t->dbh);
 }
 
 $t->start;
+ok($t->wait_log(qr/listening for notifications/),
+    'the node listens for published scores and changed keys');
 
 my $key = $t->create_key(tier => 'free', name => 'alice');
 my $admin = $t->create_key(tier => 'admin', name => 'root');

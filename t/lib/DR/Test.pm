@@ -296,6 +296,17 @@ sub error_log {
     return <$fh> // '';
 }
 
+# waits until the error log matches (for instance, the listener is up)
+sub wait_log {
+    my ($self, $re, $timeout) = @_;
+    my $deadline = time + ($timeout // 5);
+    while (time < $deadline) {
+        return 1 if $self->error_log =~ $re;
+        sleep 0.02;
+    }
+    return 0;
+}
+
 # the error log lines written since the last call
 sub new_log_lines {
     my ($self) = @_;
@@ -392,7 +403,7 @@ END {
     for my $t (grep { $_->{owner} == $$ } @LIVE) {
         $t->kill_all if $t->{running};
         $t->{cluster}->drop_db($t->{dbname})
-            if $t->{dbname} && $t->{cluster};
+            if $t->{dbname} && $t->{cluster} && !$t->{borrowed_db};
     }
 }
 

@@ -1,0 +1,111 @@
+# Cluster mode: two nginx instances (nodes) on one PostgreSQL, the same
+# key hammered through both.  Each node pushes the tokens it took and
+# subtracts what the other took, every interval; together they admit at
+# most what one node would (burst + rate x elapsed) plus
+# (rate x interval + burst) x (nodes - 1).
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use DR::Test;
+use POSIX qw(floor);
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+my $seconds = $ENV{DR_LIMIT_SECONDS} // 8;
+my ($rate, $burst, $interval) = (200, 20, 0.5);
+
+my $conf = <<"EOF";
+    dr_pg "%%PG%%";
+    dr_key_secret_file %%SECRET%%;
+    dr_auth_cache zone=keys:1m;
+    dr_limit_zone zone=limits:1m;
+    dr_limit_sync interval=500ms node=%%NODE%%;
+    dr_tier shared rate=$rate/s burst=$burst daily=0;
+
+    log_format limits '\$msec \$status';
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        access_log %%DIR%%/limits.log limits;
+        location / {
+            dr_auth required;
+            dr_api;
+        }
+    }
+EOF
+
+my $a = DR::Test->new(db => 1, no_start => 1, workers => 1);
+
+# the second node on the database (and server secret) of the first
+my $b = DR::Test->new(no_start => 1, workers => 1);
+$b->{cluster} = $a->{cluster};
+$b->{dbname} = $a->{dbname};
+$b->{borrowed_db} = 1;
+$b->{secret} = $a->{secret};
+
+(my $ca = $conf) =~ s/%%NODE%%/node-a/;
+(my $cb = $conf) =~ s/%%NODE%%/node-b/;
+$a->write_conf($ca);
+$b->write_conf($cb);
+$a->start;
+$b->start;
+
+my $key = $a->create_key(tier => 'shared');
+
+# warm both nodes' key caches and buckets, then let them sync
+my @pids;
+for my $t ($a, $b) {
+    my $pid = fork // die;
+    if ($pid == 0) {
+        exec 'wrk', '-t', 1, '-c', 32, '-d', "${seconds}s", '-H',
+            "X-API-Key: $key", 'http://127.0.0.1:' . $t->port . '/healthz';
+    }
+    push @pids, $pid;
+}
+waitpid $_, 0 for @pids;
+
+my ($first, $last, $admitted, %by);
+for my $t ($a, $b) {
+    open my $fh, '<', $t->dir . '/limits.log' or die;
+    while (<$fh>) {
+        my ($msec, $status) = split;
+        $first = $msec if !defined $first || $msec < $first;
+        $last = $msec if !defined $last || $msec > $last;
+        if ($status == 200) {
+            $admitted++;
+            $by{$t->port}++;
+        }
+    }
+}
+
+my $elapsed = $last - $first;
+my $one_node = $burst + floor($rate * $elapsed);
+# a node learns of the other's consumption at most one interval late;
+# and each node's bucket for a new key starts full, which the first
+# exchange charges back, at most one burst
+my $bound = $one_node + ($rate * $interval + $burst) * (2 - 1);
+
+diag(sprintf 'admitted %d (node a %d, node b %d) in %.2f s; one node '
+    . 'would admit %d; the bound is %d; without sync two nodes would '
+    . 'admit %d', $admitted, $by{$a->port} // 0, $by{$b->port} // 0,
+    $elapsed, $one_node, $bound, 2 * $one_node);
+
+ok($admitted <= $bound, 'two nodes admit at most '
+    . '(rate x interval + burst) x (nodes - 1) more than one');
+ok($admitted >= $one_node * 0.9,
+    'and not much less than one node would: the sync does not starve them');
+ok(($by{$a->port} // 0) > 0 && ($by{$b->port} // 0) > 0,
+    'both nodes admitted requests');
+
+my $dbh = $a->dbh;
+my $rows = $dbh->selectall_arrayref(
+    'SELECT node, consumed FROM limit_consumption ORDER BY node');
+is(scalar @$rows, 2, 'each node published its consumption');
+
+$a->stop;
+$b->stop;
+
+done_testing;
