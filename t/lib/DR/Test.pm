@@ -343,7 +343,10 @@ sub parallel {
     for (1 .. $n) {
         my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
             PeerPort => $self->{port}) or die "connect: $!";
-        print $s "GET $path HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+        my $extra = join '', map { "$_: $opt{headers}{$_}\r\n" }
+            keys %{$opt{headers} // {}};
+        print $s "GET $path HTTP/1.1\r\nHost: test\r\n$extra"
+            . "Connection: close\r\n\r\n";
         push @socks, $s;
     }
 
