@@ -30,6 +30,7 @@ PG_TEMPLATE   := dr_template
 HTTP_PORT     ?= 8080
 BENCH_SECONDS ?= 10
 RUN_DIR       := $(DR_STATE)/nginx
+KEY_SECRET    := $(DR_STATE)/key_secret
 
 PACKAGES      := nginx nginx-dev postgresql-15 postgresql-client-15 \
                  libpq-dev libcurl4-openssl-dev libjansson-dev libssl-dev \
@@ -191,17 +192,41 @@ $(RUN_DIR)/nginx.conf: conf/local.conf
 	@sed -e 's|@MODULE@|$(MODULE)|g' -e 's|@RUN_DIR@|$(RUN_DIR)|g' \
 	    -e 's|@PG_SOCKET@|$(PG_SOCKET)|g' -e 's|@PG_PORT@|$(PG_PORT)|g' \
 	    -e 's|@PG_USER@|$(PG_USER)|g' -e 's|@PG_DB@|$(PG_DB)|g' \
-	    -e 's|@HTTP_PORT@|$(HTTP_PORT)|g' $< > $@
+	    -e 's|@HTTP_PORT@|$(HTTP_PORT)|g' \
+	    -e 's|@KEY_SECRET@|$(KEY_SECRET)|g' $< > $@
+
+# the server secret of API keys: made once, readable by root only
+$(KEY_SECRET):
+	@install -d -m 0755 $(DR_STATE)
+	@umask 077 && head -c 48 /dev/urandom | base64 -w0 > $@
+	@echo "made the API key secret $@"
 
 # a reload would keep the module already loaded (same path), so a running
 # nginx is stopped and started again
-start: build db $(RUN_DIR)/nginx.conf nginx-stop
+start: build db $(KEY_SECRET) $(RUN_DIR)/nginx.conf nginx-stop
 	@$(NGINX) -p $(RUN_DIR) -c nginx.conf
+	@# a new admin key for this run; those of earlier runs are revoked
+	@$(PSQL) -U $(PG_USER) -d $(PG_DB) -c "UPDATE api_keys \
+	    SET revoked_at = now() WHERE name = 'make run' \
+	    AND revoked_at IS NULL"
+	@tools/dr-key --secret-file $(KEY_SECRET) --tier admin \
+	    --name 'make run' --host $(PG_SOCKET) --port $(PG_PORT) \
+	    --user $(PG_USER) --dbname $(PG_DB) > $(DR_STATE)/admin_key
+	@chmod 600 $(DR_STATE)/admin_key
 	@echo
 	@echo "Domain Runner is up:"
 	@echo "  http://127.0.0.1:$(HTTP_PORT)/healthz   liveness"
 	@echo "  http://127.0.0.1:$(HTTP_PORT)/readyz    readiness"
 	@echo "  http://127.0.0.1:$(HTTP_PORT)/health    health summary"
+	@echo "  http://127.0.0.1:$(HTTP_PORT)/api/rankings"
+	@echo "  http://127.0.0.1:$(HTTP_PORT)/api/openapi.json"
+	@echo "  http://127.0.0.1:$(HTTP_PORT)/admin/keys  (admin key below)"
+	@echo
+	@echo "  admin key (also in $(DR_STATE)/admin_key, readable by root):"
+	@echo "    $$(cat $(DR_STATE)/admin_key)"
+	@echo "  try: curl -H \"X-API-Key: $$(cat $(DR_STATE)/admin_key)\" \\"
+	@echo "         http://127.0.0.1:$(HTTP_PORT)/admin/keys"
+	@echo
 	@echo "  error log: $(RUN_DIR)/logs/error.log"
 	@echo
 

@@ -460,5 +460,6 @@ ngx_dr_init_process(ngx_cycle_t *cycle)
 static void
 ngx_dr_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_dr_auth_exit_process(cycle);
     ngx_dr_pg_exit_process(cycle);
 }
