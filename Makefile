@@ -35,7 +35,8 @@ KEY_SECRET    := $(DR_STATE)/key_secret
 PACKAGES      := nginx nginx-dev postgresql-15 postgresql-client-15 \
                  libpq-dev libcurl4-openssl-dev libjansson-dev libssl-dev \
                  libpcre2-dev zlib1g-dev gcc make perl libdbd-pg-perl \
-                 libmojolicious-perl libjson-validator-perl wrk valgrind \
+                 libmojolicious-perl libjson-validator-perl \
+                 python3-prometheus-client wrk valgrind \
                  curl procps
 
 SRCS          := $(wildcard ngx_dr_module/*.c ngx_dr_module/*.h)

@@ -56,6 +56,7 @@ typedef struct {
     ngx_dr_api_arg_t         *args;
     unsigned                  domain:1;
     unsigned                  cached:1;
+    unsigned                  group:5;      /* of the metrics */
 } ngx_dr_api_route_t;
 
 
@@ -77,6 +78,8 @@ struct ngx_dr_api_ctx_s {
 };
 
 
+static ngx_dr_api_route_t *ngx_dr_api_route(ngx_str_t *uri, u_char **start,
+    u_char **end);
 static ngx_int_t ngx_dr_api_preflight(ngx_http_request_t *r);
 static ngx_int_t ngx_dr_api_error_page(ngx_http_request_t *r);
 static ngx_int_t ngx_dr_api_args(ngx_http_request_t *r,
@@ -186,42 +189,42 @@ static ngx_dr_api_arg_t  ngx_dr_api_no_args[] = {
 static ngx_dr_api_route_t  ngx_dr_api_routes[] = {
 
     { ngx_string("/healthz"), ngx_null_string, ngx_dr_api_live,
-      ngx_dr_api_no_args, 0, 0 },
+      ngx_dr_api_no_args, 0, 0, 0 },
     { ngx_string("/readyz"), ngx_null_string, ngx_dr_api_ready,
-      ngx_dr_api_no_args, 0, 0 },
+      ngx_dr_api_no_args, 0, 0, 0 },
     { ngx_string("/health"), ngx_null_string, ngx_dr_api_health,
-      ngx_dr_api_no_args, 0, 0 },
+      ngx_dr_api_no_args, 0, 0, 0 },
 
     { ngx_string("/api/stats"), ngx_null_string, ngx_dr_api_stats,
-      ngx_dr_api_no_args, 0, 1 },
+      ngx_dr_api_no_args, 0, 1, 1 },
     { ngx_string("/api/rankings"), ngx_null_string, ngx_dr_api_rankings,
-      ngx_dr_api_rankings_args, 0, 1 },
+      ngx_dr_api_rankings_args, 0, 1, 2 },
     { ngx_string("/api/domains/"), ngx_string("/public"), ngx_dr_api_public,
-      ngx_dr_api_public_args, 1, 1 },
+      ngx_dr_api_public_args, 1, 1, 3 },
     { ngx_string("/api/domains/"), ngx_string("/competitive"),
-      ngx_dr_api_competitive, ngx_dr_api_no_args, 1, 1 },
+      ngx_dr_api_competitive, ngx_dr_api_no_args, 1, 1, 4 },
     { ngx_string("/api/ticker"), ngx_null_string, ngx_dr_api_ticker,
-      ngx_dr_api_ticker_args, 0, 1 },
+      ngx_dr_api_ticker_args, 0, 1, 5 },
     { ngx_string("/api/categories"), ngx_null_string, ngx_dr_api_categories,
-      ngx_dr_api_no_args, 0, 1 },
+      ngx_dr_api_no_args, 0, 1, 6 },
     { ngx_string("/api/shadows"), ngx_null_string, ngx_dr_api_shadows,
-      ngx_dr_api_no_args, 0, 1 },
+      ngx_dr_api_no_args, 0, 1, 7 },
     { ngx_string("/api/fire-alarm-dashboard"), ngx_null_string,
-      ngx_dr_api_fire_alarm, ngx_dr_api_no_args, 0, 1 },
+      ngx_dr_api_fire_alarm, ngx_dr_api_no_args, 0, 1, 8 },
     { ngx_string("/api/drift/"), ngx_null_string, ngx_dr_api_drift,
-      ngx_dr_api_no_args, 1, 1 },
+      ngx_dr_api_no_args, 1, 1, 9 },
     { ngx_string("/api/consensus/"), ngx_null_string, ngx_dr_api_consensus,
-      ngx_dr_api_no_args, 1, 1 },
+      ngx_dr_api_no_args, 1, 1, 10 },
     { ngx_string("/api/volatility/"), ngx_null_string,
-      ngx_dr_api_volatility, ngx_dr_api_no_args, 1, 1 },
+      ngx_dr_api_volatility, ngx_dr_api_no_args, 1, 1, 11 },
     { ngx_string("/api/time-series/"), ngx_null_string,
-      ngx_dr_api_time_series, ngx_dr_api_days_args, 1, 1 },
+      ngx_dr_api_time_series, ngx_dr_api_days_args, 1, 1, 12 },
     { ngx_string("/api/providers/health"), ngx_null_string,
-      ngx_dr_api_providers, ngx_dr_api_no_args, 0, 1 },
+      ngx_dr_api_providers, ngx_dr_api_no_args, 0, 1, 13 },
     { ngx_string("/api/openapi.json"), ngx_null_string, ngx_dr_api_openapi,
-      ngx_dr_api_no_args, 0, 0 },
+      ngx_dr_api_no_args, 0, 0, 14 },
 
-    { ngx_null_string, ngx_null_string, NULL, NULL, 0, 0 }
+    { ngx_null_string, ngx_null_string, NULL, NULL, 0, 0, 16 }
 };
 
 
@@ -233,7 +236,6 @@ ngx_dr_api_handler(ngx_http_request_t *r)
 {
     u_char              *start, *end;
     ngx_int_t            rc;
-    ngx_str_t           *uri;
     ngx_table_elt_t     *h;
     ngx_dr_api_ctx_t    *ctx;
     ngx_dr_api_route_t  *route;
@@ -246,42 +248,7 @@ ngx_dr_api_handler(ngx_http_request_t *r)
         return ngx_dr_api_error_page(r);
     }
 
-    uri = &r->uri;
-    start = NULL;
-    end = NULL;
-
-    for (route = ngx_dr_api_routes; route->handler; route++) {
-
-        if (!route->domain) {
-            if (uri->len == route->prefix.len
-                && ngx_strncmp(uri->data, route->prefix.data, uri->len) == 0)
-            {
-                break;
-            }
-
-            continue;
-        }
-
-        if (uri->len <= route->prefix.len + route->suffix.len
-            || ngx_strncmp(uri->data, route->prefix.data, route->prefix.len)
-               != 0)
-        {
-            continue;
-        }
-
-        start = uri->data + route->prefix.len;
-        end = uri->data + uri->len - route->suffix.len;
-
-        if (route->suffix.len
-            && ngx_strncmp(end, route->suffix.data, route->suffix.len) != 0)
-        {
-            continue;
-        }
-
-        if (ngx_strlchr(start, end, '/') == NULL) {
-            break;
-        }
-    }
+    route = ngx_dr_api_route(&r->uri, &start, &end);
 
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
@@ -342,6 +309,62 @@ ngx_dr_api_handler(ngx_http_request_t *r)
     }
 
     return route->handler(r, ctx);
+}
+
+
+/* the route of a path, and where its {domain} is */
+
+static ngx_dr_api_route_t *
+ngx_dr_api_route(ngx_str_t *uri, u_char **start, u_char **end)
+{
+    ngx_dr_api_route_t  *route;
+
+    *start = NULL;
+    *end = NULL;
+
+    for (route = ngx_dr_api_routes; route->handler; route++) {
+
+        if (!route->domain) {
+            if (uri->len == route->prefix.len
+                && ngx_strncmp(uri->data, route->prefix.data, uri->len) == 0)
+            {
+                return route;
+            }
+
+            continue;
+        }
+
+        if (uri->len <= route->prefix.len + route->suffix.len
+            || ngx_strncmp(uri->data, route->prefix.data, route->prefix.len)
+               != 0)
+        {
+            continue;
+        }
+
+        *start = uri->data + route->prefix.len;
+        *end = uri->data + uri->len - route->suffix.len;
+
+        if (route->suffix.len
+            && ngx_strncmp(*end, route->suffix.data, route->suffix.len) != 0)
+        {
+            continue;
+        }
+
+        if (ngx_strlchr(*start, *end, '/') == NULL) {
+            return route;
+        }
+    }
+
+    return route;
+}
+
+
+ngx_uint_t
+ngx_dr_api_group(ngx_str_t *uri)
+{
+    u_char  *start, *end;
+
+    return ngx_dr_api_route(uri, &start, &end)->group;
 }
 
 

@@ -726,6 +726,7 @@ ngx_dr_auth_loaded(ngx_dr_pg_query_t *q)
 {
     u_char               *p;
     size_t                len;
+    ngx_int_t             rc;
     ngx_str_t             prefix;
     ngx_connection_t     *c;
     ngx_dr_request_t     *req;
@@ -826,14 +827,15 @@ ngx_dr_auth_loaded(ngx_dr_pg_query_t *q)
     }
 
     req->auth_state = NGX_DR_AUTH_NONE;
-    req->auth_rc = ngx_dr_auth_cached(r, req, &entry);
+    rc = ngx_dr_auth_cached(r, req, &entry);
 
-    if (req->auth_rc == NGX_DONE) {
-        /* rejected: the answer is out */
+    if (rc == NGX_DONE) {
+        /* rejected: the answer is out, and the request may be gone */
         ngx_http_run_posted_requests(c);
         return;
     }
 
+    req->auth_rc = rc;
     req->auth_state = NGX_DR_AUTH_DONE;
 
     r->write_event_handler = ngx_http_core_run_phases;
@@ -904,6 +906,7 @@ ngx_dr_auth_limit(ngx_http_request_t *r, ngx_dr_request_t *req,
     ngx_uint_t daily_seed)
 {
     u_char              *p;
+    ngx_int_t            rc;
     ngx_str_t            key;
     ngx_uint_t           status;
     ngx_dr_loc_conf_t   *dlcf;
@@ -914,6 +917,9 @@ ngx_dr_auth_limit(ngx_http_request_t *r, ngx_dr_request_t *req,
 
     req->auth_state = NGX_DR_AUTH_DONE;
     req->auth_rc = NGX_OK;
+
+    ngx_dr_metrics_auth(req->tier, req->key_id ? NGX_DR_M_AUTH_OK
+                                               : NGX_DR_M_AUTH_ANONYMOUS);
 
     if (dmcf->limit.shm_zone == NULL || req->tier == NULL) {
         return NGX_OK;
@@ -944,8 +950,13 @@ ngx_dr_auth_limit(ngx_http_request_t *r, ngx_dr_request_t *req,
 
     if (req->limit.passed) {
         req->limit_status = NGX_DR_LIMIT_PASSED;
+        ngx_dr_metrics_limit(req->tier, NGX_DR_LIMIT_PASSED);
         return NGX_OK;
     }
+
+    ngx_dr_metrics_limit(req->tier, dlcf->limit_dry_run
+                                    ? NGX_DR_LIMIT_DRY_RUN
+                                    : NGX_DR_LIMIT_REJECTED);
 
     ngx_log_error(dlcf->limit_log_level, r->connection->log, 0,
                   "limiting requests%s of %s %V, tier \"%V\"%s",
@@ -962,15 +973,16 @@ ngx_dr_auth_limit(ngx_http_request_t *r, ngx_dr_request_t *req,
     req->limit_status = NGX_DR_LIMIT_REJECTED;
     status = dlcf->limit_status;
 
-    req->auth_rc = ngx_dr_json_send(r, status,
+    rc = ngx_dr_json_send(r, status,
         json_pack("{s:s, s:s, s:I}", "error", "rate_limited",
                   "message", req->limit.daily_exhausted
                              ? "the daily quota of this key is used up"
                              : "too many requests: slow down",
                   "retry_after", (json_int_t) req->limit.retry_after));
 
-    ngx_http_finalize_request(r, req->auth_rc);
+    /* the request (and req with it) may be gone after this */
     req->auth_rc = NGX_DONE;
+    ngx_http_finalize_request(r, rc);
 
     return NGX_DONE;
 }
@@ -993,6 +1005,13 @@ ngx_dr_auth_reject(ngx_http_request_t *r, ngx_dr_request_t *req,
     static ngx_str_t  www = ngx_string("Bearer realm=\"domain-runner\"");
     static ngx_str_t  www_bad = ngx_string("Bearer realm=\"domain-runner\", "
                                            "error=\"invalid_token\"");
+
+    ngx_dr_metrics_auth(NULL,
+        ngx_strcmp(error, "missing_key") == 0 ? NGX_DR_M_AUTH_MISSING
+        : ngx_strcmp(error, "expired_key") == 0 ? NGX_DR_M_AUTH_EXPIRED
+        : ngx_strcmp(error, "revoked_key") == 0 ? NGX_DR_M_AUTH_REVOKED
+        : status == NGX_HTTP_SERVICE_UNAVAILABLE ? NGX_DR_M_AUTH_UNAVAILABLE
+        : NGX_DR_M_AUTH_INVALID);
 
     if (status == NGX_HTTP_UNAUTHORIZED) {
         if (ngx_dr_http_header(r, &www_key,

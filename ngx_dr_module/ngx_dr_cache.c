@@ -385,6 +385,28 @@ ngx_dr_cache_invalidate(ngx_dr_cache_conf_t *ccf)
 }
 
 
+ngx_int_t
+ngx_dr_cache_stats(ngx_dr_cache_conf_t *ccf, ngx_atomic_uint_t *hits,
+    ngx_atomic_uint_t *misses, ngx_atomic_uint_t *evictions,
+    ngx_atomic_uint_t *entries)
+{
+    ngx_dr_cache_ctx_t  *ctx;
+
+    if (ccf->shm_zone == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ccf->shm_zone->data;
+
+    *hits = ctx->sh->hits;
+    *misses = ctx->sh->misses;
+    *evictions = ctx->sh->evictions;
+    *entries = ctx->sh->entries;
+
+    return NGX_OK;
+}
+
+
 /* a strong validator: the first 64 bits of the body's MD5, quoted */
 
 void

@@ -39,6 +39,9 @@ ngx_int_t ngx_dr_cache_get(ngx_dr_cache_conf_t *ccf, ngx_str_t *key,
 void ngx_dr_cache_put(ngx_dr_cache_conf_t *ccf, ngx_str_t *key,
     ngx_dr_cache_entry_t *entry, ngx_log_t *log);
 void ngx_dr_cache_invalidate(ngx_dr_cache_conf_t *ccf);
+ngx_int_t ngx_dr_cache_stats(ngx_dr_cache_conf_t *ccf,
+    ngx_atomic_uint_t *hits, ngx_atomic_uint_t *misses,
+    ngx_atomic_uint_t *evictions, ngx_atomic_uint_t *entries);
 void ngx_dr_cache_etag(ngx_str_t *body, u_char *etag);
 
 

@@ -129,6 +129,13 @@ static ngx_command_t  ngx_dr_commands[] = {
       0,
       NULL },
 
+    { ngx_string("dr_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_dr_metrics_handler_conf,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("dr_key_secret_file"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_dr_auth_secret_file,
@@ -244,6 +251,12 @@ ngx_dr_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_dr_postconfiguration(ngx_conf_t *cf)
 {
+    if (ngx_dr_metrics_zone(cf) != NGX_OK
+        || ngx_dr_metrics_init(cf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     return ngx_dr_auth_init(cf);
 }
 
@@ -448,7 +461,8 @@ ngx_dr_init_process(ngx_cycle_t *cycle)
     if (ngx_dr_pg_init_process(cycle, &dmcf->pg) != NGX_OK
         || ngx_dr_api_init_process(cycle) != NGX_OK
         || ngx_dr_auth_init_process(cycle) != NGX_OK
-        || ngx_dr_limit_init_process(cycle, &dmcf->limit) != NGX_OK)
+        || ngx_dr_limit_init_process(cycle, &dmcf->limit) != NGX_OK
+        || ngx_dr_metrics_init_process(cycle) != NGX_OK)
     {
         return NGX_ERROR;
     }

@@ -16,6 +16,7 @@
 #include "ngx_dr_json.h"
 #include "ngx_dr_cache.h"
 #include "ngx_dr_limit.h"
+#include "ngx_dr_metrics.h"
 
 
 #define NGX_DR_VERSION  "0.1.0"
@@ -88,6 +89,7 @@ typedef struct {
 ngx_dr_request_t *ngx_dr_request(ngx_http_request_t *r);
 
 ngx_int_t ngx_dr_api_handler(ngx_http_request_t *r);
+ngx_uint_t ngx_dr_api_group(ngx_str_t *uri);
 ngx_int_t ngx_dr_admin_handler(ngx_http_request_t *r);
 ngx_int_t ngx_dr_api_query(ngx_http_request_t *r, ngx_uint_t flags,
     ngx_msec_t timeout, const char *sql, int nparams, const char **params,

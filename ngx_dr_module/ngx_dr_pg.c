@@ -25,6 +25,7 @@
 #include <netdb.h>
 
 #include "ngx_dr_pg.h"
+#include "ngx_dr_metrics.h"
 
 
 #define NGX_DR_PG_BACKOFF_MIN      100
@@ -97,6 +98,8 @@ static ngx_int_t ngx_dr_pg_server_init(ngx_cycle_t *cycle,
     ngx_dr_pg_server_t *s, ngx_dr_pg_server_conf_t *scf);
 static ngx_dr_pg_server_t *ngx_dr_pg_route(ngx_uint_t flags);
 static void ngx_dr_pg_dispatch(ngx_dr_pg_server_t *s);
+static void ngx_dr_pg_dispatch_queue(ngx_dr_pg_server_t *s);
+static void ngx_dr_pg_publish(void);
 static ngx_int_t ngx_dr_pg_connect(ngx_dr_pg_conn_t *conn);
 static void ngx_dr_pg_connect_poll(ngx_dr_pg_conn_t *conn);
 static void ngx_dr_pg_connected(ngx_dr_pg_conn_t *conn);
@@ -783,6 +786,7 @@ ngx_dr_pg_query(ngx_pool_t *pool, ngx_log_t *log, ngx_uint_t flags,
     q->event.data = q;
     q->event.log = log;
     q->event.handler = ngx_dr_pg_query_timeout;
+    q->start = ngx_current_msec;
 
     cln->handler = ngx_dr_pg_query_cleanup;
     cln->data = q;
@@ -926,6 +930,50 @@ ngx_dr_pg_route(ngx_uint_t flags)
 
 static void
 ngx_dr_pg_dispatch(ngx_dr_pg_server_t *s)
+{
+    ngx_dr_pg_dispatch_queue(s);
+    ngx_dr_pg_publish();
+}
+
+
+/* the pool's state, for the metrics: this worker's slot */
+
+static void
+ngx_dr_pg_publish(void)
+{
+    ngx_uint_t           i, j, open, busy, waiting;
+    ngx_dr_pg_server_t  *s;
+
+    open = 0;
+    busy = 0;
+    waiting = 0;
+
+    for (i = 0; i < ngx_dr_pg_nreplicas + 1; i++) {
+        s = (i == 0) ? ngx_dr_pg_primary : &ngx_dr_pg_replicas[i - 1];
+
+        if (s == NULL) {
+            continue;
+        }
+
+        waiting += s->nwaiting;
+
+        for (j = 0; j < s->nconns; j++) {
+            if (s->conns[j].state == NGX_DR_PG_IDLE) {
+                open++;
+
+            } else if (s->conns[j].state == NGX_DR_PG_BUSY) {
+                open++;
+                busy++;
+            }
+        }
+    }
+
+    ngx_dr_metrics_pg(open, busy, waiting);
+}
+
+
+static void
+ngx_dr_pg_dispatch_queue(ngx_dr_pg_server_t *s)
 {
     ngx_uint_t          i, alive, connecting;
     ngx_queue_t        *qq;
@@ -1151,6 +1199,10 @@ ngx_dr_pg_connect_failed(ngx_dr_pg_conn_t *conn, const char *reason)
     s = conn->server;
 
     ngx_dr_pg_set_error(s, reason);
+
+    if (ngx_dr_counters) {
+        (void) ngx_atomic_fetch_add(&ngx_dr_counters->pg_connect_errors, 1);
+    }
 
     ngx_log_error(NGX_LOG_ERR, &s->log, 0,
                   "could not connect to PostgreSQL %V (%V): %*s",
@@ -1701,6 +1753,8 @@ ngx_dr_pg_query_done(ngx_event_t *ev)
     res = q->res;
 
     q->state = NGX_DR_PG_Q_DONE;
+
+    ngx_dr_metrics_pg_query(q->rc, ngx_current_msec - q->start);
 
     /* the handler may free the pool q lives in */
     q->handler(q);

@@ -73,6 +73,7 @@ struct ngx_dr_pg_query_s {
     const char              **params;
     int                       nparams;
     ngx_msec_t                timeout;
+    ngx_msec_t                start;
     ngx_log_t                *log;
     ngx_event_t               event;       /* timeout, or posted outcome */
     ngx_queue_t               queue;       /* in server->waiting */

@@ -36,7 +36,7 @@ my ($backends, $per_worker, $live_elapsed, $live_status, $waiting);
 
 my @codes = $t->parallel(200, '/health', timeout => 60, before_read => sub {
     # let the workers take the requests and fill their pools
-    my $deadline = time + 10;
+    my $deadline = time + ($ENV{DR_VALGRIND} ? 60 : 10);
     while (time < $deadline) {
         $backends = $cluster->nginx_backends($t->{dbname});
         last if $backends >= 8;    # 4 per worker
