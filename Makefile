@@ -42,7 +42,8 @@ PACKAGES      := nginx nginx-dev postgresql-15 postgresql-client-15 \
 SRCS          := $(wildcard ngx_dr_module/*.c ngx_dr_module/*.h)
 
 # pure parts, with no nginx event code: linked directly by the C unit tests
-PURE_SRCS     := ngx_dr_module/ngx_dr_score.c
+PURE_SRCS     := ngx_dr_module/ngx_dr_score.c ngx_dr_module/ngx_dr_validate.c \
+                 ngx_dr_module/ngx_dr_provider.c
 UNIT_CFLAGS   := -std=c99 -O2 -g -Wall -Wextra -Werror -Ingx_dr_module
 UNIT_TESTS    := $(patsubst t/unit/%.c,$(BUILD)/unit/%, \
                    $(filter-out %_bench.c,$(wildcard t/unit/*.c)))
@@ -133,7 +134,7 @@ unit: $(UNIT_TESTS)
 $(BUILD)/unit/%: t/unit/%.c $(PURE_SRCS) $(wildcard t/unit/*.h) \
                  $(wildcard ngx_dr_module/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) -lm
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) -ljansson -lm
 
 
 # the embedded PostgreSQL cluster

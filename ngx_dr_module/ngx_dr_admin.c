@@ -87,6 +87,21 @@ ngx_dr_admin_handler(ngx_http_request_t *r)
                                  "tier");
     }
 
+    if (r->uri.len == sizeof("/admin/probe") - 1
+        && ngx_strncmp(r->uri.data, "/admin/probe", r->uri.len) == 0)
+    {
+        if (r->method != NGX_HTTP_POST) {
+            rc = ngx_http_discard_request_body(r);
+            if (rc != NGX_OK) {
+                return rc;
+            }
+
+            return ngx_dr_admin_not_allowed(r, "POST");
+        }
+
+        return ngx_dr_probe_handler(r);
+    }
+
     if (r->uri.len == sizeof("/admin/keys") - 1
         && ngx_strncmp(r->uri.data, "/admin/keys", r->uri.len) == 0)
     {

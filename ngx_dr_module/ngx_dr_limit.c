@@ -570,6 +570,8 @@ ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key, int64_t key_id,
 
         } else {
             missing = period - ln->units;
+            res->retry_ms = (ngx_msec_t) ((missing + tier->rate - 1)
+                                          / tier->rate);
             res->retry_after = (time_t) ((missing + (int64_t) tier->rate
                                           * 1000 - 1)
                                          / ((int64_t) tier->rate * 1000));

@@ -31,6 +31,7 @@ typedef struct {
     ngx_uint_t           remaining;
     time_t               reset;        /* s until the bucket is full */
     time_t               retry_after;  /* s until a token, if rejected */
+    ngx_msec_t           retry_ms;     /* the same, in ms */
     ngx_uint_t           daily_remaining;
     time_t               daily_reset;  /* s until the next UTC day */
     unsigned             passed:1;

@@ -129,6 +129,13 @@ static ngx_command_t  ngx_dr_commands[] = {
       0,
       NULL },
 
+    { ngx_string("dr_provider"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_dr_llm_provider,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_dr_main_conf_t, providers),
+      NULL },
+
     { ngx_string("dr_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_dr_metrics_handler_conf,
@@ -462,7 +469,8 @@ ngx_dr_init_process(ngx_cycle_t *cycle)
         || ngx_dr_api_init_process(cycle) != NGX_OK
         || ngx_dr_auth_init_process(cycle) != NGX_OK
         || ngx_dr_limit_init_process(cycle, &dmcf->limit) != NGX_OK
-        || ngx_dr_metrics_init_process(cycle) != NGX_OK)
+        || ngx_dr_metrics_init_process(cycle) != NGX_OK
+        || (dmcf->providers && ngx_dr_llm_init_process(cycle) != NGX_OK))
     {
         return NGX_ERROR;
     }
@@ -474,6 +482,7 @@ ngx_dr_init_process(ngx_cycle_t *cycle)
 static void
 ngx_dr_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_dr_llm_exit_process(cycle);
     ngx_dr_auth_exit_process(cycle);
     ngx_dr_pg_exit_process(cycle);
 }

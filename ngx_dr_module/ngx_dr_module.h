@@ -17,6 +17,7 @@
 #include "ngx_dr_cache.h"
 #include "ngx_dr_limit.h"
 #include "ngx_dr_metrics.h"
+#include "ngx_dr_llm.h"
 
 
 #define NGX_DR_VERSION  "0.1.0"
@@ -31,6 +32,8 @@ typedef struct {
     ngx_dr_pg_conf_t     pg;
     ngx_dr_cache_conf_t  cache;
     ngx_dr_limit_conf_t  limit;
+
+    ngx_array_t         *providers;     /* of ngx_dr_provider_t */
 
     ngx_str_t            key_secret;
     ngx_shm_zone_t      *key_zone;
@@ -91,6 +94,7 @@ ngx_dr_request_t *ngx_dr_request(ngx_http_request_t *r);
 ngx_int_t ngx_dr_api_handler(ngx_http_request_t *r);
 ngx_uint_t ngx_dr_api_group(ngx_str_t *uri);
 ngx_int_t ngx_dr_admin_handler(ngx_http_request_t *r);
+ngx_int_t ngx_dr_probe_handler(ngx_http_request_t *r);
 ngx_int_t ngx_dr_api_query(ngx_http_request_t *r, ngx_uint_t flags,
     ngx_msec_t timeout, const char *sql, int nparams, const char **params,
     ngx_dr_api_result_pt done);

@@ -63,6 +63,8 @@ static char *ngx_dr_provider_header(const char *name, const char *prefix,
     const char *value);
 static char *ngx_dr_provider_gemini_path(const char *model);
 static int ngx_dr_provider_openai_reasoning(const char *model);
+static json_t *ngx_dr_provider_child(json_t *obj, const char *key,
+    json_t *v);
 static json_t *ngx_dr_provider_user_message(const char *prompt);
 static char *ngx_dr_provider_dump(json_t *root, size_t *len);
 
@@ -267,15 +269,24 @@ ngx_dr_provider_build(ngx_dr_format_t f, const char *model,
         return -1;
     }
 
+    /*
+     * Each container is attached to root as soon as it exists, so that
+     * the one json_decref(root) below releases everything, whatever
+     * fails.
+     */
+
     switch (f) {
 
     case NGX_DR_FORMAT_OPENAI:
         reasoning = ngx_dr_provider_openai_reasoning(model);
 
-        msgs = json_array();
+        if (json_object_set_new(root, "model", json_string(model)) != 0) {
+            goto failed;
+        }
 
-        if (json_object_set_new(root, "model", json_string(model)) != 0
-            || json_object_set_new(root, "messages", msgs) != 0
+        msgs = ngx_dr_provider_child(root, "messages", json_array());
+
+        if (msgs == NULL
             || json_array_append_new(msgs,
                                      ngx_dr_provider_user_message(prompt))
                != 0
@@ -295,12 +306,16 @@ ngx_dr_provider_build(ngx_dr_format_t f, const char *model,
         break;
 
     case NGX_DR_FORMAT_ANTHROPIC:
-        msgs = json_array();
-
         if (json_object_set_new(root, "model", json_string(model)) != 0
             || json_object_set_new(root, "max_tokens",
-                                   json_integer(max_tokens)) != 0
-            || json_object_set_new(root, "messages", msgs) != 0
+                                   json_integer(max_tokens)) != 0)
+        {
+            goto failed;
+        }
+
+        msgs = ngx_dr_provider_child(root, "messages", json_array());
+
+        if (msgs == NULL
             || json_array_append_new(msgs,
                                      ngx_dr_provider_user_message(prompt))
                != 0
@@ -319,14 +334,19 @@ ngx_dr_provider_build(ngx_dr_format_t f, const char *model,
         break;
 
     case NGX_DR_FORMAT_GEMINI:
-        msgs = json_array();
-        gen = json_object();
+        msgs = ngx_dr_provider_child(root, "contents", json_array());
 
-        if (json_object_set_new(root, "contents", msgs) != 0
+        if (msgs == NULL
             || json_array_append_new(msgs,
                    json_pack("{s:s, s:[{s:s}]}", "role", "user", "parts",
-                             "text", prompt)) != 0
-            || json_object_set_new(root, "generationConfig", gen) != 0
+                             "text", prompt)) != 0)
+        {
+            goto failed;
+        }
+
+        gen = ngx_dr_provider_child(root, "generationConfig", json_object());
+
+        if (gen == NULL
             || json_object_set_new(gen, "maxOutputTokens",
                                    json_integer(max_tokens)) != 0
             || (temp && json_object_set_new(gen, "temperature",
@@ -527,6 +547,14 @@ ngx_dr_provider_openai_reasoning(const char *model)
     }
 
     return strncmp(model, "gpt-5", 5) == 0;
+}
+
+
+/* v set as obj[key], or NULL (and v released) */
+static json_t *
+ngx_dr_provider_child(json_t *obj, const char *key, json_t *v)
+{
+    return json_object_set_new(obj, key, v) == 0 ? v : NULL;
 }
 
 

@@ -1,0 +1,955 @@
+
+/*
+ * Domain Runner: HTTPS calls to the LLM providers, through libcurl multi
+ * driven by nginx's event loop.
+ *
+ * One multi handle per worker.  The sockets are the module's: libcurl
+ * asks for one through CURLOPT_OPENSOCKETFUNCTION and gives it back through
+ * CURLOPT_CLOSESOCKETFUNCTION, and in between each is watched through an
+ * nginx connection, registered level-triggered for what libcurl's socket
+ * callback asks.  libcurl's timer becomes an nginx timer.  Events call
+ * curl_multi_socket_action(); libcurl is never called from inside one of
+ * its own callbacks, and outcomes reach callers through posted events.
+ * TLS peers are verified; connections are reused, over HTTP/2 where the
+ * provider offers it; names are resolved by libcurl's resolver thread,
+ * never by the worker.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+
+#include "ngx_dr_llm.h"
+#include "ngx_dr_provider.h"
+
+
+#define NGX_DR_LLM_NEW        0
+#define NGX_DR_LLM_RUNNING    1
+#define NGX_DR_LLM_POSTED     2
+#define NGX_DR_LLM_DONE       3
+
+
+static int ngx_dr_llm_socket(CURL *easy, curl_socket_t s, int what,
+    void *userp, void *socketp);
+static int ngx_dr_llm_timer(CURLM *multi, long timeout_ms, void *userp);
+static curl_socket_t ngx_dr_llm_open(void *clientp, curlsocktype purpose,
+    struct curl_sockaddr *address);
+static int ngx_dr_llm_close(void *clientp, curl_socket_t s);
+static size_t ngx_dr_llm_write(char *ptr, size_t size, size_t n,
+    void *userdata);
+static size_t ngx_dr_llm_header(char *ptr, size_t size, size_t n,
+    void *userdata);
+static void ngx_dr_llm_event(ngx_event_t *ev);
+static void ngx_dr_llm_timeout(ngx_event_t *ev);
+static void ngx_dr_llm_finished(void);
+static void ngx_dr_llm_done(ngx_event_t *ev);
+static void ngx_dr_llm_cleanup(void *data);
+static ngx_connection_t *ngx_dr_llm_conn(curl_socket_t s);
+
+
+static CURLM         *ngx_dr_llm_multi;
+static ngx_event_t    ngx_dr_llm_timer_event;
+static ngx_log_t     *ngx_dr_llm_log;
+static ngx_uint_t     ngx_dr_llm_running;
+
+/* the eight providers of the original system, for what is not given */
+typedef struct {
+    const char               *name;
+    ngx_uint_t                format;
+    const char               *base;
+    ngx_uint_t                rpm;
+} ngx_dr_llm_known_t;
+
+static ngx_dr_llm_known_t  ngx_dr_llm_known[] = {
+    { "openai", NGX_DR_FORMAT_OPENAI, "https://api.openai.com/v1", 500 },
+    { "anthropic", NGX_DR_FORMAT_ANTHROPIC, "https://api.anthropic.com", 50 },
+    { "google", NGX_DR_FORMAT_GEMINI,
+      "https://generativelanguage.googleapis.com", 60 },
+    { "mistral", NGX_DR_FORMAT_OPENAI, "https://api.mistral.ai/v1", 100 },
+    { "deepseek", NGX_DR_FORMAT_OPENAI, "https://api.deepseek.com", 60 },
+    { "together", NGX_DR_FORMAT_OPENAI, "https://api.together.xyz/v1", 60 },
+    { "xai", NGX_DR_FORMAT_OPENAI, "https://api.x.ai/v1", 60 },
+    { "perplexity", NGX_DR_FORMAT_OPENAI, "https://api.perplexity.ai", 20 },
+    { NULL, 0, NULL, 0 }
+};
+
+
+/* the nginx connection of each socket libcurl opened, by descriptor */
+static ngx_connection_t  **ngx_dr_llm_conns;
+static ngx_uint_t          ngx_dr_llm_nconns;
+
+
+ngx_int_t
+ngx_dr_llm_init_process(ngx_cycle_t *cycle)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "curl_global_init() failed");
+        return NGX_ERROR;
+    }
+
+    ngx_dr_llm_multi = curl_multi_init();
+    if (ngx_dr_llm_multi == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_dr_llm_log = cycle->log;
+    ngx_dr_llm_nconns = cycle->files_n ? cycle->files_n : 65536;
+
+    ngx_dr_llm_conns = ngx_pcalloc(cycle->pool,
+                           ngx_dr_llm_nconns * sizeof(ngx_connection_t *));
+    if (ngx_dr_llm_conns == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_dr_llm_timer_event.handler = ngx_dr_llm_timeout;
+    ngx_dr_llm_timer_event.log = cycle->log;
+    ngx_dr_llm_timer_event.cancelable = 1;
+
+    curl_multi_setopt(ngx_dr_llm_multi, CURLMOPT_SOCKETFUNCTION,
+                      ngx_dr_llm_socket);
+    curl_multi_setopt(ngx_dr_llm_multi, CURLMOPT_TIMERFUNCTION,
+                      ngx_dr_llm_timer);
+
+    /* many calls share few connections; HTTP/2 multiplexes them */
+    curl_multi_setopt(ngx_dr_llm_multi, CURLMOPT_PIPELINING,
+                      (long) CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(ngx_dr_llm_multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                      4096L);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_dr_llm_exit_process(ngx_cycle_t *cycle)
+{
+    if (ngx_dr_llm_multi == NULL) {
+        return;
+    }
+
+    if (ngx_dr_llm_timer_event.timer_set) {
+        ngx_del_timer(&ngx_dr_llm_timer_event);
+    }
+
+    /* closes the cached connections through the close callback */
+    curl_multi_cleanup(ngx_dr_llm_multi);
+    ngx_dr_llm_multi = NULL;
+
+    curl_global_cleanup();
+}
+
+
+ngx_uint_t
+ngx_dr_llm_in_flight(void)
+{
+    return ngx_dr_llm_running;
+}
+
+
+ngx_int_t
+ngx_dr_llm_start(ngx_dr_llm_call_t *call)
+{
+    CURL                *easy;
+    ngx_pool_cleanup_t  *cln;
+
+    if (ngx_dr_llm_multi == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(call->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    easy = curl_easy_init();
+    if (easy == NULL) {
+        return NGX_ERROR;
+    }
+
+    call->easy = easy;
+    call->start = ngx_current_msec;
+    call->event.handler = ngx_dr_llm_done;
+    call->event.data = call;
+    call->event.log = call->log;
+
+    cln->handler = ngx_dr_llm_cleanup;
+    cln->data = call;
+
+    curl_easy_setopt(easy, CURLOPT_URL, call->url);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, call);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, call->headers);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, call->body);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                     (curl_off_t) call->body_len);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) call->timeout);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long) ngx_min(call->timeout, 10000));
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, call->error);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, ngx_dr_llm_write);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, call);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, ngx_dr_llm_header);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, call);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, ngx_dr_llm_open);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, ngx_dr_llm_close);
+    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION,
+                     (long) CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "https,http");
+    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
+
+    if (curl_multi_add_handle(ngx_dr_llm_multi, easy) != CURLM_OK) {
+        curl_easy_cleanup(easy);
+        call->easy = NULL;
+        return NGX_ERROR;
+    }
+
+    call->state = NGX_DR_LLM_RUNNING;
+    ngx_dr_llm_running++;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_dr_llm_cancel(ngx_dr_llm_call_t *call)
+{
+    switch (call->state) {
+
+    case NGX_DR_LLM_RUNNING:
+        /* removing a handle is allowed outside libcurl's callbacks */
+        curl_multi_remove_handle(ngx_dr_llm_multi, call->easy);
+        ngx_dr_llm_running--;
+        break;
+
+    case NGX_DR_LLM_POSTED:
+        if (call->event.posted) {
+            ngx_delete_posted_event(&call->event);
+        }
+
+        break;
+
+    default:
+        return;
+    }
+
+    if (call->easy) {
+        curl_easy_cleanup(call->easy);
+        call->easy = NULL;
+    }
+
+    if (call->headers) {
+        curl_slist_free_all(call->headers);
+        call->headers = NULL;
+    }
+
+    call->state = NGX_DR_LLM_DONE;
+}
+
+
+static void
+ngx_dr_llm_cleanup(void *data)
+{
+    ngx_dr_llm_cancel(data);
+}
+
+
+/* libcurl's callbacks: nginx events and timers only, never libcurl */
+
+
+static curl_socket_t
+ngx_dr_llm_open(void *clientp, curlsocktype purpose,
+    struct curl_sockaddr *address)
+{
+    ngx_socket_t  s;
+
+    s = ngx_socket(address->family, address->socktype, address->protocol);
+
+    if (s == (ngx_socket_t) -1) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_dr_llm_log, ngx_socket_errno,
+                      ngx_socket_n " for a provider call failed");
+        return CURL_SOCKET_BAD;
+    }
+
+    if ((ngx_uint_t) s >= ngx_dr_llm_nconns) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_dr_llm_log, 0,
+                      "socket %d beyond the %ui descriptors expected",
+                      s, ngx_dr_llm_nconns);
+        (void) ngx_close_socket(s);
+        return CURL_SOCKET_BAD;
+    }
+
+    return s;
+}
+
+
+static int
+ngx_dr_llm_close(void *clientp, curl_socket_t s)
+{
+    ngx_connection_t  *c;
+
+    c = ngx_dr_llm_conn(s);
+
+    if (c) {
+        if (c->read->active) {
+            (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
+        }
+
+        if (c->write->active) {
+            (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
+        }
+
+        if (c->read->posted) {
+            ngx_delete_posted_event(c->read);
+        }
+
+        if (c->write->posted) {
+            ngx_delete_posted_event(c->write);
+        }
+
+        ngx_free_connection(c);
+        c->fd = (ngx_socket_t) -1;
+        ngx_dr_llm_conns[s] = NULL;
+    }
+
+    if (ngx_close_socket(s) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_dr_llm_log, ngx_socket_errno,
+                      ngx_close_socket_n " of a provider call failed");
+    }
+
+    return 0;
+}
+
+
+static int
+ngx_dr_llm_socket(CURL *easy, curl_socket_t s, int what, void *userp,
+    void *socketp)
+{
+    ngx_connection_t  *c;
+
+    c = ngx_dr_llm_conn(s);
+
+    if (c == NULL) {
+        if (what == CURL_POLL_REMOVE) {
+            return 0;
+        }
+
+        c = ngx_get_connection(s, ngx_dr_llm_log);
+        if (c == NULL) {
+            return -1;
+        }
+
+        c->read->handler = ngx_dr_llm_event;
+        c->write->handler = ngx_dr_llm_event;
+        c->read->log = c->log;
+        c->write->log = c->log;
+        c->log->action = "talking to an LLM provider";
+
+        ngx_dr_llm_conns[s] = c;
+    }
+
+    if ((what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+        && !c->read->active)
+    {
+        if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT)
+            != NGX_OK)
+        {
+            return -1;
+        }
+
+    } else if (!(what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+               && c->read->active)
+    {
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+
+    if ((what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+        && !c->write->active)
+    {
+        if (ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
+            != NGX_OK)
+        {
+            return -1;
+        }
+
+    } else if (!(what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+               && c->write->active)
+    {
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+    }
+
+    return 0;
+}
+
+
+static int
+ngx_dr_llm_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    if (timeout_ms < 0) {
+        if (ngx_dr_llm_timer_event.timer_set) {
+            ngx_del_timer(&ngx_dr_llm_timer_event);
+        }
+
+        return 0;
+    }
+
+    /* 0 means now: the next turn of the loop, outside this callback */
+    ngx_add_timer(&ngx_dr_llm_timer_event, (ngx_msec_t) timeout_ms);
+
+    return 0;
+}
+
+
+static size_t
+ngx_dr_llm_write(char *ptr, size_t size, size_t n, void *userdata)
+{
+    ngx_dr_llm_call_t  *call = userdata;
+
+    u_char  *p;
+    size_t   len, want;
+
+    len = size * n;
+
+    if (call->response.len + len > call->max_response) {
+        /* too large: the transfer ends with CURLE_WRITE_ERROR */
+        call->too_large = 1;
+        return 0;
+    }
+
+    if (call->response.len + len > call->size) {
+        want = ngx_max(call->size * 2, call->response.len + len);
+        want = ngx_min(want, call->max_response);
+
+        p = ngx_pnalloc(call->pool, want);
+        if (p == NULL) {
+            return 0;
+        }
+
+        if (call->response.len) {
+            ngx_memcpy(p, call->response.data, call->response.len);
+        }
+
+        call->response.data = p;
+        call->size = want;
+    }
+
+    ngx_memcpy(call->response.data + call->response.len, ptr, len);
+    call->response.len += len;
+
+    return len;
+}
+
+
+static size_t
+ngx_dr_llm_header(char *ptr, size_t size, size_t n, void *userdata)
+{
+    ngx_dr_llm_call_t  *call = userdata;
+
+    size_t   len, vlen;
+    u_char  *v;
+
+    len = size * n;
+
+    /* the bundled simulator says so: what it answers is stored as such */
+    if (len > sizeof("x-provider-simulator:") - 1
+        && ngx_strncasecmp((u_char *) ptr,
+                           (u_char *) "x-provider-simulator:",
+                           sizeof("x-provider-simulator:") - 1) == 0)
+    {
+        call->simulated = 1;
+    }
+
+    if (len > sizeof("retry-after:") - 1
+        && ngx_strncasecmp((u_char *) ptr, (u_char *) "retry-after:",
+                           sizeof("retry-after:") - 1) == 0)
+    {
+        v = (u_char *) ptr + sizeof("retry-after:") - 1;
+        vlen = len - (sizeof("retry-after:") - 1);
+
+        while (vlen && (*v == ' ' || *v == '\t')) {
+            v++;
+            vlen--;
+        }
+
+        while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n'
+                        || v[vlen - 1] == ' '))
+        {
+            vlen--;
+        }
+
+        vlen = ngx_min(vlen, sizeof(call->retry_after) - 1);
+        ngx_memcpy(call->retry_after, v, vlen);
+        call->retry_after[vlen] = '\0';
+    }
+
+    return len;
+}
+
+
+/* nginx's side */
+
+
+static void
+ngx_dr_llm_event(ngx_event_t *ev)
+{
+    int                running;
+    ngx_connection_t  *c;
+
+    c = ev->data;
+
+    (void) curl_multi_socket_action(ngx_dr_llm_multi, c->fd,
+                                    ev->write ? CURL_CSELECT_OUT
+                                              : CURL_CSELECT_IN,
+                                    &running);
+
+    ngx_dr_llm_finished();
+}
+
+
+static void
+ngx_dr_llm_timeout(ngx_event_t *ev)
+{
+    int  running;
+
+    (void) curl_multi_socket_action(ngx_dr_llm_multi, CURL_SOCKET_TIMEOUT, 0,
+                                    &running);
+
+    ngx_dr_llm_finished();
+}
+
+
+/* transfers libcurl has finished leave the multi and are posted */
+
+static void
+ngx_dr_llm_finished(void)
+{
+    int                 left;
+    CURL               *easy;
+    CURLMsg            *msg;
+    ngx_dr_llm_call_t  *call;
+
+    while ((msg = curl_multi_info_read(ngx_dr_llm_multi, &left)) != NULL) {
+
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+
+        easy = msg->easy_handle;
+        call = NULL;
+
+        (void) curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &call);
+
+        call->result = msg->data.result;
+        (void) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE,
+                                 &call->status);
+
+        curl_multi_remove_handle(ngx_dr_llm_multi, easy);
+        curl_easy_cleanup(easy);
+        call->easy = NULL;
+
+        if (call->headers) {
+            curl_slist_free_all(call->headers);
+            call->headers = NULL;
+        }
+
+        ngx_dr_llm_running--;
+
+        call->latency = ngx_current_msec - call->start;
+        call->state = NGX_DR_LLM_POSTED;
+        ngx_post_event(&call->event, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_dr_llm_done(ngx_event_t *ev)
+{
+    ngx_dr_llm_call_t  *call;
+
+    call = ev->data;
+    call->state = NGX_DR_LLM_DONE;
+
+    if (call->too_large) {
+        (void) ngx_cpystrn((u_char *) call->error,
+                           (u_char *) "the answer is larger than allowed",
+                           sizeof(call->error));
+
+    } else if (call->result != CURLE_OK && call->error[0] == '\0') {
+        (void) ngx_cpystrn((u_char *) call->error,
+                           (u_char *) curl_easy_strerror(call->result),
+                           sizeof(call->error));
+    }
+
+    /* the handler may free the pool the call lives in */
+    call->done(call);
+}
+
+
+static ngx_connection_t *
+ngx_dr_llm_conn(curl_socket_t s)
+{
+    if (s < 0 || (ngx_uint_t) s >= ngx_dr_llm_nconns) {
+        return NULL;
+    }
+
+    return ngx_dr_llm_conns[s];
+}
+
+
+/*
+ * dr_provider name=N [format=openai|anthropic|gemini] [base=URL]
+ *     model=M [model=M ...] key_env=VAR[,VAR] | key_file=PATH
+ *     [rpm=N] [concurrency=N];
+ *
+ * Keys are read here, in the master, from the environment or from files
+ * only their owner may read; they never appear in the configuration, so
+ * "nginx -T" cannot show them.
+ */
+
+char *
+ngx_dr_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_array_t  **providers = (ngx_array_t **) ((char *) conf + cmd->offset);
+
+    u_char              *p, *last, *start;
+    char                *env;
+    ssize_t              n;
+    ngx_int_t            num;
+    ngx_str_t           *value, *model, *key, name, path;
+    ngx_uint_t           i;
+    ngx_file_t           file;
+    ngx_file_info_t      fi;
+    ngx_dr_provider_t   *pr;
+    ngx_dr_llm_known_t  *known;
+    ngx_dr_format_t      format;
+    u_char               buf[4096];
+
+    if (*providers == NULL) {
+        *providers = ngx_array_create(cf->pool, 8, sizeof(ngx_dr_provider_t));
+        if (*providers == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    pr = ngx_array_push(*providers);
+    if (pr == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(pr, sizeof(ngx_dr_provider_t));
+    pr->format = NGX_CONF_UNSET_UINT;
+
+    if (ngx_array_init(&pr->models, cf->pool, 4, sizeof(ngx_str_t)) != NGX_OK
+        || ngx_array_init(&pr->keys, cf->pool, 2, sizeof(ngx_str_t))
+           != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "name=", 5) == 0) {
+            pr->name.data = value[i].data + 5;
+            pr->name.len = value[i].len - 5;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "format=", 7) == 0) {
+            if (ngx_dr_provider_format((char *) value[i].data + 7, &format)
+                != 0)
+            {
+                goto invalid;
+            }
+
+            pr->format = format;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "base=", 5) == 0) {
+            pr->base.data = value[i].data + 5;
+            pr->base.len = value[i].len - 5;
+
+            if (ngx_strncmp(pr->base.data, "https://", 8) != 0
+                && ngx_strncmp(pr->base.data, "http://127.", 11) != 0
+                && ngx_strncmp(pr->base.data, "http://localhost", 16) != 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%V\": a provider is called over "
+                                   "https (plain http only on this "
+                                   "machine), not \"%V\"", &cmd->name,
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            while (pr->base.len && pr->base.data[pr->base.len - 1] == '/') {
+                pr->base.len--;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "model=", 6) == 0
+            && value[i].len > 6)
+        {
+            model = ngx_array_push(&pr->models);
+            if (model == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            model->data = value[i].data + 6;
+            model->len = value[i].len - 6;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "key_env=", 8) == 0) {
+            start = value[i].data + 8;
+            last = value[i].data + value[i].len;
+
+            while (start < last) {
+                p = ngx_strlchr(start, last, ',');
+                if (p == NULL) {
+                    p = last;
+                }
+
+                name.data = start;
+                name.len = p - start;
+                start = p + 1;
+
+                if (name.len == 0 || name.len >= sizeof(buf)) {
+                    goto invalid;
+                }
+
+                (void) ngx_cpystrn(buf, name.data, name.len + 1);
+                env = getenv((char *) buf);
+
+                if (env == NULL || env[0] == '\0') {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "\"%V\": the environment has no "
+                                       "%V for provider \"%V\"",
+                                       &cmd->name, &name, &pr->name);
+                    return NGX_CONF_ERROR;
+                }
+
+                key = ngx_array_push(&pr->keys);
+                if (key == NULL) {
+                    return NGX_CONF_ERROR;
+                }
+
+                key->len = ngx_strlen(env);
+                key->data = ngx_pnalloc(cf->pool, key->len + 1);
+                if (key->data == NULL) {
+                    return NGX_CONF_ERROR;
+                }
+
+                (void) ngx_cpystrn(key->data, (u_char *) env, key->len + 1);
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "key_file=", 9) == 0) {
+            path.data = value[i].data + 9;
+            path.len = value[i].len - 9;
+
+            if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_memzero(&file, sizeof(ngx_file_t));
+            file.name = path;
+            file.log = cf->log;
+            file.fd = ngx_open_file(path.data, NGX_FILE_RDONLY,
+                                    NGX_FILE_OPEN, 0);
+
+            if (file.fd == NGX_INVALID_FILE) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                                   "\"%V\" cannot open \"%V\"",
+                                   &cmd->name, &path);
+                return NGX_CONF_ERROR;
+            }
+
+            if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR
+                || (fi.st_mode & (S_IROTH|S_IWOTH)))
+            {
+                (void) ngx_close_file(file.fd);
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%V\": \"%V\" may be read by every "
+                                   "user of the machine (chmod 600)",
+                                   &cmd->name, &path);
+                return NGX_CONF_ERROR;
+            }
+
+            n = ngx_read_file(&file, buf, sizeof(buf) - 1, 0);
+            (void) ngx_close_file(file.fd);
+
+            if (n == NGX_ERROR) {
+                return NGX_CONF_ERROR;
+            }
+
+            /* one key a line */
+
+            start = buf;
+            last = buf + n;
+
+            while (start < last) {
+                p = ngx_strlchr(start, last, '\n');
+                if (p == NULL) {
+                    p = last;
+                }
+
+                while (p > start && (p[-1] == '\r' || p[-1] == ' ')) {
+                    p--;
+                }
+
+                if (p > start) {
+                    key = ngx_array_push(&pr->keys);
+                    if (key == NULL) {
+                        return NGX_CONF_ERROR;
+                    }
+
+                    key->len = p - start;
+                    key->data = ngx_pnalloc(cf->pool, key->len + 1);
+                    if (key->data == NULL) {
+                        return NGX_CONF_ERROR;
+                    }
+
+                    (void) ngx_cpystrn(key->data, start, key->len + 1);
+                }
+
+                start = ngx_strlchr(start, last, '\n');
+                start = start ? start + 1 : last;
+            }
+
+            ngx_explicit_memzero(buf, sizeof(buf));
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "rpm=", 4) == 0) {
+            num = ngx_atoi(value[i].data + 4, value[i].len - 4);
+            if (num <= 0) {
+                goto invalid;
+            }
+
+            pr->rpm = num;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "concurrency=", 12) == 0) {
+            num = ngx_atoi(value[i].data + 12, value[i].len - 12);
+            if (num <= 0) {
+                goto invalid;
+            }
+
+            pr->concurrency = num;
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    if (pr->name.len == 0 || pr->models.nelts == 0 || pr->keys.nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" needs name=, at least one model= and "
+                           "a key (key_env= or key_file=)", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    for (known = ngx_dr_llm_known; known->name; known++) {
+        if (pr->name.len == ngx_strlen(known->name)
+            && ngx_strncmp(pr->name.data, known->name, pr->name.len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (pr->format == NGX_CONF_UNSET_UINT) {
+        if (known->name == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" needs format= for provider \"%V\"",
+                               &cmd->name, &pr->name);
+            return NGX_CONF_ERROR;
+        }
+
+        pr->format = known->format;
+    }
+
+    if (pr->base.len == 0) {
+        if (known->name == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" needs base= for provider \"%V\"",
+                               &cmd->name, &pr->name);
+            return NGX_CONF_ERROR;
+        }
+
+        pr->base.data = (u_char *) known->base;
+        pr->base.len = ngx_strlen(known->base);
+    }
+
+    if (pr->rpm == 0) {
+        pr->rpm = known->name ? known->rpm : 60;
+    }
+
+    if (pr->concurrency == 0) {
+        pr->concurrency = 64;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\" has an invalid \"%V\": it takes name=, "
+                       "format=openai|anthropic|gemini, base=, model=, "
+                       "key_env=, key_file=, rpm= and concurrency=",
+                       &cmd->name, &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+ngx_dr_provider_t *
+ngx_dr_llm_find(ngx_array_t *providers, u_char *name, size_t len)
+{
+    ngx_uint_t          i;
+    ngx_dr_provider_t  *pr;
+
+    if (providers == NULL) {
+        return NULL;
+    }
+
+    pr = providers->elts;
+
+    for (i = 0; i < providers->nelts; i++) {
+        if (pr[i].name.len == len
+            && ngx_strncmp(pr[i].name.data, name, len) == 0)
+        {
+            return &pr[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_uint_t
+ngx_dr_llm_has_model(ngx_dr_provider_t *pr, u_char *model, size_t len)
+{
+    ngx_uint_t   i;
+    ngx_str_t   *m;
+
+    m = pr->models.elts;
+
+    for (i = 0; i < pr->models.nelts; i++) {
+        if (m[i].len == len && ngx_strncmp(m[i].data, model, len) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}

@@ -1,0 +1,664 @@
+
+/*
+ * Domain Runner: the runner, which puts the prompts to the models.
+ *
+ * POST /admin/probe {domain}: every active model of a configured provider
+ * is asked every active prompt about the domain, all at once; each call
+ * waits for a token of its provider key's bucket (shared by the workers,
+ * so the provider's limit is never exceeded), retries 429, 5xx, timeouts
+ * and unusable answers with exponential backoff and jitter (1 s doubling
+ * to 60 s, 3 attempts, Retry-After honoured), and the answers and their
+ * scores come back in the same HTTP response.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_dr_module.h"
+#include "ngx_dr_llm.h"
+#include "ngx_dr_provider.h"
+#include "ngx_dr_score.h"
+#include "ngx_dr_validate.h"
+
+
+#define NGX_DR_PROBE_ATTEMPTS     3
+#define NGX_DR_PROBE_MAX_TOKENS   600
+#define NGX_DR_PROBE_TIMEOUT      60000
+#define NGX_DR_PROBE_MAX_ANSWER   (1024 * 1024)
+
+
+typedef struct ngx_dr_probe_s  ngx_dr_probe_t;
+
+typedef struct {
+    ngx_dr_probe_t           *probe;
+    ngx_dr_provider_t        *provider;
+    ngx_str_t                 model;
+    ngx_str_t                 prompt;       /* its name */
+    char                     *text;         /* the prompt sent */
+    ngx_str_t                *key;          /* of the last attempt */
+    ngx_uint_t                attempts;
+    ngx_dr_llm_call_t         call;
+    ngx_event_t               wait;
+    ngx_dr_answer_t           answer;
+    long                      status;
+    ngx_msec_t                latency;
+    unsigned                  parsed:1;
+    unsigned                  calling:1;
+    unsigned                  done:1;
+    unsigned                  simulated:1;
+} ngx_dr_probe_job_t;
+
+
+struct ngx_dr_probe_s {
+    ngx_http_request_t       *request;
+    ngx_str_t                 domain;
+    ngx_array_t               jobs;         /* of ngx_dr_probe_job_t */
+    ngx_uint_t                pending;
+};
+
+
+static void ngx_dr_probe_body(ngx_http_request_t *r);
+static ngx_int_t ngx_dr_probe_loaded(ngx_http_request_t *r,
+    ngx_dr_pg_query_t *q);
+static void ngx_dr_probe_attempt(ngx_dr_probe_job_t *job);
+static void ngx_dr_probe_wait(ngx_event_t *ev);
+static void ngx_dr_probe_answered(ngx_dr_llm_call_t *call);
+static void ngx_dr_probe_finish(ngx_dr_probe_job_t *job);
+static void ngx_dr_probe_respond(ngx_dr_probe_t *probe);
+static void ngx_dr_probe_cleanup(void *data);
+
+
+static const char  ngx_dr_probe_sql[] =
+    "SELECT d.domain, p.name, replace(p.template, '{domain}', d.domain),"
+    " m.provider, m.model "
+    "FROM domains d CROSS JOIN prompts p CROSS JOIN models m "
+    "WHERE d.domain = $1 AND d.active AND p.active AND m.active "
+    "ORDER BY m.provider, m.model, p.name";
+
+
+ngx_int_t
+ngx_dr_probe_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    if (r->method != NGX_HTTP_POST) {
+        return NGX_DECLINED;
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_dr_probe_body);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_dr_probe_body(ngx_http_request_t *r)
+{
+    int            rc;
+    u_char        *out;
+    size_t         len;
+    json_t        *body, *domain;
+    ngx_int_t      n;
+    ngx_str_t      d;
+    ngx_buf_t     *b;
+    const char    *key, *params[1];
+    json_t        *v;
+    json_error_t   err;
+
+    b = (r->request_body && r->request_body->bufs)
+        ? r->request_body->bufs->buf : NULL;
+
+    if (b == NULL || b->in_file || r->request_body->bufs->next) {
+        n = ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                              "a JSON object {\"domain\"} is needed");
+        ngx_http_finalize_request(r, n);
+        return;
+    }
+
+    body = json_loadb((char *) b->pos, b->last - b->pos,
+                      JSON_REJECT_DUPLICATES, &err);
+
+    if (!json_is_object(body)) {
+        json_decref(body);
+        n = ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                              "a JSON object {\"domain\"} is needed");
+        ngx_http_finalize_request(r, n);
+        return;
+    }
+
+    json_object_foreach(body, key, v) {
+        if (ngx_strcmp(key, "domain") != 0) {
+            json_decref(body);
+            n = ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                  "unknown field; the only field is domain");
+            ngx_http_finalize_request(r, n);
+            return;
+        }
+    }
+
+    domain = json_object_get(body, "domain");
+
+    if (!json_is_string(domain)) {
+        json_decref(body);
+        n = ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_domain",
+                              "domain: a string is needed");
+        ngx_http_finalize_request(r, n);
+        return;
+    }
+
+    len = json_string_length(domain);
+    out = ngx_pnalloc(r->pool, len + 1);
+    if (out == NULL) {
+        json_decref(body);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    rc = ngx_dr_validate_domain((u_char *) json_string_value(domain), len,
+                                out, &d.len);
+    json_decref(body);
+
+    if (rc != NGX_DR_VALID_OK) {
+        n = ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_domain",
+                              "domain: %s", ngx_dr_validate_reason(rc));
+        ngx_http_finalize_request(r, n);
+        return;
+    }
+
+    out[d.len] = '\0';
+    params[0] = (const char *) out;
+
+    n = ngx_dr_api_query(r, 0, 0, ngx_dr_probe_sql, 1, params,
+                         ngx_dr_probe_loaded);
+
+    ngx_http_finalize_request(r, n);
+}
+
+
+static ngx_int_t
+ngx_dr_probe_loaded(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
+{
+    int                   i, n;
+    char                 *text;
+    ngx_pool_cleanup_t   *cln;
+    ngx_dr_probe_t       *probe;
+    ngx_dr_provider_t    *pr;
+    ngx_dr_main_conf_t   *dmcf;
+    ngx_dr_probe_job_t   *job;
+
+    if (q->rc != NGX_DR_PG_OK) {
+        return ngx_dr_api_unavailable(r, q);
+    }
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+    n = PQntuples(q->res);
+
+    if (n == 0) {
+        return ngx_dr_json_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                 "unknown domain, or no active model and "
+                                 "prompt");
+    }
+
+    probe = ngx_pcalloc(r->pool, sizeof(ngx_dr_probe_t));
+    if (probe == NULL
+        || ngx_array_init(&probe->jobs, r->pool, n,
+                          sizeof(ngx_dr_probe_job_t))
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    probe->request = r;
+    probe->domain.len = PQgetlength(q->res, 0, 0);
+    probe->domain.data = ngx_pnalloc(r->pool, probe->domain.len);
+    if (probe->domain.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(probe->domain.data, PQgetvalue(q->res, 0, 0),
+               probe->domain.len);
+
+    for (i = 0; i < n; i++) {
+        pr = ngx_dr_llm_find(dmcf->providers,
+                             (u_char *) PQgetvalue(q->res, i, 3),
+                             PQgetlength(q->res, i, 3));
+
+        if (pr == NULL
+            || !ngx_dr_llm_has_model(pr, (u_char *) PQgetvalue(q->res, i, 4),
+                                     PQgetlength(q->res, i, 4)))
+        {
+            /* a model of the database no provider here serves */
+            continue;
+        }
+
+        job = ngx_array_push(&probe->jobs);
+        if (job == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memzero(job, sizeof(ngx_dr_probe_job_t));
+        job->probe = probe;
+        job->provider = pr;
+        job->model.len = PQgetlength(q->res, i, 4);
+        job->prompt.len = PQgetlength(q->res, i, 1);
+        text = ngx_pnalloc(r->pool, job->model.len + job->prompt.len
+                                    + PQgetlength(q->res, i, 2) + 3);
+        if (text == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        job->model.data = (u_char *) text;
+        text = (char *) ngx_cpymem(text, PQgetvalue(q->res, i, 4),
+                                   job->model.len);
+        *text++ = '\0';
+        job->prompt.data = (u_char *) text;
+        text = (char *) ngx_cpymem(text, PQgetvalue(q->res, i, 1),
+                                   job->prompt.len);
+        *text++ = '\0';
+        job->text = text;
+        (void) ngx_cpystrn((u_char *) text,
+                           (u_char *) PQgetvalue(q->res, i, 2),
+                           PQgetlength(q->res, i, 2) + 1);
+
+        job->wait.handler = ngx_dr_probe_wait;
+        job->wait.data = job;
+        job->wait.log = r->connection->log;
+    }
+
+    if (probe->jobs.nelts == 0) {
+        return ngx_dr_json_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "no_provider",
+                                 "no configured provider serves an active "
+                                 "model");
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_dr_probe_cleanup;
+    cln->data = probe;
+
+    probe->pending = probe->jobs.nelts;
+    job = probe->jobs.elts;
+
+    for (i = 0; i < (int) probe->jobs.nelts; i++) {
+        ngx_dr_probe_attempt(&job[i]);
+    }
+
+    /* the request lives on until every call has its outcome */
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+/*
+ * One attempt: a token of the provider key's bucket first (or a wait for
+ * it), a free slot of the provider's concurrency, then the call.
+ */
+
+static void
+ngx_dr_probe_attempt(ngx_dr_probe_job_t *job)
+{
+    u_char                     *p;
+    ngx_str_t                   bucket, *keys;
+    ngx_uint_t                  k, i;
+    ngx_dr_tier_t               tier;
+    ngx_dr_provider_t          *pr;
+    ngx_http_request_t         *r;
+    ngx_dr_main_conf_t         *dmcf;
+    ngx_dr_limit_result_t       res;
+    ngx_dr_provider_request_t   req;
+    u_char                      name[128];
+
+    r = job->probe->request;
+    pr = job->provider;
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+
+    if (pr->active >= pr->concurrency) {
+        ngx_add_timer(&job->wait, 20);
+        return;
+    }
+
+    /*
+     * The bucket of each key: a burst of a twentieth of the minute's
+     * allowance, refilled at the rest, so that no rolling minute ever
+     * holds more than the provider allows.
+     */
+
+    ngx_memzero(&tier, sizeof(ngx_dr_tier_t));
+    tier.burst = ngx_max(pr->rpm / 20, 1);
+    tier.rate = (pr->rpm > tier.burst) ? pr->rpm - tier.burst : 1;
+    tier.period = 60000;
+
+    keys = pr->keys.elts;
+    k = pr->next_key++ % pr->keys.nelts;
+    ngx_memzero(&res, sizeof(ngx_dr_limit_result_t));
+
+    for (i = 0; i < pr->keys.nelts; i++, k = (k + 1) % pr->keys.nelts) {
+        p = ngx_snprintf(name, sizeof(name), "p:%V:%ui", &pr->name, k);
+        bucket.data = name;
+        bucket.len = p - name;
+
+        if (dmcf->limit.shm_zone == NULL) {
+            res.passed = 1;
+            break;
+        }
+
+        if (ngx_dr_limit_take(&dmcf->limit, &bucket, 0, &tier, 0, &res)
+            != NGX_OK)
+        {
+            res.passed = 0;
+            res.retry_ms = 100;
+        }
+
+        if (res.passed) {
+            break;
+        }
+    }
+
+    if (!res.passed) {
+        /* every key is spent: wait for the first token */
+        ngx_add_timer(&job->wait, ngx_max(res.retry_ms, 1));
+        return;
+    }
+
+    job->attempts++;
+    job->key = &keys[k];
+
+    if (ngx_dr_provider_build(pr->format, (char *) job->model.data,
+                              job->text, (char *) keys[k].data,
+                              NGX_DR_PROBE_MAX_TOKENS, 0.2, &req)
+        != 0)
+    {
+        job->status = 0;
+        (void) ngx_cpystrn((u_char *) job->answer.error,
+                           (u_char *) "the request could not be built",
+                           sizeof(job->answer.error));
+        job->answer.kind = NGX_DR_ANSWER_FAIL;
+        ngx_dr_probe_finish(job);
+        return;
+    }
+
+    ngx_memzero(&job->call, sizeof(ngx_dr_llm_call_t));
+
+    job->call.pool = r->pool;
+    job->call.log = r->connection->log;
+    job->call.timeout = NGX_DR_PROBE_TIMEOUT;
+    job->call.max_response = NGX_DR_PROBE_MAX_ANSWER;
+    job->call.done = ngx_dr_probe_answered;
+    job->call.data = job;
+
+    p = ngx_pnalloc(r->pool, pr->base.len + ngx_strlen(req.path) + 1);
+    if (p) {
+        *ngx_cpymem(ngx_cpymem(p, pr->base.data, pr->base.len), req.path,
+                    ngx_strlen(req.path)) = '\0';
+    }
+
+    job->call.url = (char *) p;
+    job->call.body = (char *) ngx_pstrdup(r->pool,
+                         &(ngx_str_t) { req.body_len, (u_char *) req.body });
+    job->call.body_len = req.body_len;
+
+    for (i = 0; i < (ngx_uint_t) req.nheaders; i++) {
+        job->call.headers = curl_slist_append(job->call.headers,
+                                              req.headers[i]);
+    }
+
+    ngx_dr_provider_request_free(&req);
+
+    if (p == NULL || job->call.body == NULL
+        || ngx_dr_llm_start(&job->call) != NGX_OK)
+    {
+        if (job->call.headers) {
+            curl_slist_free_all(job->call.headers);
+            job->call.headers = NULL;
+        }
+
+        (void) ngx_cpystrn((u_char *) job->answer.error,
+                           (u_char *) "the call could not be started",
+                           sizeof(job->answer.error));
+        job->answer.kind = NGX_DR_ANSWER_FAIL;
+        ngx_dr_probe_finish(job);
+        return;
+    }
+
+    job->calling = 1;
+    pr->active++;
+}
+
+
+static void
+ngx_dr_probe_wait(ngx_event_t *ev)
+{
+    ngx_dr_probe_attempt(ev->data);
+}
+
+
+static void
+ngx_dr_probe_answered(ngx_dr_llm_call_t *call)
+{
+    long                      delay;
+    ngx_dr_probe_job_t       *job;
+    ngx_dr_answer_headers_t   h;
+
+    job = call->data;
+    job->calling = 0;
+    job->provider->active--;
+
+    if (job->parsed) {
+        ngx_dr_provider_answer_free(&job->answer);
+        job->parsed = 0;
+    }
+
+    ngx_memzero(&h, sizeof(ngx_dr_answer_headers_t));
+    h.retry_after = call->retry_after[0] ? (char *) call->retry_after : NULL;
+    h.now_s = ngx_time();
+
+    (void) ngx_dr_provider_parse(job->provider->format,
+                                 call->status ? call->status : -1,
+                                 call->status ? (char *) call->response.data
+                                              : call->error,
+                                 call->status ? call->response.len
+                                              : ngx_strlen(call->error),
+                                 NGX_DR_PROBE_MAX_ANSWER, &h, &job->answer);
+
+    job->parsed = 1;
+    job->status = call->status;
+    job->latency = call->latency;
+    job->simulated = call->simulated;
+
+    /* a provider's error may quote the key it refused */
+    ngx_dr_provider_scrub_key(job->answer.error, (char *) job->key->data);
+
+    if (job->answer.retryable && job->attempts < NGX_DR_PROBE_ATTEMPTS) {
+        delay = ngx_dr_provider_backoff_ms(job->attempts, 1000, 60000,
+                                           job->answer.retry_after_ms,
+                                           (unsigned) ngx_random());
+
+        ngx_log_error(NGX_LOG_INFO, call->log, 0,
+                      "probe: %V %s attempt %ui: %s; again in %l ms",
+                      &job->provider->name, job->model.data, job->attempts,
+                      job->answer.error, delay);
+
+        ngx_add_timer(&job->wait, (ngx_msec_t) ngx_max(delay, 1));
+        return;
+    }
+
+    ngx_dr_probe_finish(job);
+}
+
+
+static void
+ngx_dr_probe_finish(ngx_dr_probe_job_t *job)
+{
+    ngx_dr_probe_t  *probe;
+
+    job->done = 1;
+    probe = job->probe;
+
+    if (--probe->pending == 0) {
+        ngx_dr_probe_respond(probe);
+    }
+}
+
+
+/* every call has its outcome: the answers, scored */
+
+static void
+ngx_dr_probe_respond(ngx_dr_probe_t *probe)
+{
+    char                   name[160];
+    json_t                *answers, *a, *scores, *body;
+    ngx_int_t              rc;
+    ngx_uint_t             i, simulated;
+    ngx_connection_t      *c;
+    ngx_http_request_t    *r;
+    ngx_dr_probe_job_t    *job;
+    ngx_dr_score_input_t   in;
+    ngx_dr_score_result_t  res;
+    ngx_dr_score_answer_t *sa;
+
+    r = probe->request;
+    c = r->connection;
+    job = probe->jobs.elts;
+
+    answers = json_array();
+    sa = ngx_pcalloc(r->pool, probe->jobs.nelts
+                              * sizeof(ngx_dr_score_answer_t));
+    simulated = 0;
+
+    for (i = 0; i < probe->jobs.nelts; i++) {
+        (void) ngx_snprintf((u_char *) name, sizeof(name), "%V/%s%Z",
+                            &job[i].provider->name, job[i].model.data);
+
+        a = json_pack("{s:o, s:s, s:s, s:s, s:I, s:i, s:I, s:b}",
+                      "provider", ngx_dr_json_str(&job[i].provider->name),
+                      "model", (char *) job[i].model.data,
+                      "prompt", (char *) job[i].prompt.data,
+                      "status", job[i].answer.kind == NGX_DR_ANSWER_OK
+                                ? "ok" : "failed",
+                      "http_status", (json_int_t) job[i].status,
+                      "attempts", (int) job[i].attempts,
+                      "latency_ms", (json_int_t) job[i].latency,
+                      "simulated", job[i].simulated);
+
+        if (a) {
+            if (job[i].answer.kind == NGX_DR_ANSWER_OK) {
+                json_object_set_new(a, "text",
+                                    json_stringn(job[i].answer.text,
+                                                 job[i].answer.text_len));
+                json_object_set_new(a, "finish_reason",
+                    json_string(job[i].answer.finish_reason));
+                json_object_set_new(a, "input_tokens",
+                    job[i].answer.input_tokens >= 0
+                    ? json_integer(job[i].answer.input_tokens)
+                    : json_null());
+                json_object_set_new(a, "output_tokens",
+                    job[i].answer.output_tokens >= 0
+                    ? json_integer(job[i].answer.output_tokens)
+                    : json_null());
+
+            } else {
+                json_object_set_new(a, "error",
+                                    json_string(job[i].answer.error));
+            }
+
+            json_array_append_new(answers, a);
+        }
+
+        simulated |= job[i].simulated;
+
+        if (sa) {
+            sa[i].model = (char *) ngx_pstrdup(r->pool,
+                &(ngx_str_t) { ngx_strlen(name) + 1, (u_char *) name });
+            sa[i].prompt = (char *) job[i].prompt.data;
+            sa[i].http_status = job[i].answer.kind == NGX_DR_ANSWER_OK
+                                ? 200 : (int) job[i].status;
+            sa[i].text = job[i].answer.kind == NGX_DR_ANSWER_OK
+                         ? job[i].answer.text : "";
+            sa[i].text_len = job[i].answer.kind == NGX_DR_ANSWER_OK
+                             ? job[i].answer.text_len : 0;
+        }
+    }
+
+    scores = NULL;
+
+    if (sa) {
+        ngx_memzero(&in, sizeof(ngx_dr_score_input_t));
+        in.domain = (char *) ngx_dr_cstr(r->pool, &probe->domain);
+        in.answers = sa;
+        in.n_answers = probe->jobs.nelts;
+        in.expected = probe->jobs.nelts;
+
+        ngx_memzero(&res, sizeof(ngx_dr_score_result_t));
+
+        if (in.domain && ngx_dr_score_domain(&in, &res) == 0) {
+            scores = json_pack("{s:f, s:f, s:f, s:i, s:i, s:i, s:i, s:s,"
+                               " s:f}",
+                               "memory_score", res.memory_score,
+                               "ai_consensus", res.ai_consensus,
+                               "cohesion", res.cohesion,
+                               "models_positive", (int) res.models_positive,
+                               "models_neutral", (int) res.models_neutral,
+                               "models_negative", (int) res.models_negative,
+                               "reputation_risk", (int) res.risk,
+                               "risk_level",
+                               ngx_dr_score_risk_name(res.risk_level),
+                               "score", res.score);
+        }
+
+        ngx_dr_score_result_free(&res);
+    }
+
+    body = json_pack("{s:o, s:b, s:o, s:o}",
+                     "domain", ngx_dr_json_str(&probe->domain),
+                     "simulated", (int) simulated,
+                     "answers", answers,
+                     "scores", scores ? scores : json_null());
+
+    rc = ngx_dr_json_send(r, NGX_HTTP_OK, body);
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* the request went away (or is done): nothing may wait on it */
+
+static void
+ngx_dr_probe_cleanup(void *data)
+{
+    ngx_dr_probe_t  *probe = data;
+
+    ngx_uint_t           i;
+    ngx_dr_probe_job_t  *job;
+
+    job = probe->jobs.elts;
+
+    for (i = 0; i < probe->jobs.nelts; i++) {
+        if (job[i].wait.timer_set) {
+            ngx_del_timer(&job[i].wait);
+        }
+
+        if (job[i].calling) {
+            /* the call's own cleanup cancels the transfer */
+            job[i].provider->active--;
+            job[i].calling = 0;
+        }
+
+        if (job[i].parsed) {
+            ngx_dr_provider_answer_free(&job[i].answer);
+            job[i].parsed = 0;
+        }
+    }
+}
