@@ -83,6 +83,8 @@ static ngx_int_t ngx_dr_auth_init_zone(ngx_shm_zone_t *shm_zone,
 static void ngx_dr_auth_keys_changed(ngx_str_t *channel, ngx_str_t *payload,
     void *data);
 static void ngx_dr_request_cleanup(void *data);
+static u_char *ngx_dr_request_log(ngx_http_request_t *r,
+    ngx_http_request_t *sr, u_char *buf, size_t len);
 static void ngx_dr_auth_unhex(u_char *hex, u_char *out);
 static ngx_int_t ngx_dr_auth_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -92,6 +94,7 @@ static ngx_int_t ngx_dr_auth_hmac_init(ngx_dr_main_conf_t *dmcf);
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_log_handler_pt           ngx_dr_request_log_next;
 
 /* per worker: the HMAC states after the server secret's padded blocks */
 static EVP_MD_CTX  *ngx_dr_auth_inner;
@@ -420,8 +423,10 @@ ngx_dr_auth_init_process(ngx_cycle_t *cycle)
 ngx_dr_request_t *
 ngx_dr_request(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t  *cln;
-    ngx_dr_request_t    *req;
+    ngx_pool_cleanup_t         *cln;
+    ngx_dr_request_t           *req;
+    ngx_dr_main_conf_t         *dmcf;
+    ngx_http_variable_value_t  *vv;
 
     req = ngx_http_get_module_ctx(r->main, ngx_http_dr_module);
     if (req) {
@@ -449,7 +454,49 @@ ngx_dr_request(ngx_http_request_t *r)
     cln->handler = ngx_dr_request_cleanup;
     ngx_http_set_ctx(r->main, req, ngx_http_dr_module);
 
+    /*
+     * The request id, for the error log lines of this request and for
+     * the calls it makes to providers: one id follows the request
+     * everywhere.
+     */
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+    vv = ngx_http_get_indexed_variable(r->main, dmcf->request_id);
+
+    if (vv && !vv->not_found) {
+        req->request_id.data = vv->data;
+        req->request_id.len = vv->len;
+
+        if (ngx_dr_request_log_next == NULL) {
+            ngx_dr_request_log_next = r->main->log_handler;
+        }
+
+        if (r->main->log_handler == ngx_dr_request_log_next) {
+            r->main->log_handler = ngx_dr_request_log;
+        }
+    }
+
     return req;
+}
+
+
+static u_char *
+ngx_dr_request_log(ngx_http_request_t *r, ngx_http_request_t *sr,
+    u_char *buf, size_t len)
+{
+    u_char            *p;
+    ngx_dr_request_t  *req;
+
+    p = ngx_dr_request_log_next(r, sr, buf, len);
+
+    req = ngx_http_get_module_ctx(r, ngx_http_dr_module);
+
+    if (req && req->request_id.len && (size_t) (p - buf) < len) {
+        p = ngx_snprintf(p, len - (p - buf), ", request_id: \"%V\"",
+                         &req->request_id);
+    }
+
+    return p;
 }
 
 

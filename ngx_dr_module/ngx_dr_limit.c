@@ -47,6 +47,7 @@ typedef struct {
     uint64_t             remote;       /* tokens the others took */
     ngx_msec_t           period;       /* of its tier: a token's units */
     int64_t              cap;          /* burst x period */
+    ngx_uint_t           rate;         /* units a ms */
     unsigned             synced:1;
     u_char               data[1];
 } ngx_dr_limit_node_t;
@@ -548,6 +549,7 @@ ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key, int64_t key_id,
 
     ln->period = tier->period;
     ln->cap = cap;
+    ln->rate = tier->rate;
 
     if (res->passed) {
         ln->pending++;
@@ -687,6 +689,54 @@ ngx_dr_limit_refill_locked(ngx_dr_limit_node_t *ln, ngx_dr_tier_t *tier)
     if (ln->units > cap) {
         ln->units = cap;
     }
+}
+
+
+/* the whole tokens of a bucket now, or -1 when there is none */
+
+ngx_int_t
+ngx_dr_limit_tokens(ngx_dr_limit_conf_t *lcf, ngx_str_t *key)
+{
+    int64_t               units;
+    ngx_int_t             tokens;
+    ngx_msec_int_t        elapsed;
+    ngx_dr_limit_ctx_t   *ctx;
+    ngx_dr_limit_node_t  *ln;
+
+    if (lcf->shm_zone == NULL) {
+        return -1;
+    }
+
+    ctx = lcf->shm_zone->data;
+    tokens = -1;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    ln = (ngx_dr_limit_node_t *)
+         ngx_dr_shm_lookup_locked(&ctx->sh->rbtree, key,
+                                  ngx_crc32_short(key->data, key->len));
+
+    if (ln && ln->period) {
+        elapsed = (ngx_msec_int_t) (ngx_current_msec - ln->last);
+        units = ln->units;
+
+        if (elapsed > 0) {
+            units = (elapsed >= (ln->cap - units) / (int64_t) ln->rate + 1)
+                    ? ln->cap
+                    : units + (int64_t) elapsed * (int64_t) ln->rate;
+        }
+
+        if (units > ln->cap) {
+            units = ln->cap;
+        }
+
+        tokens = (units > 0) ? (ngx_int_t) (units / (int64_t) ln->period)
+                             : 0;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return tokens;
 }
 
 

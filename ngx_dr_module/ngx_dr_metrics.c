@@ -59,25 +59,95 @@ ngx_dr_health_ready(ngx_http_request_t *r)
 static ngx_int_t
 ngx_dr_health_ready_done(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
 {
-    json_t  *reason;
+    json_t              *body, *reason, *replicas, *open;
+    ngx_str_t            name;
+    ngx_uint_t           i, n, up, usable;
+    ngx_dr_counters_t   *m;
+    ngx_dr_provider_t   *pr;
+    ngx_dr_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+    m = ngx_dr_counters;
 
     if (q->rc == NGX_DR_PG_OK) {
-        return ngx_dr_json_send(r, NGX_HTTP_OK,
-                                json_pack("{s:s, s:s}", "status", "ready",
-                                          "database", "ok"));
+        body = json_pack("{s:s, s:s}", "status", "ready", "database", "ok");
+
+    } else {
+        reason = ngx_dr_json_str(&q->error);
+        if (reason == NULL) {
+            reason = json_string("the database did not answer");
+        }
+
+        body = json_pack("{s:s, s:s, s:s, s:o}",
+                         "status", "not_ready",
+                         "database", "unavailable",
+                         "error", "database_unavailable",
+                         "message", reason);
     }
 
-    reason = ngx_dr_json_str(&q->error);
-    if (reason == NULL) {
-        reason = json_string("the database did not answer");
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_dr_json_send(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                            json_pack("{s:s, s:s, s:s, s:o}",
-                                      "status", "not_ready",
-                                      "database", "unavailable",
-                                      "error", "database_unavailable",
-                                      "message", reason));
+    /* the parts: replicas, providers, queue */
+
+    n = ngx_dr_pg_nreplicas_get();
+
+    if (n) {
+        replicas = json_array();
+
+        for (i = 0; i < n; i++) {
+            up = ngx_dr_pg_replica_up(i, &name);
+            json_array_append_new(replicas,
+                json_pack("{s:o, s:s}", "name", ngx_dr_json_str(&name),
+                          "status", up ? "up" : "down"));
+        }
+
+        json_object_set_new(body, "replicas", replicas);
+    }
+
+    if (dmcf->providers) {
+        pr = dmcf->providers->elts;
+        open = json_array();
+        usable = 0;
+
+        for (i = 0; i < dmcf->providers->nelts; i++) {
+            if (m && i < NGX_DR_M_PROVIDERS
+                && m->breaker[i] == NGX_DR_BREAKER_OPEN)
+            {
+                json_array_append_new(open, ngx_dr_json_str(&pr[i].name));
+
+            } else {
+                usable++;
+            }
+        }
+
+        json_object_set_new(body, "providers",
+            json_pack("{s:i, s:i, s:o}",
+                      "configured", (int) dmcf->providers->nelts,
+                      "usable", (int) usable, "open_breakers", open));
+
+        if (usable == 0 && q->rc == NGX_DR_PG_OK) {
+            json_object_set_new(body, "status", json_string("not_ready"));
+            json_object_set_new(body, "error", json_string("no_provider"));
+            json_object_set_new(body, "message",
+                json_string("every provider's circuit breaker is open"));
+            return ngx_dr_json_send(r, NGX_HTTP_SERVICE_UNAVAILABLE, body);
+        }
+    }
+
+    if (m && m->queue_known) {
+        json_object_set_new(body, "queue",
+            json_pack("{s:I, s:I, s:I, s:I}",
+                      "queued", (json_int_t) m->jobs[0],
+                      "leased", (json_int_t) m->jobs[1],
+                      "failed", (json_int_t) m->jobs[3],
+                      "dead", (json_int_t) m->jobs[4]));
+    }
+
+    return ngx_dr_json_send(r, q->rc == NGX_DR_PG_OK
+                               ? NGX_HTTP_OK : NGX_HTTP_SERVICE_UNAVAILABLE,
+                            body);
 }
 
 
@@ -140,7 +210,7 @@ ngx_dr_health_int(PGresult *res, int col)
  */
 
 
-#define NGX_DR_METRICS_VERSION   1
+#define NGX_DR_METRICS_VERSION   2
 #define NGX_DR_METRICS_QUEUE     15000
 
 
@@ -151,6 +221,8 @@ static ngx_int_t ngx_dr_metrics_render(ngx_http_request_t *r);
 static u_char *ngx_dr_metrics_histogram(u_char *p, u_char *last,
     const char *name, const char *label, ngx_str_t *value,
     ngx_atomic_t *buckets, ngx_atomic_t sum_us);
+static u_char *ngx_dr_metrics_providers(ngx_http_request_t *r, u_char *p,
+    u_char *last, ngx_dr_counters_t *m, ngx_dr_main_conf_t *dmcf);
 static void ngx_dr_metrics_queue(ngx_event_t *ev);
 static void ngx_dr_metrics_queued(ngx_dr_pg_query_t *q);
 
@@ -426,6 +498,45 @@ ngx_dr_metrics_limit(void *tier, ngx_uint_t decision)
 }
 
 
+void
+ngx_dr_metrics_call(ngx_uint_t provider, ngx_uint_t outcome, ngx_msec_t ms,
+    long tokens_in, long tokens_out, long long cost_micro)
+{
+    ngx_dr_counters_t  *m;
+
+    m = ngx_dr_counters;
+
+    if (m == NULL || provider >= NGX_DR_M_PROVIDERS
+        || outcome >= NGX_DR_M_CALL_OUTCOMES)
+    {
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&m->calls[provider][outcome], 1);
+
+    if (outcome == NGX_DR_M_CALL_BREAKER) {
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(
+               &m->call_latency[provider][ngx_dr_metrics_bucket(ms)], 1);
+    (void) ngx_atomic_fetch_add(&m->call_latency_us[provider],
+                                (ngx_atomic_int_t) ms * 1000);
+
+    if (tokens_in > 0) {
+        (void) ngx_atomic_fetch_add(&m->tokens_in[provider], tokens_in);
+    }
+
+    if (tokens_out > 0) {
+        (void) ngx_atomic_fetch_add(&m->tokens_out[provider], tokens_out);
+    }
+
+    if (cost_micro > 0) {
+        (void) ngx_atomic_fetch_add(&m->cost_micro[provider], cost_micro);
+    }
+}
+
+
 /* dr_metrics: the location that answers scrapes */
 
 char *
@@ -614,6 +725,8 @@ ngx_dr_metrics_render(ngx_http_request_t *r)
                                  NULL, NULL, m->pg_latency,
                                  m->pg_latency_us);
 
+    p = ngx_dr_metrics_providers(r, p, last, m, dmcf);
+
     if (m->queue_known) {
         p = ngx_slprintf(p, last,
                 "# HELP dr_jobs Crawl jobs, by status (refreshed every "
@@ -664,6 +777,131 @@ ngx_dr_metrics_render(ngx_http_request_t *r)
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+static const char  *ngx_dr_metrics_call_text[NGX_DR_M_CALL_OUTCOMES] = {
+    "ok", "429", "5xx", "4xx", "timeout", "error", "bad_answer",
+    "breaker_open"
+};
+
+static const char  *ngx_dr_metrics_breaker_text[3] = {
+    "closed", "open", "half_open"
+};
+
+
+static u_char *
+ngx_dr_metrics_providers(ngx_http_request_t *r, u_char *p, u_char *last,
+    ngx_dr_counters_t *m, ngx_dr_main_conf_t *dmcf)
+{
+    u_char             *k;
+    ngx_int_t           tokens;
+    ngx_str_t           key;
+    ngx_uint_t          i, o, n, b;
+    ngx_atomic_uint_t   cost;
+    ngx_dr_provider_t  *pr;
+    u_char              name[128];
+
+    if (dmcf->providers == NULL) {
+        return p;
+    }
+
+    pr = dmcf->providers->elts;
+    n = ngx_min(dmcf->providers->nelts, NGX_DR_M_PROVIDERS);
+
+    p = ngx_slprintf(p, last,
+            "# HELP dr_provider_calls_total Calls to the LLM providers, by "
+            "outcome.\n"
+            "# TYPE dr_provider_calls_total counter\n");
+
+    for (i = 0; i < n; i++) {
+        for (o = 0; o < NGX_DR_M_CALL_OUTCOMES; o++) {
+            if (m->calls[i][o]) {
+                p = ngx_slprintf(p, last,
+                        "dr_provider_calls_total{provider=\"%V\","
+                        "outcome=\"%s\"} %uA\n", &pr[i].name,
+                        ngx_dr_metrics_call_text[o], m->calls[i][o]);
+            }
+        }
+    }
+
+    p = ngx_slprintf(p, last,
+            "# HELP dr_provider_call_duration_seconds Time of a provider "
+            "call.\n"
+            "# TYPE dr_provider_call_duration_seconds histogram\n");
+
+    for (i = 0; i < n; i++) {
+        p = ngx_dr_metrics_histogram(p, last,
+                                     "dr_provider_call_duration_seconds",
+                                     "provider", &pr[i].name,
+                                     m->call_latency[i],
+                                     m->call_latency_us[i]);
+    }
+
+    p = ngx_slprintf(p, last,
+            "# HELP dr_provider_tokens_total Tokens sent and received.\n"
+            "# TYPE dr_provider_tokens_total counter\n");
+
+    for (i = 0; i < n; i++) {
+        p = ngx_slprintf(p, last,
+                "dr_provider_tokens_total{provider=\"%V\","
+                "direction=\"in\"} %uA\n"
+                "dr_provider_tokens_total{provider=\"%V\","
+                "direction=\"out\"} %uA\n",
+                &pr[i].name, m->tokens_in[i], &pr[i].name,
+                m->tokens_out[i]);
+    }
+
+    p = ngx_slprintf(p, last,
+            "# HELP dr_provider_cost_dollars_total What the calls cost, "
+            "from the models' prices.\n"
+            "# TYPE dr_provider_cost_dollars_total counter\n");
+
+    for (i = 0; i < n; i++) {
+        cost = m->cost_micro[i];
+        p = ngx_slprintf(p, last,
+                "dr_provider_cost_dollars_total{provider=\"%V\"} "
+                "%uA.%06uA\n", &pr[i].name, cost / 1000000,
+                cost % 1000000);
+    }
+
+    p = ngx_slprintf(p, last,
+            "# HELP dr_provider_breaker The circuit breaker of each "
+            "provider: 1 for its state.\n"
+            "# TYPE dr_provider_breaker gauge\n");
+
+    for (i = 0; i < n; i++) {
+        for (b = 0; b < 3; b++) {
+            p = ngx_slprintf(p, last,
+                    "dr_provider_breaker{provider=\"%V\",state=\"%s\"} "
+                    "%d\n", &pr[i].name, ngx_dr_metrics_breaker_text[b],
+                    m->breaker[i] == b);
+        }
+    }
+
+    p = ngx_slprintf(p, last,
+            "# HELP dr_provider_bucket_tokens Tokens available in the "
+            "bucket of each provider key (masked).\n"
+            "# TYPE dr_provider_bucket_tokens gauge\n");
+
+    for (i = 0; i < n; i++) {
+        for (o = 0; o < pr[i].keys.nelts; o++) {
+            k = ngx_snprintf(name, sizeof(name), "p:%V:%ui", &pr[i].name, o);
+            key.data = name;
+            key.len = k - name;
+
+            tokens = ngx_dr_limit_tokens(&dmcf->limit, &key);
+            if (tokens < 0) {
+                continue;
+            }
+
+            p = ngx_slprintf(p, last,
+                    "dr_provider_bucket_tokens{provider=\"%V\",key=\"%ui\"}"
+                    " %i\n", &pr[i].name, o, tokens);
+        }
+    }
+
+    return p;
 }
 
 

@@ -17,6 +17,23 @@
 #define NGX_DR_M_BUCKETS       12      /* the last one is +Inf */
 #define NGX_DR_M_TIERS         16
 #define NGX_DR_M_WORKERS       64
+#define NGX_DR_M_PROVIDERS     16
+
+/* provider call outcomes */
+#define NGX_DR_M_CALL_OK           0
+#define NGX_DR_M_CALL_429          1
+#define NGX_DR_M_CALL_5XX          2
+#define NGX_DR_M_CALL_4XX          3
+#define NGX_DR_M_CALL_TIMEOUT      4
+#define NGX_DR_M_CALL_ERROR        5
+#define NGX_DR_M_CALL_BAD          6
+#define NGX_DR_M_CALL_BREAKER      7
+#define NGX_DR_M_CALL_OUTCOMES     8
+
+/* breaker states */
+#define NGX_DR_BREAKER_CLOSED      0
+#define NGX_DR_BREAKER_OPEN        1
+#define NGX_DR_BREAKER_HALF_OPEN   2
 
 /* auth outcomes */
 #define NGX_DR_M_AUTH_OK           0
@@ -50,6 +67,18 @@ typedef struct {
     ngx_atomic_t         pg_busy[NGX_DR_M_WORKERS];
     ngx_atomic_t         pg_waiting[NGX_DR_M_WORKERS];
 
+    ngx_atomic_t         calls[NGX_DR_M_PROVIDERS][NGX_DR_M_CALL_OUTCOMES];
+    ngx_atomic_t         call_latency[NGX_DR_M_PROVIDERS][NGX_DR_M_BUCKETS];
+    ngx_atomic_t         call_latency_us[NGX_DR_M_PROVIDERS];
+    ngx_atomic_t         tokens_in[NGX_DR_M_PROVIDERS];
+    ngx_atomic_t         tokens_out[NGX_DR_M_PROVIDERS];
+    ngx_atomic_t         cost_micro[NGX_DR_M_PROVIDERS];
+
+    /* the circuit breaker of each provider, shared by the workers */
+    ngx_atomic_t         breaker[NGX_DR_M_PROVIDERS];
+    ngx_atomic_t         breaker_failures[NGX_DR_M_PROVIDERS];
+    ngx_atomic_t         breaker_opened[NGX_DR_M_PROVIDERS];
+
     ngx_atomic_t         jobs[5];
     ngx_atomic_t         runs_running;
     ngx_atomic_t         queue_known;
@@ -69,6 +98,8 @@ void ngx_dr_metrics_pg(ngx_uint_t open, ngx_uint_t busy,
 void ngx_dr_metrics_pg_query(ngx_uint_t rc, ngx_msec_t ms);
 void ngx_dr_metrics_auth(void *tier, ngx_uint_t outcome);
 void ngx_dr_metrics_limit(void *tier, ngx_uint_t decision);
+void ngx_dr_metrics_call(ngx_uint_t provider, ngx_uint_t outcome,
+    ngx_msec_t ms, long tokens_in, long tokens_out, long long cost_micro);
 char *ngx_dr_metrics_handler_conf(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 

@@ -258,6 +258,17 @@ ngx_dr_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_dr_postconfiguration(ngx_conf_t *cf)
 {
+    ngx_dr_main_conf_t  *dmcf;
+
+    ngx_str_t  request_id = ngx_string("request_id");
+
+    dmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_dr_module);
+
+    dmcf->request_id = ngx_http_get_variable_index(cf, &request_id);
+    if (dmcf->request_id == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
     if (ngx_dr_metrics_zone(cf) != NGX_OK
         || ngx_dr_metrics_init(cf) != NGX_OK)
     {

@@ -34,6 +34,7 @@ typedef struct {
     ngx_dr_limit_conf_t  limit;
 
     ngx_array_t         *providers;     /* of ngx_dr_provider_t */
+    ngx_int_t            request_id;    /* index of $request_id */
 
     ngx_str_t            key_secret;
     ngx_shm_zone_t      *key_zone;
@@ -66,6 +67,7 @@ typedef struct {
     ngx_uint_t               limit_status;
     ngx_dr_limit_result_t    limit;
     ngx_str_t                new_key;   /* created by the admin API */
+    ngx_str_t                request_id;
     u_char                   prefix[16];
     u_char                   hash[32];
     unsigned                 limited:1;

@@ -728,6 +728,27 @@ ngx_dr_pg_configured(void)
 }
 
 
+ngx_uint_t
+ngx_dr_pg_nreplicas_get(void)
+{
+    return ngx_dr_pg_nreplicas;
+}
+
+
+/* a replica is down while this worker backs off after failing to reach it */
+
+ngx_uint_t
+ngx_dr_pg_replica_up(ngx_uint_t i, ngx_str_t *name)
+{
+    ngx_dr_pg_server_t  *s;
+
+    s = &ngx_dr_pg_replicas[i];
+    *name = s->conf->name;
+
+    return s->failures == 0;
+}
+
+
 /* queries */
 
 

@@ -96,6 +96,8 @@ ngx_dr_pg_query_t *ngx_dr_pg_query(ngx_pool_t *pool, ngx_log_t *log,
 void ngx_dr_pg_cancel(ngx_dr_pg_query_t *q);
 
 ngx_uint_t ngx_dr_pg_configured(void);
+ngx_uint_t ngx_dr_pg_nreplicas_get(void);
+ngx_uint_t ngx_dr_pg_replica_up(ngx_uint_t i, ngx_str_t *name);
 
 ngx_int_t ngx_dr_pg_listen(const char *channel, ngx_dr_pg_notify_pt handler,
     void *data);

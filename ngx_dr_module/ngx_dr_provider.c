@@ -57,6 +57,13 @@ typedef struct {
 } ngx_dr_provider_buf_t;
 
 
+/* a finish reason as a provider spells it, and what it means */
+typedef struct {
+    const char            *raw;
+    const char            *norm;
+} ngx_dr_provider_finish_t;
+
+
 static char *ngx_dr_provider_strdup(const char *s);
 static int ngx_dr_provider_ascii_ok(const char *s, size_t max);
 static char *ngx_dr_provider_header(const char *name, const char *prefix,
@@ -70,6 +77,7 @@ static char *ngx_dr_provider_dump(json_t *root, size_t *len);
 
 static void ngx_dr_provider_err_add(ngx_dr_answer_t *a, const char *s,
     size_t len, size_t max);
+static int ngx_dr_provider_secret(const char *s, size_t len);
 static void ngx_dr_provider_err_str(ngx_dr_answer_t *a, const char *s);
 static void ngx_dr_provider_err_status(ngx_dr_answer_t *a, long status,
     const char *what);
@@ -139,12 +147,6 @@ static const char *const  ngx_dr_provider_months[] = {
  * MAX_TOKENS and a family of blocks.  Anything else is "other".
  */
 
-typedef struct {
-    const char            *raw;
-    const char            *norm;
-} ngx_dr_provider_finish_t;
-
-
 static const ngx_dr_provider_finish_t  ngx_dr_provider_finishes[] = {
     { "stop", "stop" },
     { "eos", "stop" },
@@ -171,8 +173,8 @@ static const ngx_dr_provider_finish_t  ngx_dr_provider_finishes[] = {
 int
 ngx_dr_provider_format(const char *name, ngx_dr_format_t *out)
 {
-    size_t             i, j;
-    static const char  *names[] = { "openai", "anthropic", "gemini" };
+    size_t                    i, j;
+    static const char *const  names[] = { "openai", "anthropic", "gemini" };
 
     if (name == NULL || out == NULL) {
         return -1;
@@ -693,22 +695,20 @@ ngx_dr_provider_answer_free(ngx_dr_answer_t *a)
  * Appends at most max bytes made from s[0..len): printable ASCII passes,
  * runs of white space and control characters become one space, each
  * non-ASCII character one '?', and a run of NGX_DR_PROVIDER_SECRET_RUN
- * or more [A-Za-z0-9_-] holding a digit or both letter cases, which is
- * what API keys look like, becomes "...".  The run is measured in s
- * before anything of it is written, so no cut can leave a piece of a key
- * behind.  Identifiers such as "invalid_request_error" (one case, no
- * digit) survive; a long dated model name does not, which is the price.
- * What does not fit ends in "...".  The line never exceeds 159 bytes.
+ * or more [A-Za-z0-9_-] that looks like an API key becomes "...".  The
+ * run is measured in s before anything of it is written, so no cut can
+ * leave a piece of a key behind.  What does not fit ends in "...".  The
+ * line never exceeds 159 bytes.
  */
 
 static void
 ngx_dr_provider_err_add(ngx_dr_answer_t *a, const char *s, size_t len,
     size_t max)
 {
+    int             cut;
     char           *e;
     size_t          i, j, n, room, start, limit;
     unsigned char   c;
-    int             digit, upper, lower, cut;
 
     e = a->error;
     n = strlen(e);
@@ -727,18 +727,12 @@ ngx_dr_provider_err_add(ngx_dr_answer_t *a, const char *s, size_t len,
         room = limit - n;
 
         if (ngx_dr_provider_is_word(c)) {
-            digit = 0;
-            upper = 0;
-            lower = 0;
-
             for (j = i; j < len && ngx_dr_provider_is_word(s[j]); j++) {
-                digit |= ngx_dr_provider_is_digit(s[j]);
-                upper |= (s[j] >= 'A' && s[j] <= 'Z');
-                lower |= (s[j] >= 'a' && s[j] <= 'z');
+                /* void */
             }
 
             if (j - i >= NGX_DR_PROVIDER_SECRET_RUN
-                && (digit || (upper && lower)))
+                && ngx_dr_provider_secret(s + i, j - i))
             {
                 if (room < 3) {
                     cut = 1;
@@ -815,6 +809,48 @@ ngx_dr_provider_err_add(ngx_dr_answer_t *a, const char *s, size_t len,
     }
 
     e[n] = '\0';
+}
+
+
+/*
+ * A key is random: some part of it between '-' and '_' mixes digits and
+ * letters or both cases.  The names people give things do not, or only
+ * in short parts ("4o", "70B") or Capitalized words, so model names and
+ * error codes ("claude-3-5-haiku-20241022", "invalid_request_error")
+ * reach the log.  A random part of n base62 characters passes for plain
+ * with a probability near 2 x (26/62)^n, below 1e-7 for n = 20 and far
+ * less for real keys of 32 to 160 characters; a 32-digit hex key
+ * (DeepSeek, Together) is all digits with a probability of 3e-7.
+ */
+
+static int
+ngx_dr_provider_secret(const char *s, size_t len)
+{
+    size_t  i, j, n, digits, lower, upper;
+
+    for (i = 0; i < len; i = j + 1) {
+        digits = 0;
+        lower = 0;
+        upper = 0;
+
+        for (j = i; j < len && s[j] != '-' && s[j] != '_'; j++) {
+            digits += ngx_dr_provider_is_digit(s[j]);
+            lower += (s[j] >= 'a' && s[j] <= 'z');
+            upper += (s[j] >= 'A' && s[j] <= 'Z');
+        }
+
+        n = j - i;
+
+        if (n <= 3 || digits == n || lower == n || upper == n
+            || (upper == 1 && lower == n - 1 && s[i] >= 'A' && s[i] <= 'Z'))
+        {
+            continue;
+        }
+
+        return 1;
+    }
+
+    return 0;
 }
 
 
@@ -1578,6 +1614,8 @@ ngx_dr_provider_error_doc(json_t *root, ngx_dr_answer_t *a,
     json_t      *e, *c, *details, *d;
     const char  *msg, *reason, *delay;
 
+    *code = NULL;
+
     if (json_is_array(root)) {
         root = json_array_get(root, 0);
     }
@@ -1713,8 +1751,8 @@ static int
 ngx_dr_provider_html_title(const char *body, size_t len, const char **title,
     size_t *tlen)
 {
-    size_t       i, j, k, n, scan;
-    const char  *tags[] = { "<title", "<h1" };
+    size_t                    i, j, k, n, scan;
+    static const char *const  tags[] = { "<title", "<h1" };
 
     scan = len < NGX_DR_PROVIDER_HTML_SCAN ? len : NGX_DR_PROVIDER_HTML_SCAN;
 

@@ -34,8 +34,10 @@
 #define NGX_DR_PROVIDER_ERROR_LEN       160     /* with the NUL */
 #define NGX_DR_PROVIDER_ANTHROPIC_VERSION  "2023-06-01"
 
-/* a run this long of [A-Za-z0-9_-] holding a digit or both letter cases
- * is taken for a key and never copied into an error */
+/* a run this long of [A-Za-z0-9_-] is taken for a key, and never copied
+ * into an error, unless each of its parts between '-' and '_' is plain:
+ * at most 3 characters, or all digits, or all one case, or Capitalized
+ * ("gpt-4o-mini-2024-07-18" stays, "sk-proj-AbC1..." goes) */
 #define NGX_DR_PROVIDER_SECRET_RUN      20
 
 /* Retry-After and friends beyond a day are taken as a day */
@@ -73,7 +75,8 @@ typedef struct {
 typedef struct {
     ngx_dr_answer_kind_t   kind;
 
-    /* OK only (NULL otherwise): valid UTF-8 without NUL, NUL-terminated */
+    /* OK only (NULL otherwise): valid UTF-8 without NUL, NUL-terminated;
+     * the text parts joined, reasoning and thinking parts left out */
     char                  *text;
     size_t                 text_len;
 
@@ -86,7 +89,9 @@ typedef struct {
      * snapshot, Gemini's modelVersion), printable ASCII, "" if absent */
     char                   model[64];
 
-    /* -1 when the usage object is missing, for any kind */
+    /* for any kind; -1 when the usage object is missing or a count is
+     * not a number >= 0; Gemini's output counts thoughtsTokenCount too,
+     * and a count it leaves out of usageMetadata is 0 (protobuf JSON) */
     long                   input_tokens;
     long                   output_tokens;
 
@@ -105,7 +110,9 @@ typedef struct {
 
 
 /*
- * Response header values the parser can use, each NULL when absent.  For
+ * Response header values the parser can use, each NULL when absent (the
+ * first two are in the order { retry_after, now_s } of the first version
+ * of this struct, so positional initializers keep working).  For
  * OPENAI the rate-limit ones are x-ratelimit-{remaining,reset}-{requests,
  * tokens} (resets are durations such as "6m0s"), for ANTHROPIC
  * anthropic-ratelimit-{requests,tokens}-{remaining,reset} (resets are
@@ -163,8 +170,34 @@ void ngx_dr_provider_request_free(ngx_dr_provider_request_t *req);
  * ngx_dr_provider_answer_free() whatever happens).  http_status <= 0
  * means no HTTP answer (connection refused or reset, timeout): RETRY,
  * and then body may hold the transport's own message (curl's error
- * buffer), which goes into error.  max_len 0 means no size limit.  h may
- * be NULL.
+ * buffer), which goes into error.  max_len 0 means no size limit; a
+ * larger body is not parsed at all.  h may be NULL.  body is only read,
+ * exactly len bytes, and needs no NUL.
+ *
+ * The error line, "" for OK, is one of:
+ *
+ *   HTTP 429 rate_limit_exceeded: Rate limit reached for ...
+ *   HTTP 400 INVALID_ARGUMENT/API_KEY_INVALID: API key not valid. ...
+ *   HTTP 502 with an HTML page: 502 Bad Gateway
+ *   HTTP 504: upstream request timeout          (first line of the text)
+ *   HTTP 409 with an empty body
+ *   no HTTP response: Operation timed out after 60001 milliseconds ...
+ *   200 with a body that is not JSON (line 1, column 39: string or '}'
+ *       expected)
+ *   200 with truncated JSON (172 bytes)
+ *   200 with invalid UTF-8 in the body (line 1, column 124)
+ *   200 with a body of 10489856 bytes, over the limit of 10485760
+ *   200 with no choices | no content | no candidates | no text
+ *   200 with no text: the token limit was reached first (MAX_TOKENS)
+ *   200 stopped by a content filter (SAFETY)
+ *   200 with the prompt blocked (PROHIBITED_CONTENT)
+ *   200 with an error: overloaded_error: Overloaded
+ *
+ * The code is the provider's error code, else its status or type.  The
+ * message is the provider's, folded to one line of printable ASCII (no
+ * body excerpt beyond it, an HTML title or a first line of text), with
+ * anything that looks like a key replaced by "..." (see
+ * NGX_DR_PROVIDER_SECRET_RUN) and cut with "..." at 159 bytes.
  *
  * Returns 0, or -1 when memory ran out (out is then RETRY with an error
  * saying so).

@@ -21,12 +21,17 @@
 #include "ngx_dr_provider.h"
 #include "ngx_dr_score.h"
 #include "ngx_dr_validate.h"
+#include <openssl/rand.h>
 
 
 #define NGX_DR_PROBE_ATTEMPTS     3
 #define NGX_DR_PROBE_MAX_TOKENS   600
 #define NGX_DR_PROBE_TIMEOUT      60000
 #define NGX_DR_PROBE_MAX_ANSWER   (1024 * 1024)
+
+/* five failures in a row open a provider's breaker for 30 s */
+#define NGX_DR_BREAKER_FAILURES   5
+#define NGX_DR_BREAKER_OPEN_S     30
 
 
 typedef struct ngx_dr_probe_s  ngx_dr_probe_t;
@@ -38,6 +43,8 @@ typedef struct {
     ngx_str_t                 prompt;       /* its name */
     char                     *text;         /* the prompt sent */
     ngx_str_t                *key;          /* of the last attempt */
+    double                    price_in;     /* dollars a million tokens */
+    double                    price_out;
     ngx_uint_t                attempts;
     ngx_dr_llm_call_t         call;
     ngx_event_t               wait;
@@ -54,6 +61,7 @@ typedef struct {
 struct ngx_dr_probe_s {
     ngx_http_request_t       *request;
     ngx_str_t                 domain;
+    u_char                    trace_id[33];   /* W3C trace context */
     ngx_array_t               jobs;         /* of ngx_dr_probe_job_t */
     ngx_uint_t                pending;
 };
@@ -68,11 +76,18 @@ static void ngx_dr_probe_answered(ngx_dr_llm_call_t *call);
 static void ngx_dr_probe_finish(ngx_dr_probe_job_t *job);
 static void ngx_dr_probe_respond(ngx_dr_probe_t *probe);
 static void ngx_dr_probe_cleanup(void *data);
+static void ngx_dr_probe_trace(ngx_http_request_t *r, ngx_dr_probe_t *probe);
+static ngx_uint_t ngx_dr_breaker_allow(ngx_dr_provider_t *pr,
+    ngx_http_request_t *r);
+static void ngx_dr_breaker_result(ngx_dr_provider_t *pr, ngx_uint_t ok,
+    ngx_log_t *log);
+static ngx_uint_t ngx_dr_provider_index(ngx_http_request_t *r,
+    ngx_dr_provider_t *pr);
 
 
 static const char  ngx_dr_probe_sql[] =
     "SELECT d.domain, p.name, replace(p.template, '{domain}', d.domain),"
-    " m.provider, m.model "
+    " m.provider, m.model, m.input_price_mtok, m.output_price_mtok "
     "FROM domains d CROSS JOIN prompts p CROSS JOIN models m "
     "WHERE d.domain = $1 AND d.active AND p.active AND m.active "
     "ORDER BY m.provider, m.model, p.name";
@@ -267,6 +282,9 @@ ngx_dr_probe_loaded(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
                            (u_char *) PQgetvalue(q->res, i, 2),
                            PQgetlength(q->res, i, 2) + 1);
 
+        job->price_in = strtod(PQgetvalue(q->res, i, 5), NULL);
+        job->price_out = strtod(PQgetvalue(q->res, i, 6), NULL);
+
         job->wait.handler = ngx_dr_probe_wait;
         job->wait.data = job;
         job->wait.log = r->connection->log;
@@ -278,6 +296,8 @@ ngx_dr_probe_loaded(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
                                  "no configured provider serves an active "
                                  "model");
     }
+
+    ngx_dr_probe_trace(r, probe);
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
@@ -316,9 +336,11 @@ ngx_dr_probe_attempt(ngx_dr_probe_job_t *job)
     ngx_dr_provider_t          *pr;
     ngx_http_request_t         *r;
     ngx_dr_main_conf_t         *dmcf;
+    ngx_dr_request_t           *dreq;
     ngx_dr_limit_result_t       res;
     ngx_dr_provider_request_t   req;
-    u_char                      name[128];
+    u_char                      name[128], span[8], span_hex[17];
+    char                        header[160];
 
     r = job->probe->request;
     pr = job->provider;
@@ -326,6 +348,18 @@ ngx_dr_probe_attempt(ngx_dr_probe_job_t *job)
 
     if (pr->active >= pr->concurrency) {
         ngx_add_timer(&job->wait, 20);
+        return;
+    }
+
+    if (!ngx_dr_breaker_allow(pr, r)) {
+        ngx_dr_metrics_call(ngx_dr_provider_index(r, pr),
+                            NGX_DR_M_CALL_BREAKER, 0, 0, 0, 0);
+        (void) ngx_cpystrn((u_char *) job->answer.error,
+                           (u_char *) "the provider's circuit breaker is "
+                           "open after repeated failures",
+                           sizeof(job->answer.error));
+        job->answer.kind = NGX_DR_ANSWER_FAIL;
+        ngx_dr_probe_finish(job);
         return;
     }
 
@@ -414,6 +448,28 @@ ngx_dr_probe_attempt(ngx_dr_probe_job_t *job)
                                               req.headers[i]);
     }
 
+    /*
+     * One API request can be followed through every call it made: its
+     * request id, and the W3C trace context of the client, with a new
+     * span for each call.
+     */
+
+    if (RAND_bytes(span, sizeof(span)) == 1) {
+        *ngx_hex_dump(span_hex, span, sizeof(span)) = '\0';
+        (void) ngx_snprintf((u_char *) header, sizeof(header),
+                            "traceparent: 00-%s-%s-01%Z",
+                            job->probe->trace_id, span_hex);
+        job->call.headers = curl_slist_append(job->call.headers, header);
+    }
+
+    dreq = ngx_dr_request(r);
+
+    if (dreq && dreq->request_id.len) {
+        (void) ngx_snprintf((u_char *) header, sizeof(header),
+                            "X-Request-Id: %V%Z", &dreq->request_id);
+        job->call.headers = curl_slist_append(job->call.headers, header);
+    }
+
     ngx_dr_provider_request_free(&req);
 
     if (p == NULL || job->call.body == NULL
@@ -448,6 +504,7 @@ static void
 ngx_dr_probe_answered(ngx_dr_llm_call_t *call)
 {
     long                      delay;
+    ngx_uint_t                outcome;
     ngx_dr_probe_job_t       *job;
     ngx_dr_answer_headers_t   h;
 
@@ -476,6 +533,32 @@ ngx_dr_probe_answered(ngx_dr_llm_call_t *call)
     job->status = call->status;
     job->latency = call->latency;
     job->simulated = call->simulated;
+
+    outcome = (job->answer.kind == NGX_DR_ANSWER_OK) ? NGX_DR_M_CALL_OK
+              : (call->status == 429) ? NGX_DR_M_CALL_429
+              : (call->status >= 500) ? NGX_DR_M_CALL_5XX
+              : (call->status >= 400) ? NGX_DR_M_CALL_4XX
+              : (call->status == 0
+                 && call->result == CURLE_OPERATION_TIMEDOUT)
+                ? NGX_DR_M_CALL_TIMEOUT
+              : (call->status == 0) ? NGX_DR_M_CALL_ERROR
+              : NGX_DR_M_CALL_BAD;
+
+    ngx_dr_metrics_call(ngx_dr_provider_index(job->probe->request,
+                                              job->provider),
+                        outcome, call->latency, job->answer.input_tokens,
+                        job->answer.output_tokens,
+                        ngx_dr_provider_cost_micro(job->answer.input_tokens,
+                                                   job->answer.output_tokens,
+                                                   job->price_in,
+                                                   job->price_out));
+
+    /* a provider that cannot answer, not one that limits or refuses */
+    ngx_dr_breaker_result(job->provider,
+                          !(outcome == NGX_DR_M_CALL_5XX
+                            || outcome == NGX_DR_M_CALL_TIMEOUT
+                            || outcome == NGX_DR_M_CALL_ERROR),
+                          call->log);
 
     /* a provider's error may quote the key it refused */
     ngx_dr_provider_scrub_key(job->answer.error, (char *) job->key->data);
@@ -660,5 +743,178 @@ ngx_dr_probe_cleanup(void *data)
             ngx_dr_provider_answer_free(&job[i].answer);
             job[i].parsed = 0;
         }
+    }
+}
+
+
+/* the trace this probe belongs to: the client's, or a new one */
+
+static void
+ngx_dr_probe_trace(ngx_http_request_t *r, ngx_dr_probe_t *probe)
+{
+    u_char            *v;
+    ngx_uint_t         i, zero;
+    ngx_list_part_t   *part;
+    ngx_table_elt_t   *h;
+    u_char             id[16];
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != sizeof("traceparent") - 1
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "traceparent",
+                               sizeof("traceparent") - 1) != 0
+            || h[i].value.len != 55)
+        {
+            continue;
+        }
+
+        /* 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags> */
+
+        v = h[i].value.data;
+
+        if (v[0] != '0' || v[1] != '0' || v[2] != '-' || v[35] != '-'
+            || v[52] != '-')
+        {
+            break;
+        }
+
+        for (zero = 1, i = 3; i < 35; i++) {
+            if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f')))
+            {
+                zero = 2;
+                break;
+            }
+
+            if (v[i] != '0') {
+                zero = 0;
+            }
+        }
+
+        if (zero == 0) {
+            ngx_memcpy(probe->trace_id, v + 3, 32);
+            probe->trace_id[32] = '\0';
+            return;
+        }
+
+        break;
+    }
+
+    if (RAND_bytes(id, sizeof(id)) != 1) {
+        ngx_memset(id, 0x5a, sizeof(id));
+    }
+
+    *ngx_hex_dump(probe->trace_id, id, sizeof(id)) = '\0';
+}
+
+
+static ngx_uint_t
+ngx_dr_provider_index(ngx_http_request_t *r, ngx_dr_provider_t *pr)
+{
+    ngx_dr_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+
+    return pr - (ngx_dr_provider_t *) dmcf->providers->elts;
+}
+
+
+/*
+ * The circuit breaker of a provider, in the shared counters: closed, open
+ * after NGX_DR_BREAKER_FAILURES failures in a row (nothing is sent for
+ * NGX_DR_BREAKER_OPEN_S), then half-open: one call goes, and its outcome
+ * closes or opens the breaker again.
+ */
+
+static ngx_uint_t
+ngx_dr_breaker_allow(ngx_dr_provider_t *pr, ngx_http_request_t *r)
+{
+    ngx_uint_t          i;
+    ngx_dr_counters_t  *m;
+
+    m = ngx_dr_counters;
+    i = ngx_dr_provider_index(r, pr);
+
+    if (m == NULL || i >= NGX_DR_M_PROVIDERS) {
+        return 1;
+    }
+
+    switch (m->breaker[i]) {
+
+    case NGX_DR_BREAKER_CLOSED:
+        return 1;
+
+    case NGX_DR_BREAKER_OPEN:
+        if (ngx_time() - (time_t) m->breaker_opened[i]
+            < NGX_DR_BREAKER_OPEN_S)
+        {
+            return 0;
+        }
+
+        /* the one probing call */
+        return ngx_atomic_cmp_set(&m->breaker[i], NGX_DR_BREAKER_OPEN,
+                                  NGX_DR_BREAKER_HALF_OPEN);
+
+    default:
+        return 0;
+    }
+}
+
+
+static void
+ngx_dr_breaker_result(ngx_dr_provider_t *pr, ngx_uint_t ok, ngx_log_t *log)
+{
+    ngx_uint_t          i;
+    ngx_atomic_uint_t   failures;
+    ngx_dr_counters_t  *m;
+    ngx_dr_main_conf_t  *dmcf;
+
+    m = ngx_dr_counters;
+
+    dmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_http_dr_module);
+    i = pr - (ngx_dr_provider_t *) dmcf->providers->elts;
+
+    if (m == NULL || i >= NGX_DR_M_PROVIDERS) {
+        return;
+    }
+
+    if (ok) {
+        m->breaker_failures[i] = 0;
+
+        if (m->breaker[i] != NGX_DR_BREAKER_CLOSED) {
+            m->breaker[i] = NGX_DR_BREAKER_CLOSED;
+            ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                          "provider %V answers again: breaker closed",
+                          &pr->name);
+        }
+
+        return;
+    }
+
+    failures = ngx_atomic_fetch_add(&m->breaker_failures[i], 1) + 1;
+
+    if (m->breaker[i] == NGX_DR_BREAKER_HALF_OPEN
+        || (m->breaker[i] == NGX_DR_BREAKER_CLOSED
+            && failures >= NGX_DR_BREAKER_FAILURES))
+    {
+        m->breaker_opened[i] = ngx_time();
+        m->breaker[i] = NGX_DR_BREAKER_OPEN;
+
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "provider %V failed %uA times in a row: breaker "
+                      "open for %d s", &pr->name, failures,
+                      NGX_DR_BREAKER_OPEN_S);
     }
 }

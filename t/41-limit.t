@@ -79,9 +79,14 @@ sub from_log {
     while (<$fh>) {
         my ($msec, $status, $tr, $limit) = split;
         next unless $tr eq $tier;
-        $first //= $msec;
-        $first = $msec if $msec < $first;
-        $last = $msec if !defined $last || $msec > $last;
+
+        # the admitted requests' own times: the time from the bucket's
+        # take to the log line is then the same at both ends
+        if ($status == 200) {
+            $first = $msec if !defined $first || $msec < $first;
+            $last = $msec if !defined $last || $msec > $last;
+        }
+
         $passed++ if $status == 200;
         $rejected++ if $status == 429;
         $other++ if $status != 200 && $status != 429;

@@ -41,9 +41,15 @@ my $t = DR::Test->new(db => 1, no_start => 1, http => <<"EOF");
     dr_auth_cache zone=keys:1m;
     dr_limit_zone zone=limits:1m;
 $providers
+    log_format trace escape=json '{"request_id":"\$request_id",'
+        '"uri":"\$uri","status":\$status}';
+
     server {
         listen 127.0.0.1:%%PORT%%;
+        access_log %%DIR%%/trace.log trace;
         location /admin/ { dr_auth required; dr_admin; }
+        location = /metrics { dr_metrics; }
+        location = /readyz { dr_api; }
     }
 EOF
 $t->dbh->do(q{INSERT INTO domains (domain, category)
@@ -63,7 +69,10 @@ sub probe {
 }
 
 my $t0 = time;
-my $r = probe('{"domain":"stripe.com"}');
+my $trace = '4bf92f3577b34da6a3ce929d0e0e4736';
+my $r = $t->http('POST', '/admin/probe', headers => { 'X-API-Key' => $admin,
+    traceparent => "00-$trace-00f067aa0ba902b7-01" },
+    body => '{"domain":"stripe.com"}', timeout => 60);
 my $took = time - $t0;
 is($r->{status}, 200, 'a probe answers 200') or diag($r->{content});
 my $j = $r->{json} // {};
@@ -84,6 +93,37 @@ unlike($r->{content}, qr/sim-test-key/, 'no key in the answer');
 
 my $stats = $sim->stats(recent => 1);
 is($stats->{totals}{over_limit}, 0, 'no call over the providers\' limits');
+
+# one API request followed through every call it made
+my ($logged) = grep { m{"uri":"/admin/probe"} } do {
+    open my $fh, '<', $t->dir . '/trace.log' or die; <$fh> };
+my ($rid) = ($logged // '') =~ /"request_id":"([0-9a-f]{32})"/;
+ok($rid, 'the probe has a request id in the JSON log');
+my @calls = grep { ($_->{x_request_id} // '') eq ($rid // 'none') }
+    @{$stats->{recent}};
+is(scalar @calls, 24, 'the simulator saw all 24 calls with that request id');
+is(scalar(grep { ($_->{traceparent} // '') =~ /^00-$trace-[0-9a-f]{16}-01$/ }
+    @calls), 24, 'each with the client\'s trace id and a span of its own');
+my %spans = map { (split /-/, $_->{traceparent})[2] => 1 } @calls;
+is(scalar keys %spans, 24, '24 different spans');
+
+# the metrics of the calls
+my $metrics = $t->get('/metrics')->{content};
+like($metrics, qr/^dr_provider_calls_total\{provider="openai",outcome="ok"\} 3$/m,
+    'metrics: 3 calls to openai answered');
+like($metrics, qr/^dr_provider_breaker\{provider="openai",state="closed"\} 1$/m,
+    'metrics: its breaker is closed');
+like($metrics, qr/^dr_provider_tokens_total\{provider="openai",direction="out"\} [1-9]\d*$/m,
+    'metrics: tokens counted');
+like($metrics, qr/^dr_provider_cost_dollars_total\{provider="openai"\} 0\.0\d*[1-9]\d*$/m,
+    'metrics: cost counted');
+like($metrics, qr/^dr_provider_bucket_tokens\{provider="openai",key="0"\} \d+$/m,
+    'metrics: bucket tokens of the key');
+
+my $ready = $t->get('/readyz');
+is($ready->{status}, 200, 'ready');
+is_deeply($ready->{json}{providers}, { configured => 8, usable => 8,
+    open_breakers => [] }, 'readiness lists the providers, none broken');
 ok(!grep({ ($_->{key_last4} // '') !~ /^(0001|\*+)$/ } @{$stats->{recent}}),
     'the simulator saw the configured keys');
 
@@ -103,6 +143,24 @@ ok(!grep({ $_->{status} eq 'failed' && $_->{attempts} < 3 } @ans),
     'a call fails only after 3 attempts');
 ok(!grep({ $_->{status} eq 'failed' && !$_->{error} } @ans),
     'a failed call says why');
+like($t->error_log, qr/probe: \w+ .* attempt 1: .*request_id: "[0-9a-f]{32}"/,
+    'the module\'s log lines carry the request id');
+$sim->configure(faults => '');
+
+# a provider that keeps failing opens its breaker
+$sim->configure(faults => 'anthropic:500=1');
+$r = probe('{"domain":"stripe.com"}');
+my @an = grep { $_->{provider} eq 'anthropic' } @{$r->{json}{answers} // []};
+is(scalar(grep { $_->{status} eq 'failed' } @an), 3,
+    'anthropic failing: its 3 calls failed');
+ok(scalar(grep { ($_->{error} // '') =~ /circuit breaker/ } @an),
+    'after 5 failures in a row the breaker stopped the calls');
+$ready = $t->get('/readyz');
+is_deeply($ready->{json}{providers}, { configured => 8, usable => 7,
+    open_breakers => ['anthropic'] }, 'readiness shows the open breaker');
+$metrics = $t->get('/metrics')->{content};
+like($metrics, qr/^dr_provider_breaker\{provider="anthropic",state="open"\} 1$/m,
+    'and so do the metrics');
 $sim->configure(faults => '');
 
 # bad requests
