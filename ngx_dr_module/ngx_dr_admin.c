@@ -36,6 +36,7 @@ static ngx_int_t ngx_dr_admin_not_allowed(ngx_http_request_t *r,
 static ngx_int_t ngx_dr_admin_random(u_char *out, size_t n,
     const char *alphabet, size_t size);
 static ngx_int_t ngx_dr_admin_iso_time(const char *s);
+static ngx_uint_t ngx_dr_admin_has_control(u_char *s, size_t len);
 static json_t *ngx_dr_admin_row(PGresult *res, int row);
 
 
@@ -82,6 +83,11 @@ ngx_dr_admin_handler(ngx_http_request_t *r)
         || req->tier->name.len != sizeof("admin") - 1
         || ngx_strncmp(req->tier->name.data, "admin", 5) != 0)
     {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
         return ngx_dr_json_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
                                  "the admin API needs a key of the admin "
                                  "tier");
@@ -193,13 +199,27 @@ ngx_dr_admin_not_allowed(ngx_http_request_t *r, const char *allow)
 static void
 ngx_dr_admin_body(ngx_http_request_t *r)
 {
-    size_t         len;
     json_t        *body;
     ngx_int_t      rc;
-    ngx_buf_t     *b;
+    ngx_str_t      text;
     json_error_t   err;
 
-    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+    rc = ngx_dr_http_body(r, NGX_DR_ADMIN_BODY_MAX, &text);
+
+    if (rc == NGX_DECLINED) {
+        rc = ngx_dr_json_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                               "body_too_large",
+                               "the request body is larger than 64 KiB");
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (text.len == 0) {
         rc = ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
                                "a JSON object is needed: "
                                "{\"name\", \"tier\", \"expires_at\"?}");
@@ -207,29 +227,8 @@ ngx_dr_admin_body(ngx_http_request_t *r)
         return;
     }
 
-    b = r->request_body->bufs->buf;
-
-    if (r->request_body->temp_file || r->request_body->bufs->next
-        || b->in_file)
-    {
-        rc = ngx_dr_json_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                               "body_too_large",
-                               "the request body is too large");
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-
-    len = b->last - b->pos;
-
-    if (len > NGX_DR_ADMIN_BODY_MAX) {
-        rc = ngx_dr_json_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                               "body_too_large",
-                               "the request body is too large");
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-
-    body = json_loadb((char *) b->pos, len, JSON_REJECT_DUPLICATES, &err);
+    body = json_loadb((char *) text.data, text.len, JSON_REJECT_DUPLICATES,
+                      &err);
 
     if (body == NULL) {
         rc = ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_json",
@@ -285,9 +284,8 @@ ngx_dr_admin_create(ngx_http_request_t *r, json_t *body)
                                  "needed");
     }
 
-    if (ngx_dr_validate_search((u_char *) json_string_value(name),
-                               json_string_length(name))
-        == NGX_DR_VALID_CONTROL)
+    if (ngx_dr_admin_has_control((u_char *) json_string_value(name),
+                                 json_string_length(name)))
     {
         return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
                                  "name: control characters are not "
@@ -489,6 +487,26 @@ ngx_dr_admin_random(u_char *out, size_t n, const char *alphabet, size_t size)
 }
 
 
+/* C0, DEL or C1 (UTF-8 C2 80..9F) anywhere; jansson made sure of UTF-8 */
+
+static ngx_uint_t
+ngx_dr_admin_has_control(u_char *s, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] < 0x20 || s[i] == 0x7f
+            || (s[i] == 0xc2 && i + 1 < len && s[i + 1] >= 0x80
+                && s[i + 1] <= 0x9f))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 /* YYYY-MM-DDTHH:MM:SS, optional fraction, then Z or +HH:MM / -HH:MM */
 
 static ngx_int_t
@@ -539,10 +557,13 @@ ngx_dr_admin_iso_time(const char *s)
         return NGX_OK;
     }
 
+    /* offsets run from -12:00 to +14:00 */
+
     if ((s[i] == '+' || s[i] == '-') && len - i == 6
-        && s[i + 1] >= '0' && s[i + 1] <= '2' && s[i + 2] >= '0'
+        && s[i + 1] >= '0' && s[i + 1] <= '1' && s[i + 2] >= '0'
         && s[i + 2] <= '9' && s[i + 3] == ':' && s[i + 4] >= '0'
-        && s[i + 4] <= '5' && s[i + 5] >= '0' && s[i + 5] <= '9')
+        && s[i + 4] <= '5' && s[i + 5] >= '0' && s[i + 5] <= '9'
+        && ngx_atoi((u_char *) s + i + 1, 2) <= 14)
     {
         return NGX_OK;
     }

@@ -531,6 +531,19 @@ ngx_dr_auth_handler(ngx_http_request_t *r)
     }
 
     if (req->auth_state == NGX_DR_AUTH_DONE) {
+        /*
+         * an internal redirect keeps the outcome, but a client let in
+         * without a key is not let into a location that needs one
+         */
+        if (dlcf->auth == NGX_DR_AUTH_REQUIRED && req->key_id == 0
+            && req->auth_rc == NGX_OK)
+        {
+            return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
+                                      "missing_key",
+                                      "an API key is needed, in X-API-Key "
+                                      "or Authorization: Bearer");
+        }
+
         return req->auth_rc;
     }
 
@@ -739,6 +752,8 @@ ngx_dr_auth_key(ngx_http_request_t *r, ngx_dr_request_t *req,
             && ngx_time() - kn->cached < (kn->key_id ? dmcf->key_ttl
                                                      : dmcf->key_negative_ttl))
         {
+            ngx_queue_remove(&kn->sh.queue);
+            ngx_queue_insert_head(&ctx->sh->lru, &kn->sh.queue);
             copy = *kn;
             ngx_shmtx_unlock(&ctx->shpool->mutex);
             return ngx_dr_auth_cached(r, req, &copy);
@@ -752,7 +767,8 @@ ngx_dr_auth_key(ngx_http_request_t *r, ngx_dr_request_t *req,
     (void) ngx_cpystrn(buf, req->prefix, sizeof(buf));
     params[0] = (char *) buf;
 
-    q = ngx_dr_pg_query(r->pool, r->connection->log, NGX_DR_PG_READ, 0,
+    /* on the primary: a lagging replica could bring a revoked key back */
+    q = ngx_dr_pg_query(r->pool, r->connection->log, 0, 0,
                         ngx_dr_auth_sql, 1, params, ngx_dr_auth_loaded, r);
     if (q == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1013,12 +1029,22 @@ ngx_dr_auth_limit(ngx_http_request_t *r, ngx_dr_request_t *req,
                   req->limit.daily_exhausted ? ": daily quota used up" : "");
 
     if (dlcf->limit_dry_run) {
+        /* let through: no Retry-After on its answer */
         req->limit_status = NGX_DR_LIMIT_DRY_RUN;
+        req->limit.passed = 1;
         return NGX_OK;
     }
 
     req->limit_status = NGX_DR_LIMIT_REJECTED;
     status = dlcf->limit_status;
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        req->auth_rc = NGX_DONE;
+        ngx_http_finalize_request(r, rc);
+        return NGX_DONE;
+    }
 
     rc = ngx_dr_json_send(r, status,
         json_pack("{s:s, s:s, s:I}", "error", "rate_limited",
@@ -1075,10 +1101,19 @@ ngx_dr_auth_reject(ngx_http_request_t *r, ngx_dr_request_t *req,
                       "API key refused: %s", error);
     }
 
-    rc = ngx_dr_json_error(r, status, error, "%s", message);
-
     req->auth_state = NGX_DR_AUTH_DONE;
     req->auth_rc = NGX_DONE;
+
+    /*
+     * The body is read and dropped first: left unread on a keep-alive
+     * connection it would be taken for the next request.
+     */
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc == NGX_OK) {
+        rc = ngx_dr_json_error(r, status, error, "%s", message);
+    }
 
     ngx_http_finalize_request(r, rc);
 
@@ -1235,6 +1270,9 @@ ngx_dr_auth_hmac_init(ngx_dr_main_conf_t *dmcf)
     {
         EVP_MD_free(md);
         ngx_explicit_memzero(key, sizeof(key));
+        ngx_explicit_memzero(ipad, sizeof(ipad));
+        ngx_explicit_memzero(opad, sizeof(opad));
+        ngx_dr_auth_exit_process(NULL);
         return NGX_ERROR;
     }
 

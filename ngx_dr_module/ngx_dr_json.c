@@ -391,3 +391,68 @@ ngx_dr_cstr(ngx_pool_t *pool, ngx_str_t *s)
 
     return p;
 }
+
+
+/*
+ * The request body in one piece, however it came (several buffers of a
+ * chunked or slow body, or a temporary file): NGX_OK, or NGX_DECLINED
+ * when it is longer than max, NGX_ERROR on failure.
+ */
+
+ngx_int_t
+ngx_dr_http_body(ngx_http_request_t *r, size_t max, ngx_str_t *out)
+{
+    u_char       *p;
+    size_t        len;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    out->len = 0;
+    out->data = NULL;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        len += b->in_file ? (size_t) (b->file_last - b->file_pos)
+                          : (size_t) (b->last - b->pos);
+    }
+
+    if (len > max) {
+        return NGX_DECLINED;
+    }
+
+    p = ngx_pnalloc(r->pool, len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                return NGX_ERROR;
+            }
+
+            p += n;
+            continue;
+        }
+
+        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    }
+
+    *p = '\0';
+    out->len = len;
+
+    return NGX_OK;
+}

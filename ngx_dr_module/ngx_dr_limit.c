@@ -882,10 +882,11 @@ ngx_dr_limit_init_process(ngx_cycle_t *cycle, ngx_dr_limit_conf_t *lcf)
 static const char  ngx_dr_limit_flush_sql[] =
     "WITH u AS ("
     " INSERT INTO usage_daily (key_id, day, requests, rejected)"
-    " SELECT u.k, u.d, u.n, u.x"
+    " SELECT u.k, u.d, sum(u.n), sum(u.x)"
     " FROM unnest($1::int8[], $2::date[], $3::int8[], $4::int8[])"
     "  AS u(k, d, n, x)"
     " WHERE EXISTS (SELECT 1 FROM api_keys a WHERE a.id = u.k)"
+    " GROUP BY u.k, u.d"
     " ON CONFLICT (key_id, day) DO UPDATE"
     " SET requests = usage_daily.requests + EXCLUDED.requests,"
     "     rejected = usage_daily.rejected + EXCLUDED.rejected"
@@ -1249,7 +1250,7 @@ static u_char *
 ngx_dr_limit_array(ngx_pool_t *pool, ngx_array_t *rows, ngx_uint_t field)
 {
     u_char              *p, *s;
-    size_t               len;
+    size_t               len, k;
     ngx_tm_t             tm;
     ngx_uint_t           i;
     ngx_dr_limit_row_t  *row;
@@ -1294,9 +1295,18 @@ ngx_dr_limit_array(ngx_pool_t *pool, ngx_array_t *rows, ngx_uint_t field)
             p = ngx_sprintf(p, "%uL", row[i].rejected);
             break;
 
-        default: /* 4: the bucket key, quoted */
+        default: /* 4: the bucket key, quoted and escaped */
             *p++ = '"';
-            p = ngx_cpymem(p, row[i].key.data, row[i].key.len);
+
+            for (k = 0; k < row[i].key.len; k++) {
+                if (row[i].key.data[k] == '"' || row[i].key.data[k] == '\\')
+                {
+                    *p++ = '\\';
+                }
+
+                *p++ = row[i].key.data[k];
+            }
+
             *p++ = '"';
         }
     }

@@ -1849,7 +1849,8 @@ ngx_dr_provider_retry_after(ngx_dr_format_t f, long status,
         reset = i ? h->reset_tokens : h->reset_requests;
 
         if (remaining == NULL || reset == NULL
-            || ngx_dr_provider_seconds(remaining) != 0)
+            || ngx_dr_provider_number(remaining, &v, NULL) != 0
+            || v > 0.0)
         {
             continue;
         }

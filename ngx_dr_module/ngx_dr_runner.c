@@ -121,24 +121,25 @@ ngx_dr_probe_body(ngx_http_request_t *r)
     size_t         len;
     json_t        *body, *domain;
     ngx_int_t      n;
-    ngx_str_t      d;
-    ngx_buf_t     *b;
+    ngx_str_t      d, text;
     const char    *key, *params[1];
     json_t        *v;
     json_error_t   err;
 
-    b = (r->request_body && r->request_body->bufs)
-        ? r->request_body->bufs->buf : NULL;
+    n = ngx_dr_http_body(r, 4096, &text);
 
-    if (b == NULL || b->in_file || r->request_body->bufs->next) {
-        n = ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
-                              "a JSON object {\"domain\"} is needed");
+    if (n != NGX_OK) {
+        n = (n == NGX_DECLINED)
+            ? ngx_dr_json_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                "body_too_large",
+                                "the request body is larger than 4 KiB")
+            : NGX_HTTP_INTERNAL_SERVER_ERROR;
         ngx_http_finalize_request(r, n);
         return;
     }
 
-    body = json_loadb((char *) b->pos, b->last - b->pos,
-                      JSON_REJECT_DUPLICATES, &err);
+    body = json_loadb((char *) text.data, text.len, JSON_REJECT_DUPLICATES,
+                      &err);
 
     if (!json_is_object(body)) {
         json_decref(body);

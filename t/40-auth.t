@@ -11,6 +11,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use DR::Fixture;
 use DR::Test;
+use IO::Select;
 use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(sleep time);
@@ -22,6 +23,7 @@ my $conf = <<'EOF';
     dr_auth_cache zone=keys:1m ttl=60s negative_ttl=60s;
     dr_limit_zone zone=limits:1m;
     dr_tier free rate=100/s burst=50 daily=1000;
+    dr_usage_flush 300ms;
 
     log_format dr '$status key=$dr_key_id tier=$dr_tier limit=$dr_limit_status';
 
@@ -36,6 +38,10 @@ my $conf = <<'EOF';
         location /open/ {
             dr_auth optional;
             dr_api;
+        }
+        location /hop/ {
+            dr_auth optional;
+            try_files /nonexistent /api/stats;
         }
         location /admin/ {
             dr_auth required;
@@ -145,6 +151,26 @@ refused(call('/api/stats', 'X-API-Key' => $gone), 'revoked_key', 'revoked');
 # anonymous
 $r = call('/open/stats');
 isnt($r->{status}, 401, 'dr_auth optional lets a client without key in');
+$r = call('/hop/x');
+is($r->{status}, 401,
+    'but not, through an internal redirect, into a location needing a key');
+
+# a refused request's body is read and dropped: it is never taken for a
+# request of its own (request smuggling)
+{
+    my $smuggled = "GET /open/stats HTTP/1.1\r\nHost: t\r\n\r\n";
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+        PeerPort => $t->port) or die;
+    print $s "POST /api/stats HTTP/1.1\r\nHost: t\r\nContent-Length: "
+        . length($smuggled) . "\r\n\r\n$smuggled";
+    my $got = '';
+    my $sel = IO::Select->new($s);
+    while ($sel->can_read(1)) {
+        last unless sysread $s, $got, 65536, length $got;
+    }
+    my @answers = $got =~ m{^HTTP/1\.1 (\d+)}mg;
+    is_deeply(\@answers, [401], 'one answer (401), the body is no request');
+}
 
 # the admin API
 $r = $t->http('POST', '/admin/keys', headers => { 'X-API-Key' => $key },
@@ -180,6 +206,10 @@ for my $bad (['{"name":"x"}', 'tier'], ['{"name":"","tier":"free"}', 'name'],
               'expires_at'],
              ['{"name":"x","tier":"free","expires_at":"2001-01-01T00:00:00Z"}',
               'in the future'],
+             ['{"name":"x","tier":"free","expires_at":"2099-01-01T00:00:00+29:00"}',
+              'expires_at'],
+             ['{"name":"' . ('a' x 100) . '\\nb","tier":"free"}',
+              'control characters'],
              ['[1,2]', 'object'], ['{"name":', 'not valid JSON'],
              ['{"name":"a","name":"b","tier":"free"}', 'not valid JSON'])
 {
@@ -190,10 +220,24 @@ for my $bad (['{"name":"x"}', 'tier'], ['{"name":"","tier":"free"}', 'name'],
     like($r->{json} && $r->{json}{message}, qr/\Q$says\E/, "and says $says");
 }
 
+# a body in chunks, as curl sends a stream
+{
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+        PeerPort => $t->port) or die;
+    print $s "POST /admin/keys HTTP/1.1\r\nHost: t\r\nX-API-Key: $admin\r\n"
+        . "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        . "8\r\n{\"name\":\r\n";
+    select undef, undef, undef, 0.2;
+    print $s "17\r\n\"chunky\",\"tier\":\"free\"}\r\n0\r\n\r\n";
+    local $/;
+    my $answer = <$s> // '';
+    like($answer, qr{^HTTP/1\.1 201 }, 'a chunked body in two pieces: 201');
+}
+
 $r = $t->http('GET', '/admin/keys', headers => { 'X-API-Key' => $admin });
 is($r->{status}, 200, 'the admin lists keys');
 my @keys = @{$r->{json}{keys} // []};
-is(scalar @keys, 5, 'five keys');
+is(scalar @keys, 6, 'six keys');
 ok(!grep({ exists $_->{key} || exists $_->{secret_hash} } @keys),
     'without secrets');
 
@@ -221,6 +265,25 @@ is($r->{status}, 404, 'revoking an unknown key: 404');
 $r = $t->http('DELETE', '/admin/keys/abc',
     headers => { 'X-API-Key' => $admin });
 is($r->{status}, 400, 'a key id that is no number: 400');
+
+# daily usage reaches the database in batches
+{
+    my ($id) = $t->dbh->selectrow_array(
+        'SELECT id FROM api_keys WHERE prefix = ?', undef, substr($key, 3, 8));
+    my $passed = grep { / key=$id tier=free limit=passed$/ } do {
+        open my $fh, '<', $t->dir . '/dr.log' or die; <$fh> };
+    my ($n, $used);
+    for (1 .. 30) {
+        ($n, $used) = $t->dbh->selectrow_array(q{
+            SELECT sum(u.requests), max(k.last_used_at) IS NOT NULL
+              FROM usage_daily u JOIN api_keys k ON k.id = u.key_id
+             WHERE u.key_id = ?}, undef, $id);
+        last if ($n // 0) >= $passed;
+        select undef, undef, undef, 0.1;
+    }
+    is($n, $passed, "usage_daily holds the key's $passed admitted requests");
+    ok($used, 'and last_used_at is set');
+}
 
 # the log variables
 my @log = do { open my $fh, '<', $t->dir . '/dr.log' or die; <$fh> };
