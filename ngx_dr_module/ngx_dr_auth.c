@@ -62,6 +62,9 @@ typedef struct {
 typedef struct {
     ngx_dr_key_sh_t     *sh;
     ngx_slab_pool_t     *shpool;
+    size_t               size;
+    ngx_uint_t           version;
+    const char          *what;
 } ngx_dr_key_ctx_t;
 
 
@@ -78,8 +81,6 @@ static ngx_int_t ngx_dr_auth_reject(ngx_http_request_t *r,
     ngx_dr_request_t *req, ngx_uint_t status, const char *error,
     const char *message);
 static ngx_int_t ngx_dr_auth_header_filter(ngx_http_request_t *r);
-static ngx_int_t ngx_dr_auth_init_zone(ngx_shm_zone_t *shm_zone,
-    void *data);
 static void ngx_dr_auth_keys_changed(ngx_str_t *channel, ngx_str_t *payload,
     void *data);
 static void ngx_dr_request_cleanup(void *data);
@@ -305,7 +306,11 @@ ngx_dr_auth_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    dmcf->key_zone->init = ngx_dr_auth_init_zone;
+    ctx->size = sizeof(ngx_dr_key_sh_t);
+    ctx->version = NGX_DR_AUTH_VERSION;
+    ctx->what = "dr_auth_cache";
+
+    dmcf->key_zone->init = ngx_dr_shm_init_zone;
     dmcf->key_zone->data = ctx;
 
     return NGX_CONF_OK;
@@ -317,48 +322,6 @@ invalid:
                        "zone=name:size, ttl=time and negative_ttl=time",
                        &cmd->name, &value[i]);
     return NGX_CONF_ERROR;
-}
-
-
-static ngx_int_t
-ngx_dr_auth_init_zone(ngx_shm_zone_t *shm_zone, void *data)
-{
-    ngx_dr_key_ctx_t  *octx = data;
-
-    ngx_dr_key_ctx_t  *ctx;
-
-    ctx = shm_zone->data;
-
-    if (octx) {
-        ctx->sh = octx->sh;
-        ctx->shpool = octx->shpool;
-        return NGX_OK;
-    }
-
-    ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-
-    if (shm_zone->shm.exists) {
-        ctx->sh = ctx->shpool->data;
-        return (ctx->sh->version == NGX_DR_AUTH_VERSION) ? NGX_OK
-                                                         : NGX_ERROR;
-    }
-
-    ctx->sh = ngx_slab_alloc(ctx->shpool, sizeof(ngx_dr_key_sh_t));
-    if (ctx->sh == NULL) {
-        return NGX_ERROR;
-    }
-
-    ctx->shpool->data = ctx->sh;
-
-    ngx_memzero(ctx->sh, sizeof(ngx_dr_key_sh_t));
-    ctx->sh->version = NGX_DR_AUTH_VERSION;
-    ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel,
-                    ngx_dr_shm_insert_value);
-    ngx_queue_init(&ctx->sh->lru);
-
-    ctx->shpool->log_nomem = 0;
-
-    return NGX_OK;
 }
 
 
@@ -592,48 +555,30 @@ static ngx_int_t
 ngx_dr_auth_token(ngx_http_request_t *r, ngx_str_t *token)
 {
     ngx_str_t         api, bearer;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
+    ngx_uint_t        i, n;
+    ngx_table_elt_t  *h[8];
 
     api.len = 0;
     api.data = NULL;
     bearer.len = 0;
     bearer.data = NULL;
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
+    n = ngx_dr_http_headers_in(r, "X-API-Key", h, 8);
 
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
+    for (i = 0; i < n; i++) {
+        if (h[i]->value.len == 0) {
+            /* an empty header is no key at all */
+            continue;
         }
 
-        if (h[i].key.len == sizeof("X-API-Key") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "X-API-Key",
-                               sizeof("X-API-Key") - 1) == 0)
+        if (api.data && (api.len != h[i]->value.len
+                         || ngx_strncmp(api.data, h[i]->value.data,
+                                        api.len) != 0))
         {
-            if (h[i].value.len == 0) {
-                /* an empty header is no key at all */
-                continue;
-            }
-
-            if (api.data && (api.len != h[i].value.len
-                             || ngx_strncmp(api.data, h[i].value.data,
-                                            api.len) != 0))
-            {
-                return NGX_ERROR;
-            }
-
-            api = h[i].value;
+            return NGX_ERROR;
         }
+
+        api = h[i]->value;
     }
 
     if (r->headers_in.authorization) {

@@ -230,7 +230,6 @@ ngx_dr_http_cors_origin(ngx_http_request_t *r)
 {
     ngx_str_t          *allowed, *origin;
     ngx_uint_t          i;
-    ngx_list_part_t    *part;
     ngx_table_elt_t    *h;
     ngx_dr_loc_conf_t  *dlcf;
 
@@ -242,34 +241,11 @@ ngx_dr_http_cors_origin(ngx_http_request_t *r)
         return NULL;
     }
 
-    origin = NULL;
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == sizeof("Origin") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Origin",
-                               sizeof("Origin") - 1) == 0)
-        {
-            origin = &h[i].value;
-            break;
-        }
-    }
-
-    if (origin == NULL) {
+    if (ngx_dr_http_headers_in(r, "Origin", &h, 1) == 0) {
         return NULL;
     }
+
+    origin = &h->value;
 
     allowed = dlcf->cors->elts;
 
@@ -455,4 +431,44 @@ ngx_dr_http_body(ngx_http_request_t *r, size_t max, ngx_str_t *out)
     out->len = len;
 
     return NGX_OK;
+}
+
+
+/* the request headers named name, at most max of them, in *out; how many */
+
+ngx_uint_t
+ngx_dr_http_headers_in(ngx_http_request_t *r, const char *name,
+    ngx_table_elt_t **out, ngx_uint_t max)
+{
+    size_t            len;
+    ngx_uint_t        i, n;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = ngx_strlen(name);
+    n = 0;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; n < max; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            out[n++] = &h[i];
+        }
+    }
+
+    return n;
 }

@@ -64,6 +64,9 @@ typedef struct {
 typedef struct {
     ngx_dr_limit_sh_t   *sh;
     ngx_slab_pool_t     *shpool;
+    size_t               size;
+    ngx_uint_t           version;
+    const char          *what;
 } ngx_dr_limit_ctx_t;
 
 
@@ -77,8 +80,6 @@ typedef struct {
 } ngx_dr_limit_row_t;
 
 
-static ngx_int_t ngx_dr_limit_init_zone(ngx_shm_zone_t *shm_zone,
-    void *data);
 static ngx_dr_limit_node_t *ngx_dr_limit_node_locked(ngx_dr_limit_ctx_t *ctx,
     ngx_str_t *key, ngx_dr_tier_t *tier);
 static void ngx_dr_limit_refill_locked(ngx_dr_limit_node_t *ln,
@@ -289,7 +290,11 @@ ngx_dr_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    lcf->shm_zone->init = ngx_dr_limit_init_zone;
+    ctx->size = sizeof(ngx_dr_limit_sh_t);
+    ctx->version = NGX_DR_LIMIT_VERSION;
+    ctx->what = "dr_limit_zone";
+
+    lcf->shm_zone->init = ngx_dr_shm_init_zone;
     lcf->shm_zone->data = ctx;
 
     return NGX_CONF_OK;
@@ -416,68 +421,6 @@ ngx_dr_limit_find_tier(ngx_dr_limit_conf_t *lcf, u_char *name, size_t len)
     }
 
     return NULL;
-}
-
-
-static ngx_int_t
-ngx_dr_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
-{
-    ngx_dr_limit_ctx_t  *octx = data;
-
-    size_t               len;
-    ngx_dr_limit_ctx_t  *ctx;
-
-    ctx = shm_zone->data;
-
-    if (octx) {
-        /* reload: the buckets of the running configuration stay */
-        ctx->sh = octx->sh;
-        ctx->shpool = octx->shpool;
-        return NGX_OK;
-    }
-
-    ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-
-    if (shm_zone->shm.exists) {
-        ctx->sh = ctx->shpool->data;
-
-        if (ctx->sh->version != NGX_DR_LIMIT_VERSION) {
-            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
-                          "dr_limit_zone \"%V\" was made by another "
-                          "version of the module: restart nginx",
-                          &shm_zone->shm.name);
-            return NGX_ERROR;
-        }
-
-        return NGX_OK;
-    }
-
-    ctx->sh = ngx_slab_alloc(ctx->shpool, sizeof(ngx_dr_limit_sh_t));
-    if (ctx->sh == NULL) {
-        return NGX_ERROR;
-    }
-
-    ctx->shpool->data = ctx->sh;
-
-    ngx_memzero(ctx->sh, sizeof(ngx_dr_limit_sh_t));
-    ctx->sh->version = NGX_DR_LIMIT_VERSION;
-    ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel,
-                    ngx_dr_shm_insert_value);
-    ngx_queue_init(&ctx->sh->lru);
-
-    len = sizeof(" in dr_limit_zone \"\"") + shm_zone->shm.name.len;
-
-    ctx->shpool->log_ctx = ngx_slab_alloc(ctx->shpool, len);
-    if (ctx->shpool->log_ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(ctx->shpool->log_ctx, " in dr_limit_zone \"%V\"%Z",
-                &shm_zone->shm.name);
-
-    ctx->shpool->log_nomem = 0;
-
-    return NGX_OK;
 }
 
 

@@ -226,7 +226,9 @@ long long ngx_dr_provider_cost_micro(long input_tokens, long output_tokens,
  * 2^(attempt - 1)) (attempt 0 counts as 1; a cap below base is the cap),
  * then "full jitter", uniform in [0, d] from the 32 low bits of rnd:
  * (d + 1) x rnd / 2^32.  A retry_after_ms above that wins, but never
- * above cap_ms.  Negative base or cap give 0.
+ * above cap_ms.  Negative base or cap give 0.  rnd needs all 32 bits:
+ * random() and ngx_random() give 31, which halves the range, so pass
+ * e.g. (unsigned) ngx_random() << 1 ^ (unsigned) ngx_random().
  */
 long ngx_dr_provider_backoff_ms(unsigned attempt, long base_ms, long cap_ms,
     long retry_after_ms, unsigned rnd);

@@ -567,7 +567,8 @@ ngx_dr_probe_answered(ngx_dr_llm_call_t *call)
     if (job->answer.retryable && job->attempts < NGX_DR_PROBE_ATTEMPTS) {
         delay = ngx_dr_provider_backoff_ms(job->attempts, 1000, 60000,
                                            job->answer.retry_after_ms,
-                                           (unsigned) ngx_random());
+                                           (unsigned) ngx_random() << 1
+                                           ^ (unsigned) ngx_random());
 
         ngx_log_error(NGX_LOG_INFO, call->log, 0,
                       "probe: %V %s attempt %ui: %s; again in %l ms",
@@ -755,51 +756,24 @@ ngx_dr_probe_trace(ngx_http_request_t *r, ngx_dr_probe_t *probe)
 {
     u_char            *v;
     ngx_uint_t         i, zero;
-    ngx_list_part_t   *part;
     ngx_table_elt_t   *h;
     u_char             id[16];
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
+    /* 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags> */
 
-    for (i = 0; /* void */ ; i++) {
+    if (ngx_dr_http_headers_in(r, "traceparent", &h, 1) == 1
+        && h->value.len == 55)
+    {
+        v = h->value.data;
+        zero = (v[0] == '0' && v[1] == '0' && v[2] == '-' && v[35] == '-'
+                && v[52] == '-') ? 1 : 2;
 
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len != sizeof("traceparent") - 1
-            || ngx_strncasecmp(h[i].key.data, (u_char *) "traceparent",
-                               sizeof("traceparent") - 1) != 0
-            || h[i].value.len != 55)
-        {
-            continue;
-        }
-
-        /* 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags> */
-
-        v = h[i].value.data;
-
-        if (v[0] != '0' || v[1] != '0' || v[2] != '-' || v[35] != '-'
-            || v[52] != '-')
-        {
-            break;
-        }
-
-        for (zero = 1, i = 3; i < 35; i++) {
+        for (i = 3; zero != 2 && i < 35; i++) {
             if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f')))
             {
                 zero = 2;
-                break;
-            }
 
-            if (v[i] != '0') {
+            } else if (v[i] != '0') {
                 zero = 0;
             }
         }
@@ -809,8 +783,6 @@ ngx_dr_probe_trace(ngx_http_request_t *r, ngx_dr_probe_t *probe)
             probe->trace_id[32] = '\0';
             return;
         }
-
-        break;
     }
 
     if (RAND_bytes(id, sizeof(id)) != 1) {

@@ -119,3 +119,73 @@ ngx_dr_shm_zone_size(ngx_conf_t *cf, ngx_command_t *cmd, ngx_str_t *arg,
 
     return NGX_OK;
 }
+
+
+/*
+ * The init of every such zone, with nginx's three cases: a reload keeps
+ * the running zone and its entries; a zone that exists (a binary upgrade)
+ * is taken over if its layout is this version's; else it is made new.
+ */
+
+ngx_int_t
+ngx_dr_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_dr_shm_ctx_t  *octx = data;
+
+    size_t              len;
+    ngx_dr_shm_ctx_t   *ctx;
+    ngx_dr_shm_head_t  *head;
+
+    ctx = shm_zone->data;
+
+    if (octx) {
+        ctx->sh = octx->sh;
+        ctx->shpool = octx->shpool;
+        return NGX_OK;
+    }
+
+    ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        ctx->sh = ctx->shpool->data;
+        head = ctx->sh;
+
+        if (head->version != ctx->version) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "%s zone \"%V\" was made by another version of "
+                          "the module: restart nginx", ctx->what,
+                          &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    ctx->sh = ngx_slab_calloc(ctx->shpool, ctx->size);
+    if (ctx->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->shpool->data = ctx->sh;
+
+    head = ctx->sh;
+    head->version = ctx->version;
+    ngx_rbtree_init(&head->rbtree, &head->sentinel, ngx_dr_shm_insert_value);
+    ngx_queue_init(&head->lru);
+
+    len = sizeof(" in  zone \"\"") + ngx_strlen(ctx->what)
+          + shm_zone->shm.name.len;
+
+    ctx->shpool->log_ctx = ngx_slab_alloc(ctx->shpool, len);
+    if (ctx->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(ctx->shpool->log_ctx, " in %s zone \"%V\"%Z", ctx->what,
+                &shm_zone->shm.name);
+
+    /* a full zone is normal: entries are evicted, no log line */
+    ctx->shpool->log_nomem = 0;
+
+    return NGX_OK;
+}

@@ -27,6 +27,26 @@ typedef struct {
 } ngx_dr_shm_node_t;
 
 
+/* the head of the shared part of every such zone */
+typedef struct {
+    ngx_uint_t           version;
+    ngx_rbtree_t         rbtree;
+    ngx_rbtree_node_t    sentinel;
+    ngx_queue_t          lru;
+} ngx_dr_shm_head_t;
+
+
+/* the zone's data in the configuration */
+typedef struct {
+    void                *sh;           /* begins with ngx_dr_shm_head_t */
+    ngx_slab_pool_t     *shpool;
+    size_t               size;         /* of *sh */
+    ngx_uint_t           version;
+    const char          *what;         /* the directive, for messages */
+} ngx_dr_shm_ctx_t;
+
+
+ngx_int_t ngx_dr_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data);
 void ngx_dr_shm_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 ngx_dr_shm_node_t *ngx_dr_shm_lookup_locked(ngx_rbtree_t *tree,
