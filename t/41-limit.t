@@ -1,7 +1,7 @@
 # Token buckets: with 64 concurrent connections over 2 workers, a bucket
 # admits exactly burst + rate x elapsed (within 1) at 600 a minute, and
-# within a few milliseconds' worth at 6,000 a second, where nginx's
-# limit_req is measured beside it for comparison.  Rejections are 429s
+# within 0.1% at 6,000 a second, where nginx's limit_req is measured
+# beside it for comparison.  Rejections are 429s
 # with Retry-After; dry run only logs; a reload keeps drained buckets
 # drained; a daily quota and a rate of 1 a day are exact.
 
@@ -17,6 +17,9 @@ use Test::More;
 plan skip_all => 'rates measured under valgrind mean nothing'
     if $ENV{DR_VALGRIND};
 use Time::HiRes qw(sleep time);
+use List::Util qw(max);
+
+sub ngx_max { max(@_) }
 
 my $seconds = $ENV{DR_LIMIT_SECONDS} // 10;
 
@@ -102,9 +105,12 @@ for my $case (['steady', 10, 1], ['fast', 6000, undef]) {
     my $elapsed = $last - $first;
     my $expected = 20 + floor($per_second * $elapsed);
 
-    # at 6,000 a second a millisecond is 6 tokens: the log's clock and
-    # the bucket's are read at slightly different moments
-    $tolerance //= 2 * $per_second / 1000 + 2;
+    # at 6,000 a second a millisecond is 6 tokens: the log's wall clock
+    # and the bucket's monotonic clock are read at slightly different
+    # moments, and on a busy virtual machine drift apart by up to about a
+    # millisecond a second; so 0.1% here, where limit_req's under-admission
+    # is measured in percent
+    $tolerance //= ngx_max(2 * $per_second / 1000 + 2, 0.001 * $expected);
 
     diag(sprintf '%s: %d requests in %.3f s, %d admitted, %d expected, '
         . '%d rejected', $tier, $n, $elapsed, $passed, $expected, $rejected);
