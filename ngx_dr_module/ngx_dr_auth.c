@@ -386,10 +386,8 @@ ngx_dr_auth_init_process(ngx_cycle_t *cycle)
 ngx_dr_request_t *
 ngx_dr_request(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t         *cln;
-    ngx_dr_request_t           *req;
-    ngx_dr_main_conf_t         *dmcf;
-    ngx_http_variable_value_t  *vv;
+    ngx_pool_cleanup_t  *cln;
+    ngx_dr_request_t    *req;
 
     req = ngx_http_get_module_ctx(r->main, ngx_http_dr_module);
     if (req) {
@@ -418,28 +416,51 @@ ngx_dr_request(ngx_http_request_t *r)
     ngx_http_set_ctx(r->main, req, ngx_http_dr_module);
 
     /*
-     * The request id, for the error log lines of this request and for
-     * the calls it makes to providers: one id follows the request
-     * everywhere.
+     * The error log lines of this request end with its request id; the
+     * id is made only when a line is written (or a provider is called),
+     * not for every request.
      */
 
-    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
-    vv = ngx_http_get_indexed_variable(r->main, dmcf->request_id);
+    if (ngx_dr_request_log_next == NULL) {
+        ngx_dr_request_log_next = r->main->log_handler;
+    }
 
-    if (vv && !vv->not_found) {
-        req->request_id.data = vv->data;
-        req->request_id.len = vv->len;
-
-        if (ngx_dr_request_log_next == NULL) {
-            ngx_dr_request_log_next = r->main->log_handler;
-        }
-
-        if (r->main->log_handler == ngx_dr_request_log_next) {
-            r->main->log_handler = ngx_dr_request_log;
-        }
+    if (r->main->log_handler == ngx_dr_request_log_next) {
+        r->main->log_handler = ngx_dr_request_log;
     }
 
     return req;
+}
+
+
+/* the request id ($request_id), made on first use */
+
+ngx_str_t *
+ngx_dr_request_id(ngx_http_request_t *r)
+{
+    ngx_dr_request_t           *req;
+    ngx_dr_main_conf_t         *dmcf;
+    ngx_http_variable_value_t  *vv;
+
+    req = ngx_http_get_module_ctx(r->main, ngx_http_dr_module);
+
+    if (req == NULL) {
+        return NULL;
+    }
+
+    if (req->request_id.len == 0) {
+        dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+        vv = ngx_http_get_indexed_variable(r->main, dmcf->request_id);
+
+        if (vv == NULL || vv->not_found) {
+            return NULL;
+        }
+
+        req->request_id.data = vv->data;
+        req->request_id.len = vv->len;
+    }
+
+    return &req->request_id;
 }
 
 
@@ -447,16 +468,15 @@ static u_char *
 ngx_dr_request_log(ngx_http_request_t *r, ngx_http_request_t *sr,
     u_char *buf, size_t len)
 {
-    u_char            *p;
-    ngx_dr_request_t  *req;
+    u_char     *p;
+    ngx_str_t  *id;
 
     p = ngx_dr_request_log_next(r, sr, buf, len);
 
-    req = ngx_http_get_module_ctx(r, ngx_http_dr_module);
+    id = ngx_dr_request_id(r);
 
-    if (req && req->request_id.len && (size_t) (p - buf) < len) {
-        p = ngx_snprintf(p, len - (p - buf), ", request_id: \"%V\"",
-                         &req->request_id);
+    if (id && (size_t) (p - buf) < len) {
+        p = ngx_snprintf(p, len - (p - buf), ", request_id: \"%V\"", id);
     }
 
     return p;

@@ -945,9 +945,11 @@ ngx_dr_llm_has_model(ngx_dr_provider_t *pr, u_char *model, size_t len)
 
     m = pr->models.elts;
 
+    /* 1 + the model's index, or 0 when the provider does not serve it */
+
     for (i = 0; i < pr->models.nelts; i++) {
         if (m[i].len == len && ngx_strncmp(m[i].data, model, len) == 0) {
-            return 1;
+            return i + 1;
         }
     }
 

@@ -210,7 +210,7 @@ ngx_dr_health_int(PGresult *res, int col)
  */
 
 
-#define NGX_DR_METRICS_VERSION   2
+#define NGX_DR_METRICS_VERSION   3
 #define NGX_DR_METRICS_QUEUE     15000
 
 
@@ -499,8 +499,9 @@ ngx_dr_metrics_limit(void *tier, ngx_uint_t decision)
 
 
 void
-ngx_dr_metrics_call(ngx_uint_t provider, ngx_uint_t outcome, ngx_msec_t ms,
-    long tokens_in, long tokens_out, long long cost_micro)
+ngx_dr_metrics_call(ngx_uint_t provider, ngx_uint_t model,
+    ngx_uint_t outcome, ngx_msec_t ms, long tokens_in, long tokens_out,
+    long long cost_micro)
 {
     ngx_dr_counters_t  *m;
 
@@ -512,7 +513,10 @@ ngx_dr_metrics_call(ngx_uint_t provider, ngx_uint_t outcome, ngx_msec_t ms,
         return;
     }
 
-    (void) ngx_atomic_fetch_add(&m->calls[provider][outcome], 1);
+    /* models past the fourth of a provider share its last counter */
+    model = ngx_min(model, NGX_DR_M_MODELS - 1);
+
+    (void) ngx_atomic_fetch_add(&m->calls[provider][model][outcome], 1);
 
     if (outcome == NGX_DR_M_CALL_BREAKER) {
         return;
@@ -796,8 +800,8 @@ ngx_dr_metrics_providers(ngx_http_request_t *r, u_char *p, u_char *last,
 {
     u_char             *k;
     ngx_int_t           tokens;
-    ngx_str_t           key;
-    ngx_uint_t          i, o, n, b;
+    ngx_str_t           key, *models;
+    ngx_uint_t          i, j, o, n, b;
     ngx_atomic_uint_t   cost;
     ngx_dr_provider_t  *pr;
     u_char              name[128];
@@ -811,16 +815,21 @@ ngx_dr_metrics_providers(ngx_http_request_t *r, u_char *p, u_char *last,
 
     p = ngx_slprintf(p, last,
             "# HELP dr_provider_calls_total Calls to the LLM providers, by "
-            "outcome.\n"
+            "model and outcome.\n"
             "# TYPE dr_provider_calls_total counter\n");
 
     for (i = 0; i < n; i++) {
-        for (o = 0; o < NGX_DR_M_CALL_OUTCOMES; o++) {
-            if (m->calls[i][o]) {
-                p = ngx_slprintf(p, last,
-                        "dr_provider_calls_total{provider=\"%V\","
-                        "outcome=\"%s\"} %uA\n", &pr[i].name,
-                        ngx_dr_metrics_call_text[o], m->calls[i][o]);
+        models = pr[i].models.elts;
+
+        for (j = 0; j < ngx_min(pr[i].models.nelts, NGX_DR_M_MODELS); j++) {
+            for (o = 0; o < NGX_DR_M_CALL_OUTCOMES; o++) {
+                if (m->calls[i][j][o]) {
+                    p = ngx_slprintf(p, last,
+                            "dr_provider_calls_total{provider=\"%V\","
+                            "model=\"%V\",outcome=\"%s\"} %uA\n",
+                            &pr[i].name, &models[j],
+                            ngx_dr_metrics_call_text[o], m->calls[i][j][o]);
+                }
             }
         }
     }

@@ -18,6 +18,7 @@
 #define NGX_DR_M_TIERS         16
 #define NGX_DR_M_WORKERS       64
 #define NGX_DR_M_PROVIDERS     16
+#define NGX_DR_M_MODELS        4       /* per provider */
 
 /* provider call outcomes */
 #define NGX_DR_M_CALL_OK           0
@@ -67,7 +68,8 @@ typedef struct {
     ngx_atomic_t         pg_busy[NGX_DR_M_WORKERS];
     ngx_atomic_t         pg_waiting[NGX_DR_M_WORKERS];
 
-    ngx_atomic_t         calls[NGX_DR_M_PROVIDERS][NGX_DR_M_CALL_OUTCOMES];
+    ngx_atomic_t         calls[NGX_DR_M_PROVIDERS][NGX_DR_M_MODELS]
+                              [NGX_DR_M_CALL_OUTCOMES];
     ngx_atomic_t         call_latency[NGX_DR_M_PROVIDERS][NGX_DR_M_BUCKETS];
     ngx_atomic_t         call_latency_us[NGX_DR_M_PROVIDERS];
     ngx_atomic_t         tokens_in[NGX_DR_M_PROVIDERS];
@@ -98,8 +100,9 @@ void ngx_dr_metrics_pg(ngx_uint_t open, ngx_uint_t busy,
 void ngx_dr_metrics_pg_query(ngx_uint_t rc, ngx_msec_t ms);
 void ngx_dr_metrics_auth(void *tier, ngx_uint_t outcome);
 void ngx_dr_metrics_limit(void *tier, ngx_uint_t decision);
-void ngx_dr_metrics_call(ngx_uint_t provider, ngx_uint_t outcome,
-    ngx_msec_t ms, long tokens_in, long tokens_out, long long cost_micro);
+void ngx_dr_metrics_call(ngx_uint_t provider, ngx_uint_t model,
+    ngx_uint_t outcome, ngx_msec_t ms, long tokens_in, long tokens_out,
+    long long cost_micro);
 char *ngx_dr_metrics_handler_conf(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 

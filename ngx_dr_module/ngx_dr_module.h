@@ -92,6 +92,7 @@ typedef struct {
 
 
 ngx_dr_request_t *ngx_dr_request(ngx_http_request_t *r);
+ngx_str_t *ngx_dr_request_id(ngx_http_request_t *r);
 
 ngx_int_t ngx_dr_api_handler(ngx_http_request_t *r);
 ngx_uint_t ngx_dr_api_group(ngx_str_t *uri);

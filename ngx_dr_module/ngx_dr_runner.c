@@ -43,6 +43,7 @@ typedef struct {
     ngx_str_t                 prompt;       /* its name */
     char                     *text;         /* the prompt sent */
     ngx_str_t                *key;          /* of the last attempt */
+    ngx_uint_t                model_index;  /* in the provider's models */
     double                    price_in;     /* dollars a million tokens */
     double                    price_out;
     ngx_uint_t                attempts;
@@ -262,6 +263,9 @@ ngx_dr_probe_loaded(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
         ngx_memzero(job, sizeof(ngx_dr_probe_job_t));
         job->probe = probe;
         job->provider = pr;
+        job->model_index = ngx_dr_llm_has_model(pr,
+                               (u_char *) PQgetvalue(q->res, i, 4),
+                               PQgetlength(q->res, i, 4)) - 1;
         job->model.len = PQgetlength(q->res, i, 4);
         job->prompt.len = PQgetlength(q->res, i, 1);
         text = ngx_pnalloc(r->pool, job->model.len + job->prompt.len
@@ -337,7 +341,7 @@ ngx_dr_probe_attempt(ngx_dr_probe_job_t *job)
     ngx_dr_provider_t          *pr;
     ngx_http_request_t         *r;
     ngx_dr_main_conf_t         *dmcf;
-    ngx_dr_request_t           *dreq;
+    ngx_str_t                  *rid;
     ngx_dr_limit_result_t       res;
     ngx_dr_provider_request_t   req;
     u_char                      name[128], span[8], span_hex[17];
@@ -353,7 +357,7 @@ ngx_dr_probe_attempt(ngx_dr_probe_job_t *job)
     }
 
     if (!ngx_dr_breaker_allow(pr, r)) {
-        ngx_dr_metrics_call(ngx_dr_provider_index(r, pr),
+        ngx_dr_metrics_call(ngx_dr_provider_index(r, pr), job->model_index,
                             NGX_DR_M_CALL_BREAKER, 0, 0, 0, 0);
         (void) ngx_cpystrn((u_char *) job->answer.error,
                            (u_char *) "the provider's circuit breaker is "
@@ -463,11 +467,11 @@ ngx_dr_probe_attempt(ngx_dr_probe_job_t *job)
         job->call.headers = curl_slist_append(job->call.headers, header);
     }
 
-    dreq = ngx_dr_request(r);
+    rid = ngx_dr_request_id(r);
 
-    if (dreq && dreq->request_id.len) {
+    if (rid) {
         (void) ngx_snprintf((u_char *) header, sizeof(header),
-                            "X-Request-Id: %V%Z", &dreq->request_id);
+                            "X-Request-Id: %V%Z", rid);
         job->call.headers = curl_slist_append(job->call.headers, header);
     }
 
@@ -547,7 +551,8 @@ ngx_dr_probe_answered(ngx_dr_llm_call_t *call)
 
     ngx_dr_metrics_call(ngx_dr_provider_index(job->probe->request,
                                               job->provider),
-                        outcome, call->latency, job->answer.input_tokens,
+                        job->model_index, outcome, call->latency,
+                        job->answer.input_tokens,
                         job->answer.output_tokens,
                         ngx_dr_provider_cost_micro(job->answer.input_tokens,
                                                    job->answer.output_tokens,

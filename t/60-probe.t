@@ -109,7 +109,7 @@ is(scalar keys %spans, 24, '24 different spans');
 
 # the metrics of the calls
 my $metrics = $t->get('/metrics')->{content};
-like($metrics, qr/^dr_provider_calls_total\{provider="openai",outcome="ok"\} 3$/m,
+like($metrics, qr/^dr_provider_calls_total\{provider="openai",model="gpt-4o-mini",outcome="ok"\} 3$/m,
     'metrics: 3 calls to openai answered');
 like($metrics, qr/^dr_provider_breaker\{provider="openai",state="closed"\} 1$/m,
     'metrics: its breaker is closed');
