@@ -53,12 +53,12 @@
 
 /* keys in the shapes the providers issue; none may reach an error line */
 static const char *const  keys[] = {
-    "sk-proj-AbCdEf0123456789GhIjKlMnOpQrStUv9xYz",         /* OpenAI */
-    "sk-ant-api03-Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0FeDcBa-XyZ",  /* Anthropic */
-    "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY",              /* Google */
-    "sk-0123456789abcdef0123456789abcdef",                  /* DeepSeek */
-    "xai-QwErTyUiOpAsDfGhJkLzXcVbNm1234567890QwErTyUiOpAs",  /* xAI */
-    "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"  /* Perplexity */
+    "sk-proj-FAKE0test1NOTaKEY2FAKE0test1NOTaKEY2",         /* OpenAI */
+    "sk-ant-api03-FAKE0test1NOTaKEY2FAKE0test1NOTaKEY2FAKE",  /* Anthropic */
+    "AIzaFAKE0test1NOTaKEY2FAKE0test1NOTaKEY",              /* Google */
+    "sk-FAKE0test1NOTaKEY2FAKE0test1NOTa",                  /* DeepSeek */
+    "xai-FAKE0test1NOTaKEY2FAKE0test1NOTaKEY2FAKE0test1NO",  /* xAI */
+    "pplx-FAKE0test1NOTaKEY2FAKE0test1NOTaKEY2FAKE0test1NO"  /* Perplexity */
 };
 
 
@@ -291,7 +291,7 @@ test_build_openai(void)
     ok(req.nheaders == 2
        && strcmp(req.headers[0],
                  "Authorization: Bearer "
-                 "sk-proj-AbCdEf0123456789GhIjKlMnOpQrStUv9xYz") == 0,
+                 "sk-proj-FAKE0test1NOTaKEY2FAKE0test1NOTaKEY2") == 0,
        "openai: Authorization: Bearer with the key");
     ok(req.nheaders == 2
        && strcmp(req.headers[1], "Content-Type: application/json") == 0,
@@ -377,8 +377,8 @@ test_build_anthropic(void)
     is_int(rc, 0, "anthropic: built");
     is_str(req.path, "/v1/messages", "anthropic: path");
     ok(req.nheaders == 3
-       && strcmp(req.headers[0], "x-api-key: sk-ant-api03-Zx9Yw8Vu7Ts6Rq5P"
-                 "o4Nm3Lk2Ji1Hg0FeDcBa-XyZ") == 0
+       && strcmp(req.headers[0], "x-api-key: sk-ant-api03-FAKE0test1NOTaKE"
+                 "Y2FAKE0test1NOTaKEY2FAKE") == 0
        && strcmp(req.headers[1], "anthropic-version: 2023-06-01") == 0
        && strcmp(req.headers[2], "Content-Type: application/json") == 0,
        "anthropic: x-api-key, anthropic-version, Content-Type");
@@ -422,8 +422,8 @@ test_build_gemini(void)
     is_str(req.path, "/v1beta/models/gemini-2.0-flash:generateContent",
            "gemini: path names the model");
     ok(req.nheaders == 2
-       && strcmp(req.headers[0], "x-goog-api-key: AIzaSyD-9tSrke72PouQMnMX"
-                 "-a7eZSW0jkFMBWY") == 0
+       && strcmp(req.headers[0], "x-goog-api-key: AIzaFAKE0test1NOTaKEY2FA"
+                 "KE0test1NOTaKEY") == 0
        && strcmp(req.headers[1], "Content-Type: application/json") == 0,
        "gemini: x-goog-api-key and Content-Type");
     ok(key_only_in_header(&req, keys[2], "x-goog-api-key: ")
@@ -1626,7 +1626,7 @@ test_keys(void)
     ngx_dr_provider_mask_key(NULL, out, sizeof(out));
     is_str(out, "****", "mask: no key");
     ngx_dr_provider_mask_key(keys[0], out, 6);
-    is_str(out, "****9", "mask: cut to the buffer");
+    is_str(out, "****K", "mask: cut to the buffer");
 
     snprintf(s, sizeof(s), "bad %s here, %.10s and %.7s", keys[1],
              keys[1] + 5, keys[1]);
