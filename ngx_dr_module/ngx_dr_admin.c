@@ -25,6 +25,22 @@
 
 static void ngx_dr_admin_body(ngx_http_request_t *r);
 static ngx_int_t ngx_dr_admin_create(ngx_http_request_t *r, json_t *body);
+static ngx_int_t ngx_dr_admin_add_domains(ngx_http_request_t *r,
+    json_t *body);
+static ngx_int_t ngx_dr_admin_domains_added(ngx_http_request_t *r,
+    ngx_dr_pg_query_t *q);
+static ngx_int_t ngx_dr_admin_domain_removed(ngx_http_request_t *r,
+    ngx_dr_pg_query_t *q);
+static ngx_int_t ngx_dr_admin_create_run(ngx_http_request_t *r,
+    json_t *body);
+static ngx_int_t ngx_dr_admin_run_created(ngx_http_request_t *r,
+    ngx_dr_pg_query_t *q);
+static ngx_int_t ngx_dr_admin_run_read(ngx_http_request_t *r,
+    ngx_dr_pg_query_t *q);
+static u_char *ngx_dr_admin_array(ngx_pool_t *pool, json_t *list,
+    ngx_uint_t domains, ngx_str_t *bad);
+static ngx_int_t ngx_dr_admin_text(json_t *v, size_t max);
+static const char *ngx_dr_admin_domain_reason(ngx_pool_t *pool, json_t *d);
 static ngx_int_t ngx_dr_admin_created(ngx_http_request_t *r,
     ngx_dr_pg_query_t *q);
 static ngx_int_t ngx_dr_admin_listed(ngx_http_request_t *r,
@@ -39,6 +55,60 @@ static ngx_int_t ngx_dr_admin_iso_time(const char *s);
 static ngx_uint_t ngx_dr_admin_has_control(u_char *s, size_t len);
 static json_t *ngx_dr_admin_row(PGresult *res, int row);
 
+
+/* domains: the valid ones are added, or made active again */
+static const char  ngx_dr_admin_domains_sql[] =
+    "WITH input AS (SELECT DISTINCT unnest($1::text[]) AS domain),"
+    " ins AS ("
+    " INSERT INTO domains (domain, category, cohort, priority)"
+    " SELECT domain, $2, $3, coalesce($4::int, 0) FROM input"
+    " ON CONFLICT (domain) DO UPDATE"
+    " SET active = true, updated_at = now(),"
+    "  category = coalesce(EXCLUDED.category, domains.category),"
+    "  cohort = coalesce(EXCLUDED.cohort, domains.cohort)"
+    " WHERE NOT domains.active"
+    " RETURNING 1) "
+    "SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM input)";
+
+/*
+ * A run: one job per active domain, model and prompt of its scope, in the
+ * same statement as the run itself.
+ */
+static const char  ngx_dr_admin_run_create_sql[] =
+    "WITH sel AS ("
+    " SELECT d.id AS d, m.id AS m, p.id AS p"
+    " FROM domains d, models m, prompts p"
+    " WHERE d.active AND m.active AND p.active"
+    "  AND ($2::text[] IS NULL OR d.domain = ANY ($2))"
+    "  AND ($3::text IS NULL OR d.cohort = $3)"
+    "  AND ($4::text[] IS NULL OR m.model = ANY ($4)"
+    "       OR m.provider || '/' || m.model = ANY ($4))"
+    "  AND ($5::text[] IS NULL OR p.name = ANY ($5))),"
+    " r AS ("
+    " INSERT INTO runs (kind, scope, status, total_jobs)"
+    " SELECT 'on_demand', $1::jsonb, 'queued', count(*) FROM sel"
+    " HAVING count(*) > 0"
+    " RETURNING id, total_jobs),"
+    " j AS ("
+    " INSERT INTO jobs (run_id, domain_id, model_id, prompt_id)"
+    " SELECT r.id, sel.d, sel.m, sel.p FROM r, sel"
+    " RETURNING 1) "
+    "SELECT r.id, (SELECT count(*) FROM j) FROM r";
+
+static const char  ngx_dr_admin_run_sql[] =
+    "SELECT r.id, r.status, r.total_jobs,"
+    " count(*) FILTER (WHERE j.status = 'done') AS done,"
+    " count(*) FILTER (WHERE j.status = 'failed') AS failed,"
+    " count(*) FILTER (WHERE j.status = 'dead') AS dead,"
+    " count(*) FILTER (WHERE j.status = 'leased') AS in_flight,"
+    " count(*) FILTER (WHERE j.status = 'queued') AS queued,"
+    " r.input_tokens, r.output_tokens, r.cost::float8,"
+    " to_char(r.created_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
+    " to_char(r.started_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
+    " to_char(r.finished_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
+    " extract(epoch FROM now() - r.started_at)::float8 "
+    "FROM runs r LEFT JOIN jobs j ON j.run_id = r.id "
+    "WHERE r.id = $1 GROUP BY r.id";
 
 static const char  ngx_dr_admin_create_sql[] =
     "INSERT INTO api_keys (prefix, secret_hash, name, tier, expires_at) "
@@ -106,6 +176,95 @@ ngx_dr_admin_handler(ngx_http_request_t *r)
         }
 
         return ngx_dr_probe_handler(r);
+    }
+
+    if ((r->uri.len == sizeof("/admin/domains") - 1
+         && ngx_strncmp(r->uri.data, "/admin/domains", r->uri.len) == 0)
+        || (r->uri.len == sizeof("/admin/runs") - 1
+            && ngx_strncmp(r->uri.data, "/admin/runs", r->uri.len) == 0))
+    {
+        if (r->method != NGX_HTTP_POST) {
+            rc = ngx_http_discard_request_body(r);
+            if (rc != NGX_OK) {
+                return rc;
+            }
+
+            return ngx_dr_admin_not_allowed(r, "POST");
+        }
+
+        rc = ngx_http_read_client_request_body(r, ngx_dr_admin_body);
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        return NGX_DONE;
+    }
+
+    if (r->uri.len > sizeof("/admin/domains/") - 1
+        && ngx_strncmp(r->uri.data, "/admin/domains/", 15) == 0)
+    {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        if (r->method != NGX_HTTP_DELETE) {
+            return ngx_dr_admin_not_allowed(r, "DELETE");
+        }
+
+        start = r->uri.data + 15;
+        id.data = ngx_pnalloc(r->pool, r->uri.data + r->uri.len - start + 1);
+        if (id.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rc = ngx_dr_validate_domain(start, r->uri.data + r->uri.len - start,
+                                    id.data, &id.len);
+        if (rc != NGX_DR_VALID_OK) {
+            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST,
+                                     "invalid_domain", "domain: %s",
+                                     ngx_dr_validate_reason(rc));
+        }
+
+        id.data[id.len] = '\0';
+        params[0] = (const char *) id.data;
+
+        return ngx_dr_api_query(r, 0, 0,
+                                "UPDATE domains SET active = false,"
+                                " updated_at = now()"
+                                " WHERE domain = $1 AND active"
+                                " RETURNING domain",
+                                1, params, ngx_dr_admin_domain_removed);
+    }
+
+    if (r->uri.len > sizeof("/admin/runs/") - 1
+        && ngx_strncmp(r->uri.data, "/admin/runs/", 12) == 0)
+    {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            return ngx_dr_admin_not_allowed(r, "GET, HEAD");
+        }
+
+        start = r->uri.data + 12;
+
+        if (ngx_dr_validate_uint(start, r->uri.data + r->uri.len - start, 1,
+                                 (unsigned long) NGX_MAX_INT_T_VALUE, &n)
+            != NGX_DR_VALID_OK)
+        {
+            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_id",
+                                     "a run id is a whole number");
+        }
+
+        id.data = start;
+        id.len = r->uri.data + r->uri.len - start;
+        params[0] = (const char *) ngx_dr_cstr(r->pool, &id);
+
+        return ngx_dr_api_query(r, 0, 0, ngx_dr_admin_run_sql, 1, params,
+                                ngx_dr_admin_run_read);
     }
 
     if (r->uri.len == sizeof("/admin/keys") - 1
@@ -238,7 +397,16 @@ ngx_dr_admin_body(ngx_http_request_t *r)
         return;
     }
 
-    rc = ngx_dr_admin_create(r, body);
+    if (ngx_strncmp(r->uri.data, "/admin/domains", 14) == 0) {
+        rc = ngx_dr_admin_add_domains(r, body);
+
+    } else if (ngx_strncmp(r->uri.data, "/admin/runs", 11) == 0) {
+        rc = ngx_dr_admin_create_run(r, body);
+
+    } else {
+        rc = ngx_dr_admin_create(r, body);
+    }
+
     json_decref(body);
 
     ngx_http_finalize_request(r, rc);
@@ -418,6 +586,500 @@ ngx_dr_admin_revoked(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
     }
 
     return ngx_dr_json_send(r, NGX_HTTP_OK, ngx_dr_admin_row(q->res, 0));
+}
+
+
+/* POST /admin/domains {domains[<=1000], category?, cohort?, priority?} */
+
+static ngx_int_t
+ngx_dr_admin_add_domains(ngx_http_request_t *r, json_t *body)
+{
+    char           *text;
+    u_char         *array, *p;
+    json_t         *list, *v, *invalid, *d;
+    size_t          i;
+    const char     *key, *why, *params[4];
+    ngx_uint_t      valid;
+
+    if (!json_is_object(body)) {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "a JSON object is needed");
+    }
+
+    json_object_foreach(body, key, v) {
+        if (ngx_strcmp(key, "domains") != 0
+            && ngx_strcmp(key, "category") != 0
+            && ngx_strcmp(key, "cohort") != 0
+            && ngx_strcmp(key, "priority") != 0)
+        {
+            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                     "unknown field; the fields are "
+                                     "domains, category, cohort and "
+                                     "priority");
+        }
+    }
+
+    list = json_object_get(body, "domains");
+
+    if (!json_is_array(list) || json_array_size(list) == 0
+        || json_array_size(list) > 1000)
+    {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "domains: a list of 1 to 1000 names is "
+                                 "needed");
+    }
+
+    if (ngx_dr_admin_text(json_object_get(body, "category"), 100) != NGX_OK
+        || ngx_dr_admin_text(json_object_get(body, "cohort"), 100) != NGX_OK)
+    {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "category and cohort: text of 1 to 100 "
+                                 "bytes without control characters");
+    }
+
+    v = json_object_get(body, "priority");
+
+    if (v && !(json_is_integer(v) && json_integer_value(v) >= 0
+               && json_integer_value(v) <= 10))
+    {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "priority: a whole number from 0 to 10");
+    }
+
+    /* the invalid names are answered, the valid ones go to the database */
+
+    invalid = json_array();
+    valid = 0;
+
+    json_array_foreach(list, i, d) {
+        if (!json_is_string(d)) {
+            json_array_append_new(invalid,
+                json_pack("{s:n, s:s}", "domain", "reason",
+                          "a domain is a string"));
+            continue;
+        }
+
+        why = ngx_dr_admin_domain_reason(r->pool, d);
+
+        if (why) {
+            json_array_append_new(invalid,
+                json_pack("{s:O, s:s}", "domain", d, "reason", why));
+            continue;
+        }
+
+        valid++;
+    }
+
+    array = ngx_dr_admin_array(r->pool, list, 1, NULL);
+    if (array == NULL) {
+        json_decref(invalid);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (valid == 0) {
+        return ngx_dr_json_send(r, NGX_HTTP_OK,
+                                json_pack("{s:i, s:i, s:o}", "added", 0,
+                                          "skipped", 0, "invalid", invalid));
+    }
+
+    params[0] = (const char *) array;
+    params[1] = json_string_value(json_object_get(body, "category"));
+    params[2] = json_string_value(json_object_get(body, "cohort"));
+
+    v = json_object_get(body, "priority");
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 1);
+    if (p == NULL) {
+        json_decref(invalid);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    (void) ngx_sprintf(p, "%i%Z", v ? (ngx_int_t) json_integer_value(v) : 0);
+    params[3] = (const char *) p;
+
+    /* the invalid names wait for the answer in the request's pool */
+
+    text = json_dumps(invalid, JSON_COMPACT);
+    json_decref(invalid);
+
+    if (text == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_dr_request(r)->admin = ngx_pstrdup(r->pool,
+        &(ngx_str_t) { ngx_strlen(text) + 1, (u_char *) text });
+    free(text);
+
+    if (ngx_dr_request(r)->admin == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_dr_api_query(r, 0, 0, ngx_dr_admin_domains_sql, 4, params,
+                            ngx_dr_admin_domains_added);
+}
+
+
+/* why a name is no domain, or NULL */
+
+static const char *
+ngx_dr_admin_domain_reason(ngx_pool_t *pool, json_t *d)
+{
+    int      rc;
+    size_t   n;
+    u_char  *out;
+
+    out = ngx_pnalloc(pool, json_string_length(d) + 1);
+    if (out == NULL) {
+        return "out of memory";
+    }
+
+    rc = ngx_dr_validate_domain((u_char *) json_string_value(d),
+                                json_string_length(d), out, &n);
+
+    return (rc == NGX_DR_VALID_OK) ? NULL : ngx_dr_validate_reason(rc);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_domains_added(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
+{
+    json_t      *invalid;
+    json_int_t   added, valid;
+
+    if (q->rc != NGX_DR_PG_OK || PQntuples(q->res) != 1) {
+        return ngx_dr_api_unavailable(r, q);
+    }
+
+    invalid = json_loads((char *) ngx_dr_request(r)->admin, 0, NULL);
+
+    added = strtoll(PQgetvalue(q->res, 0, 0), NULL, 10);
+    valid = strtoll(PQgetvalue(q->res, 0, 1), NULL, 10);
+
+    return ngx_dr_json_send(r, NGX_HTTP_OK,
+                            json_pack("{s:I, s:I, s:o}", "added", added,
+                                      "skipped", valid - added,
+                                      "invalid", invalid));
+}
+
+
+static ngx_int_t
+ngx_dr_admin_domain_removed(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
+{
+    if (q->rc != NGX_DR_PG_OK) {
+        return ngx_dr_api_unavailable(r, q);
+    }
+
+    if (PQntuples(q->res) != 1) {
+        return ngx_dr_json_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                 "no active domain has this name");
+    }
+
+    return ngx_dr_json_send(r, NGX_HTTP_OK,
+                            json_pack("{s:s, s:b}", "domain",
+                                      PQgetvalue(q->res, 0, 0),
+                                      "active", 0));
+}
+
+
+/* POST /admin/runs {domains?, cohort?, models?, prompts?} */
+
+static ngx_int_t
+ngx_dr_admin_create_run(ngx_http_request_t *r, json_t *body)
+{
+    char        *scope;
+    json_t      *v;
+    ngx_str_t    bad;
+    const char  *key, *params[5];
+
+    if (!json_is_object(body)) {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "a JSON object is needed");
+    }
+
+    json_object_foreach(body, key, v) {
+        if (ngx_strcmp(key, "domains") != 0
+            && ngx_strcmp(key, "cohort") != 0
+            && ngx_strcmp(key, "models") != 0
+            && ngx_strcmp(key, "prompts") != 0)
+        {
+            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                     "unknown field; the fields are "
+                                     "domains, cohort, models and prompts");
+        }
+    }
+
+    params[1] = NULL;
+    params[2] = NULL;
+    params[3] = NULL;
+    params[4] = NULL;
+
+    v = json_object_get(body, "domains");
+
+    if (v) {
+        bad.len = 0;
+        params[1] = (const char *) ngx_dr_admin_array(r->pool, v, 1, &bad);
+
+        if (!json_is_array(v) || json_array_size(v) == 0
+            || json_array_size(v) > 1000 || bad.len || params[1] == NULL)
+        {
+            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST,
+                                     "invalid_body",
+                                     "domains: 1 to 1000 valid names");
+        }
+    }
+
+    v = json_object_get(body, "cohort");
+
+    if (v) {
+        if (ngx_dr_admin_text(v, 100) != NGX_OK) {
+            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST,
+                                     "invalid_body",
+                                     "cohort: text of 1 to 100 bytes");
+        }
+
+        params[2] = json_string_value(v);
+    }
+
+    for (key = "models"; key; key = (key[0] == 'm') ? "prompts" : NULL) {
+        v = json_object_get(body, key);
+
+        if (v == NULL) {
+            continue;
+        }
+
+        bad.len = 0;
+        params[key[0] == 'm' ? 3 : 4] =
+            (const char *) ngx_dr_admin_array(r->pool, v, 0, &bad);
+
+        if (!json_is_array(v) || json_array_size(v) == 0
+            || json_array_size(v) > 100 || bad.len
+            || params[key[0] == 'm' ? 3 : 4] == NULL)
+        {
+            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST,
+                                     "invalid_body",
+                                     "%s: a list of 1 to 100 names", key);
+        }
+    }
+
+    scope = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+    if (scope == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    params[0] = (const char *) ngx_pstrdup(r->pool,
+                    &(ngx_str_t) { ngx_strlen(scope) + 1, (u_char *) scope });
+    free(scope);
+
+    if (params[0] == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_dr_api_query(r, 0, 0, ngx_dr_admin_run_create_sql, 5, params,
+                            ngx_dr_admin_run_created);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_run_created(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
+{
+    if (q->rc != NGX_DR_PG_OK) {
+        return ngx_dr_api_unavailable(r, q);
+    }
+
+    if (PQntuples(q->res) != 1) {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "nothing_to_run",
+                                 "no active domain, model and prompt "
+                                 "matches the scope");
+    }
+
+    return ngx_dr_json_send(r, NGX_HTTP_ACCEPTED,
+        json_pack("{s:I, s:I}",
+                  "run_id", (json_int_t) strtoll(PQgetvalue(q->res, 0, 0),
+                                                 NULL, 10),
+                  "jobs", (json_int_t) strtoll(PQgetvalue(q->res, 0, 1),
+                                               NULL, 10)));
+}
+
+
+static ngx_int_t
+ngx_dr_admin_run_read(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
+{
+    json_t     *eta, *answer;
+    double      elapsed;
+    json_int_t  v[10];
+    ngx_uint_t  i;
+
+    if (q->rc != NGX_DR_PG_OK) {
+        return ngx_dr_api_unavailable(r, q);
+    }
+
+    if (PQntuples(q->res) != 1) {
+        return ngx_dr_json_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                 "no run has this id");
+    }
+
+    for (i = 0; i < 10; i++) {
+        v[i] = (i == 1) ? 0 : strtoll(PQgetvalue(q->res, 0, i), NULL, 10);
+    }
+
+    /* ETA: the jobs left at the pace of those done since the start */
+
+    eta = json_null();
+    elapsed = strtod(PQgetvalue(q->res, 0, 14), NULL);
+
+    if (v[3] > 0 && elapsed > 0 && !PQgetisnull(q->res, 0, 14)) {
+        eta = json_integer((json_int_t) ((v[2] - v[3] - v[5]) * elapsed
+                                         / v[3]));
+    }
+
+    answer = json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+                       " s:f, s:o}",
+                       "run_id", v[0],
+                       "status", PQgetvalue(q->res, 0, 1),
+                       "total", v[2], "done", v[3], "failed", v[4],
+                       "dead", v[5], "in_flight", v[6], "queued", v[7],
+                       "input_tokens", v[8], "output_tokens", v[9],
+                       "cost", strtod(PQgetvalue(q->res, 0, 10), NULL),
+                       "eta_seconds", eta);
+
+    if (answer == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (i = 11; i < 14; i++) {
+        json_object_set_new(answer, i == 11 ? "created_at"
+                                    : i == 12 ? "started_at" : "finished_at",
+                            PQgetisnull(q->res, 0, i)
+                            ? json_null()
+                            : json_string(PQgetvalue(q->res, 0, i)));
+    }
+
+    return ngx_dr_json_send(r, NGX_HTTP_OK, answer);
+}
+
+
+/*
+ * A PostgreSQL array literal of the strings of list; with domains, each is
+ * validated and the first bad one is said in *bad.
+ */
+
+static u_char *
+ngx_dr_admin_array(ngx_pool_t *pool, json_t *list, ngx_uint_t domains,
+    ngx_str_t *bad)
+{
+    int          rc;
+    u_char      *s, *p, *name;
+    size_t       i, len, n, k;
+    json_t      *v;
+    const char  *text;
+
+    if (!json_is_array(list)) {
+        if (bad) {
+            ngx_str_set(bad, "not a list");
+        }
+
+        return NULL;
+    }
+
+    len = 3;
+
+    json_array_foreach(list, i, v) {
+        len += 2 * json_string_length(v) + 3;
+    }
+
+    s = ngx_pnalloc(pool, len);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    p = s;
+    *p++ = '{';
+    n = 0;
+
+    json_array_foreach(list, i, v) {
+        if (!json_is_string(v) || json_string_length(v) == 0
+            || json_string_length(v) > 253)
+        {
+            if (bad) {
+                ngx_str_set(bad, "a name is a string of 1 to 253 bytes");
+            }
+
+            if (domains || bad) {
+                continue;
+            }
+        }
+
+        text = json_string_value(v);
+        len = json_string_length(v);
+
+        if (domains) {
+            name = ngx_pnalloc(pool, len + 1);
+            if (name == NULL) {
+                return NULL;
+            }
+
+            rc = ngx_dr_validate_domain((u_char *) text, len, name, &len);
+
+            if (rc != NGX_DR_VALID_OK) {
+                if (bad) {
+                    bad->data = (u_char *) ngx_dr_validate_reason(rc);
+                    bad->len = ngx_strlen(bad->data);
+                }
+
+                continue;
+            }
+
+            text = (const char *) name;
+
+        } else if (ngx_dr_admin_has_control((u_char *) text, len)) {
+            if (bad) {
+                ngx_str_set(bad, "control characters are not allowed");
+            }
+
+            continue;
+        }
+
+        if (n++) {
+            *p++ = ',';
+        }
+
+        *p++ = '"';
+
+        for (k = 0; k < len; k++) {
+            if (text[k] == '"' || text[k] == '\\') {
+                *p++ = '\\';
+            }
+
+            *p++ = text[k];
+        }
+
+        *p++ = '"';
+    }
+
+    *p++ = '}';
+    *p = '\0';
+
+    return s;
+}
+
+
+/* absent, or a string of 1 to max bytes without control characters */
+
+static ngx_int_t
+ngx_dr_admin_text(json_t *v, size_t max)
+{
+    if (v == NULL) {
+        return NGX_OK;
+    }
+
+    if (!json_is_string(v) || json_string_length(v) == 0
+        || json_string_length(v) > max
+        || ngx_dr_admin_has_control((u_char *) json_string_value(v),
+                                    json_string_length(v)))
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 

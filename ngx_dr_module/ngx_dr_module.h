@@ -67,6 +67,7 @@ typedef struct {
     ngx_uint_t               limit_status;
     ngx_dr_limit_result_t    limit;
     ngx_str_t                new_key;   /* created by the admin API */
+    u_char                  *admin;     /* an admin answer's part */
     ngx_str_t                request_id;
     u_char                   prefix[16];
     u_char                   hash[32];
