@@ -36,8 +36,20 @@
 
 typedef struct ngx_dr_probe_s  ngx_dr_probe_t;
 
-typedef struct {
-    ngx_dr_probe_t           *probe;
+typedef struct ngx_dr_probe_job_s  ngx_dr_probe_job_t;
+
+typedef void (*ngx_dr_job_done_pt)(ngx_dr_probe_job_t *job);
+
+/* one prompt to one model: of a probe, or a job of the queue */
+struct ngx_dr_probe_job_s {
+    ngx_dr_probe_t           *probe;       /* NULL for a queued job */
+    ngx_pool_t               *pool;
+    ngx_log_t                *log;
+    ngx_str_t                 request_id;
+    u_char                   *trace_id;
+    ngx_uint_t                max_attempts;
+    ngx_dr_job_done_pt        done;
+    void                     *data;
     ngx_dr_provider_t        *provider;
     ngx_str_t                 model;
     ngx_str_t                 prompt;       /* its name */
@@ -54,9 +66,9 @@ typedef struct {
     ngx_msec_t                latency;
     unsigned                  parsed:1;
     unsigned                  calling:1;
-    unsigned                  done:1;
+    unsigned                  finished:1;
     unsigned                  simulated:1;
-} ngx_dr_probe_job_t;
+};
 
 
 struct ngx_dr_probe_s {
@@ -75,15 +87,14 @@ static void ngx_dr_probe_attempt(ngx_dr_probe_job_t *job);
 static void ngx_dr_probe_wait(ngx_event_t *ev);
 static void ngx_dr_probe_answered(ngx_dr_llm_call_t *call);
 static void ngx_dr_probe_finish(ngx_dr_probe_job_t *job);
+static void ngx_dr_probe_job_done(ngx_dr_probe_job_t *job);
 static void ngx_dr_probe_respond(ngx_dr_probe_t *probe);
 static void ngx_dr_probe_cleanup(void *data);
 static void ngx_dr_probe_trace(ngx_http_request_t *r, ngx_dr_probe_t *probe);
-static ngx_uint_t ngx_dr_breaker_allow(ngx_dr_provider_t *pr,
-    ngx_http_request_t *r);
+static ngx_uint_t ngx_dr_breaker_allow(ngx_dr_provider_t *pr);
 static void ngx_dr_breaker_result(ngx_dr_provider_t *pr, ngx_uint_t ok,
     ngx_log_t *log);
-static ngx_uint_t ngx_dr_provider_index(ngx_http_request_t *r,
-    ngx_dr_provider_t *pr);
+static ngx_uint_t ngx_dr_provider_index(ngx_dr_provider_t *pr);
 
 
 static const char  ngx_dr_probe_sql[] =
@@ -204,6 +215,7 @@ ngx_dr_probe_loaded(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
 {
     int                   i, n;
     char                 *text;
+    ngx_str_t            *rid;
     ngx_pool_cleanup_t   *cln;
     ngx_dr_probe_t       *probe;
     ngx_dr_provider_t    *pr;
@@ -290,6 +302,12 @@ ngx_dr_probe_loaded(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
         job->price_in = strtod(PQgetvalue(q->res, i, 5), NULL);
         job->price_out = strtod(PQgetvalue(q->res, i, 6), NULL);
 
+        job->pool = r->pool;
+        job->log = r->connection->log;
+        job->trace_id = probe->trace_id;
+        job->max_attempts = NGX_DR_PROBE_ATTEMPTS;
+        job->done = ngx_dr_probe_job_done;
+
         job->wait.handler = ngx_dr_probe_wait;
         job->wait.data = job;
         job->wait.log = r->connection->log;
@@ -303,6 +321,13 @@ ngx_dr_probe_loaded(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
     }
 
     ngx_dr_probe_trace(r, probe);
+
+    rid = ngx_dr_request_id(r);
+    job = probe->jobs.elts;
+
+    for (i = 0; rid && i < (int) probe->jobs.nelts; i++) {
+        job[i].request_id = *rid;
+    }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
@@ -339,25 +364,22 @@ ngx_dr_probe_attempt(ngx_dr_probe_job_t *job)
     ngx_uint_t                  k, i;
     ngx_dr_tier_t               tier;
     ngx_dr_provider_t          *pr;
-    ngx_http_request_t         *r;
     ngx_dr_main_conf_t         *dmcf;
-    ngx_str_t                  *rid;
     ngx_dr_limit_result_t       res;
     ngx_dr_provider_request_t   req;
     u_char                      name[128], span[8], span_hex[17];
     char                        header[160];
 
-    r = job->probe->request;
     pr = job->provider;
-    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+    dmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_http_dr_module);
 
     if (pr->active >= pr->concurrency) {
         ngx_add_timer(&job->wait, 20);
         return;
     }
 
-    if (!ngx_dr_breaker_allow(pr, r)) {
-        ngx_dr_metrics_call(ngx_dr_provider_index(r, pr), job->model_index,
+    if (!ngx_dr_breaker_allow(pr)) {
+        ngx_dr_metrics_call(ngx_dr_provider_index(pr), job->model_index,
                             NGX_DR_M_CALL_BREAKER, 0, 0, 0, 0);
         (void) ngx_cpystrn((u_char *) job->answer.error,
                            (u_char *) "the provider's circuit breaker is "
@@ -430,21 +452,21 @@ ngx_dr_probe_attempt(ngx_dr_probe_job_t *job)
 
     ngx_memzero(&job->call, sizeof(ngx_dr_llm_call_t));
 
-    job->call.pool = r->pool;
-    job->call.log = r->connection->log;
+    job->call.pool = job->pool;
+    job->call.log = job->log;
     job->call.timeout = NGX_DR_PROBE_TIMEOUT;
     job->call.max_response = NGX_DR_PROBE_MAX_ANSWER;
     job->call.done = ngx_dr_probe_answered;
     job->call.data = job;
 
-    p = ngx_pnalloc(r->pool, pr->base.len + ngx_strlen(req.path) + 1);
+    p = ngx_pnalloc(job->pool, pr->base.len + ngx_strlen(req.path) + 1);
     if (p) {
         *ngx_cpymem(ngx_cpymem(p, pr->base.data, pr->base.len), req.path,
                     ngx_strlen(req.path)) = '\0';
     }
 
     job->call.url = (char *) p;
-    job->call.body = (char *) ngx_pstrdup(r->pool,
+    job->call.body = (char *) ngx_pstrdup(job->pool,
                          &(ngx_str_t) { req.body_len, (u_char *) req.body });
     job->call.body_len = req.body_len;
 
@@ -463,15 +485,13 @@ ngx_dr_probe_attempt(ngx_dr_probe_job_t *job)
         *ngx_hex_dump(span_hex, span, sizeof(span)) = '\0';
         (void) ngx_snprintf((u_char *) header, sizeof(header),
                             "traceparent: 00-%s-%s-01%Z",
-                            job->probe->trace_id, span_hex);
+                            job->trace_id, span_hex);
         job->call.headers = curl_slist_append(job->call.headers, header);
     }
 
-    rid = ngx_dr_request_id(r);
-
-    if (rid) {
+    if (job->request_id.len) {
         (void) ngx_snprintf((u_char *) header, sizeof(header),
-                            "X-Request-Id: %V%Z", rid);
+                            "X-Request-Id: %V%Z", &job->request_id);
         job->call.headers = curl_slist_append(job->call.headers, header);
     }
 
@@ -549,8 +569,7 @@ ngx_dr_probe_answered(ngx_dr_llm_call_t *call)
               : (call->status == 0) ? NGX_DR_M_CALL_ERROR
               : NGX_DR_M_CALL_BAD;
 
-    ngx_dr_metrics_call(ngx_dr_provider_index(job->probe->request,
-                                              job->provider),
+    ngx_dr_metrics_call(ngx_dr_provider_index(job->provider),
                         job->model_index, outcome, call->latency,
                         job->answer.input_tokens,
                         job->answer.output_tokens,
@@ -569,7 +588,7 @@ ngx_dr_probe_answered(ngx_dr_llm_call_t *call)
     /* a provider's error may quote the key it refused */
     ngx_dr_provider_scrub_key(job->answer.error, (char *) job->key->data);
 
-    if (job->answer.retryable && job->attempts < NGX_DR_PROBE_ATTEMPTS) {
+    if (job->answer.retryable && job->attempts < job->max_attempts) {
         delay = ngx_dr_provider_backoff_ms(job->attempts, 1000, 60000,
                                            job->answer.retry_after_ms,
                                            (unsigned) ngx_random() << 1
@@ -591,9 +610,16 @@ ngx_dr_probe_answered(ngx_dr_llm_call_t *call)
 static void
 ngx_dr_probe_finish(ngx_dr_probe_job_t *job)
 {
+    job->finished = 1;
+    job->done(job);
+}
+
+
+static void
+ngx_dr_probe_job_done(ngx_dr_probe_job_t *job)
+{
     ngx_dr_probe_t  *probe;
 
-    job->done = 1;
     probe = job->probe;
 
     if (--probe->pending == 0) {
@@ -799,11 +825,11 @@ ngx_dr_probe_trace(ngx_http_request_t *r, ngx_dr_probe_t *probe)
 
 
 static ngx_uint_t
-ngx_dr_provider_index(ngx_http_request_t *r, ngx_dr_provider_t *pr)
+ngx_dr_provider_index(ngx_dr_provider_t *pr)
 {
     ngx_dr_main_conf_t  *dmcf;
 
-    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+    dmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_http_dr_module);
 
     return pr - (ngx_dr_provider_t *) dmcf->providers->elts;
 }
@@ -817,13 +843,13 @@ ngx_dr_provider_index(ngx_http_request_t *r, ngx_dr_provider_t *pr)
  */
 
 static ngx_uint_t
-ngx_dr_breaker_allow(ngx_dr_provider_t *pr, ngx_http_request_t *r)
+ngx_dr_breaker_allow(ngx_dr_provider_t *pr)
 {
     ngx_uint_t          i;
     ngx_dr_counters_t  *m;
 
     m = ngx_dr_counters;
-    i = ngx_dr_provider_index(r, pr);
+    i = ngx_dr_provider_index(pr);
 
     if (m == NULL || i >= NGX_DR_M_PROVIDERS) {
         return 1;
