@@ -136,6 +136,13 @@ static ngx_command_t  ngx_dr_commands[] = {
       offsetof(ngx_dr_main_conf_t, providers),
       NULL },
 
+    { ngx_string("dr_runner"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_dr_main_conf_t, runner),
+      NULL },
+
     { ngx_string("dr_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_dr_metrics_handler_conf,
@@ -303,6 +310,7 @@ ngx_dr_create_main_conf(ngx_conf_t *cf)
     dmcf->cache.stale = NGX_CONF_UNSET;
     dmcf->limit.sync_interval = NGX_CONF_UNSET_MSEC;
     dmcf->limit.flush_interval = NGX_CONF_UNSET_MSEC;
+    dmcf->runner = NGX_CONF_UNSET;
 
     return dmcf;
 }
@@ -312,6 +320,16 @@ static char *
 ngx_dr_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_dr_main_conf_t  *dmcf = conf;
+
+    ngx_conf_init_value(dmcf->runner, 0);
+
+    if (dmcf->runner && (dmcf->providers == NULL || dmcf->pg.primary == NULL))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"dr_runner on\" needs \"dr_pg\" and at least "
+                           "one \"dr_provider\"");
+        return NGX_CONF_ERROR;
+    }
 
     if (dmcf->key_ttl == 0) {
         dmcf->key_ttl = 30;
@@ -481,7 +499,8 @@ ngx_dr_init_process(ngx_cycle_t *cycle)
         || ngx_dr_auth_init_process(cycle) != NGX_OK
         || ngx_dr_limit_init_process(cycle, &dmcf->limit) != NGX_OK
         || ngx_dr_metrics_init_process(cycle) != NGX_OK
-        || (dmcf->providers && ngx_dr_llm_init_process(cycle) != NGX_OK))
+        || (dmcf->providers && ngx_dr_llm_init_process(cycle) != NGX_OK)
+        || ngx_dr_runner_init_process(cycle) != NGX_OK)
     {
         return NGX_ERROR;
     }

@@ -922,3 +922,450 @@ ngx_dr_breaker_result(ngx_dr_provider_t *pr, ngx_uint_t ok, ngx_log_t *log)
                       NGX_DR_BREAKER_OPEN_S);
     }
 }
+
+
+/*
+ * The queue's workers.  Every worker of every node claims due jobs in
+ * batches (FOR UPDATE SKIP LOCKED, under a lease of two minutes: a job
+ * whose worker died returns to the queue when its lease expires), calls
+ * the provider, and ends each job in one statement that stores the answer
+ * (unique per run, domain, model and prompt: a job done twice stores
+ * once) and marks the job done; a failed attempt is put back with
+ * exponential backoff and jitter, or dead after its last attempt, with
+ * its error kept.
+ */
+
+
+#define NGX_DR_RUNNER_POLL       500
+#define NGX_DR_RUNNER_BATCH      32
+#define NGX_DR_RUNNER_IN_FLIGHT  256
+
+
+static void ngx_dr_runner_poll(ngx_event_t *ev);
+static void ngx_dr_runner_claimed(ngx_dr_pg_query_t *q);
+static void ngx_dr_runner_job_done(ngx_dr_probe_job_t *job);
+static void ngx_dr_runner_stored(ngx_dr_pg_query_t *q);
+static void ngx_dr_runner_again(ngx_msec_t delay);
+
+
+typedef struct {
+    ngx_dr_probe_job_t        job;
+    u_char                    id[NGX_INT64_LEN + 1];
+    u_char                    run_id[NGX_INT64_LEN + 1];
+    u_char                    domain_id[NGX_INT64_LEN + 1];
+    u_char                    model_id[NGX_INT64_LEN + 1];
+    u_char                    prompt_id[NGX_INT64_LEN + 1];
+    ngx_uint_t                attempt;      /* of the queue */
+    ngx_uint_t                max;
+} ngx_dr_queued_t;
+
+
+static ngx_event_t   ngx_dr_runner_event;
+static ngx_uint_t    ngx_dr_runner_busy;
+static ngx_uint_t    ngx_dr_runner_claiming;
+static u_char        ngx_dr_runner_owner[128];
+
+
+static const char  ngx_dr_runner_claim_sql[] =
+    "WITH c AS ("
+    " SELECT id FROM jobs"
+    " WHERE (status IN ('queued', 'failed') AND not_before <= now())"
+    "    OR (status = 'leased' AND lease_expires < now())"
+    " ORDER BY not_before, id LIMIT $2 FOR UPDATE SKIP LOCKED),"
+    " u AS ("
+    " UPDATE jobs j SET status = 'leased', lease_owner = $1,"
+    "  lease_expires = now() + interval '2 minutes',"
+    "  attempts = j.attempts + 1, updated_at = now()"
+    " FROM c WHERE j.id = c.id"
+    " RETURNING j.*),"
+    " r AS ("
+    " UPDATE runs SET status = 'running', started_at = now()"
+    " WHERE id IN (SELECT run_id FROM u) AND status = 'queued') "
+    "SELECT u.id, u.run_id, u.domain_id, u.model_id, u.prompt_id,"
+    " u.attempts, u.max_attempts, m.provider, m.model,"
+    " replace(p.template, '{domain}', d.domain),"
+    " m.input_price_mtok, m.output_price_mtok "
+    "FROM u JOIN domains d ON d.id = u.domain_id"
+    " JOIN models m ON m.id = u.model_id"
+    " JOIN prompts p ON p.id = u.prompt_id";
+
+static const char  ngx_dr_runner_done_sql[] =
+    "WITH ins AS ("
+    " INSERT INTO responses (job_id, run_id, domain_id, model_id,"
+    "  prompt_id, prompt_text, answer, finish_reason, http_status,"
+    "  input_tokens, output_tokens, cost, latency_ms, simulated)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+    "  $12::numeric / 1000000, $13, $14)"
+    " ON CONFLICT (run_id, domain_id, model_id, prompt_id) DO NOTHING"
+    " RETURNING 1),"
+    " upd AS ("
+    " UPDATE jobs SET status = 'done', lease_owner = NULL,"
+    "  lease_expires = NULL, last_error = NULL, updated_at = now()"
+    " WHERE id = $1 AND status = 'leased' AND lease_owner = $15"
+    " RETURNING 1),"
+    " tot AS ("
+    " UPDATE runs SET input_tokens = input_tokens + coalesce($10, 0),"
+    "  output_tokens = output_tokens + coalesce($11, 0),"
+    "  cost = cost + $12::numeric / 1000000,"
+    "  status = CASE WHEN NOT EXISTS (SELECT 1 FROM jobs"
+    "   WHERE run_id = $2 AND id <> $1"
+    "     AND status IN ('queued', 'leased', 'failed'))"
+    "   THEN 'done' ELSE status END,"
+    "  finished_at = CASE WHEN NOT EXISTS (SELECT 1 FROM jobs"
+    "   WHERE run_id = $2 AND id <> $1"
+    "     AND status IN ('queued', 'leased', 'failed'))"
+    "   THEN now() ELSE finished_at END"
+    " WHERE id = $2 AND EXISTS (SELECT 1 FROM ins)) "
+    "SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM upd)";
+
+static const char  ngx_dr_runner_failed_sql[] =
+    "WITH upd AS ("
+    " UPDATE jobs SET"
+    "  status = CASE WHEN attempts >= max_attempts OR NOT $4::bool"
+    "   THEN 'dead' ELSE 'failed' END,"
+    "  not_before = now() + $3::int * interval '1 millisecond',"
+    "  last_error = $5, lease_owner = NULL, lease_expires = NULL,"
+    "  updated_at = now()"
+    " WHERE id = $1 AND status = 'leased' AND lease_owner = $2"
+    " RETURNING run_id, status) "
+    "UPDATE runs SET status = 'done', finished_at = now() "
+    "WHERE id = (SELECT run_id FROM upd) AND status <> 'done'"
+    " AND (SELECT status FROM upd) = 'dead'"
+    " AND NOT EXISTS (SELECT 1 FROM jobs WHERE run_id = runs.id"
+    "  AND id <> $1 AND status IN ('queued', 'leased', 'failed'))";
+
+
+ngx_int_t
+ngx_dr_runner_init_process(ngx_cycle_t *cycle)
+{
+    ngx_dr_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_dr_module);
+
+    if (dmcf == NULL || dmcf->providers == NULL || !ngx_dr_pg_configured()
+        || !dmcf->runner)
+    {
+        return NGX_OK;
+    }
+
+    (void) ngx_snprintf(ngx_dr_runner_owner, sizeof(ngx_dr_runner_owner),
+                        "%V/%P%Z", &cycle->hostname, ngx_pid);
+
+    ngx_dr_runner_event.handler = ngx_dr_runner_poll;
+    ngx_dr_runner_event.log = cycle->log;
+    ngx_dr_runner_event.cancelable = 1;
+
+    /* the workers of a node do not all ask at the same moment */
+    ngx_add_timer(&ngx_dr_runner_event,
+                  NGX_DR_RUNNER_POLL + ngx_random() % NGX_DR_RUNNER_POLL);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_dr_runner_again(ngx_msec_t delay)
+{
+    if (ngx_exiting || ngx_dr_runner_claiming
+        || ngx_dr_runner_event.log == NULL)
+    {
+        return;
+    }
+
+    if (ngx_dr_runner_event.timer_set) {
+        if (delay >= NGX_DR_RUNNER_POLL) {
+            return;
+        }
+
+        ngx_del_timer(&ngx_dr_runner_event);
+    }
+
+    ngx_add_timer(&ngx_dr_runner_event, delay);
+}
+
+
+static void
+ngx_dr_runner_poll(ngx_event_t *ev)
+{
+    u_char       *p;
+    ngx_uint_t    want;
+    ngx_pool_t   *pool;
+    const char   *params[2];
+
+    if (ngx_exiting) {
+        /* a job leased and not done returns when its lease expires */
+        return;
+    }
+
+    want = NGX_DR_RUNNER_IN_FLIGHT - ngx_dr_runner_busy;
+    want = ngx_min(want, NGX_DR_RUNNER_BATCH);
+
+    if (want == 0) {
+        ngx_add_timer(ev, NGX_DR_RUNNER_POLL);
+        return;
+    }
+
+    pool = ngx_create_pool(1024, ev->log);
+    if (pool == NULL) {
+        ngx_add_timer(ev, NGX_DR_RUNNER_POLL);
+        return;
+    }
+
+    p = ngx_pnalloc(pool, NGX_INT_T_LEN + 1);
+    if (p == NULL) {
+        ngx_destroy_pool(pool);
+        ngx_add_timer(ev, NGX_DR_RUNNER_POLL);
+        return;
+    }
+
+    (void) ngx_sprintf(p, "%ui%Z", want);
+
+    params[0] = (const char *) ngx_dr_runner_owner;
+    params[1] = (const char *) p;
+
+    if (ngx_dr_pg_query(pool, ev->log, 0, 0, ngx_dr_runner_claim_sql, 2,
+                        params, ngx_dr_runner_claimed, NULL)
+        == NULL)
+    {
+        ngx_destroy_pool(pool);
+        ngx_add_timer(ev, NGX_DR_RUNNER_POLL);
+        return;
+    }
+
+    ngx_dr_runner_claiming = 1;
+}
+
+
+static void
+ngx_dr_runner_claimed(ngx_dr_pg_query_t *q)
+{
+    int                   i, n;
+    char                 *v;
+    size_t                len;
+    ngx_pool_t           *pool;
+    ngx_dr_provider_t    *pr;
+    ngx_dr_queued_t      *qj;
+    ngx_dr_main_conf_t   *dmcf;
+    ngx_dr_probe_job_t   *job;
+
+    ngx_dr_runner_claiming = 0;
+    n = 0;
+
+    dmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_http_dr_module);
+
+    if (q->rc == NGX_DR_PG_OK) {
+        n = PQntuples(q->res);
+    }
+
+    for (i = 0; i < n; i++) {
+        pool = ngx_create_pool(4096, q->log);
+        if (pool == NULL) {
+            break;
+        }
+
+        qj = ngx_pcalloc(pool, sizeof(ngx_dr_queued_t));
+        if (qj == NULL) {
+            ngx_destroy_pool(pool);
+            break;
+        }
+
+        job = &qj->job;
+        job->pool = pool;
+        job->log = ngx_cycle->log;
+        job->max_attempts = 1;
+        job->done = ngx_dr_runner_job_done;
+        job->data = qj;
+
+        (void) ngx_cpystrn(qj->id, (u_char *) PQgetvalue(q->res, i, 0),
+                           sizeof(qj->id));
+        (void) ngx_cpystrn(qj->run_id, (u_char *) PQgetvalue(q->res, i, 1),
+                           sizeof(qj->run_id));
+        (void) ngx_cpystrn(qj->domain_id, (u_char *) PQgetvalue(q->res, i, 2),
+                           sizeof(qj->domain_id));
+        (void) ngx_cpystrn(qj->model_id, (u_char *) PQgetvalue(q->res, i, 3),
+                           sizeof(qj->model_id));
+        (void) ngx_cpystrn(qj->prompt_id, (u_char *) PQgetvalue(q->res, i, 4),
+                           sizeof(qj->prompt_id));
+        qj->attempt = strtoul(PQgetvalue(q->res, i, 5), NULL, 10);
+        qj->max = strtoul(PQgetvalue(q->res, i, 6), NULL, 10);
+
+        /* the job id follows the calls, as a request id would */
+        job->request_id.data = qj->id;
+        job->request_id.len = ngx_strlen(qj->id);
+
+        job->trace_id = ngx_pnalloc(pool, 33);
+        if (job->trace_id) {
+            (void) ngx_snprintf(job->trace_id, 33, "%032xL%Z",
+                                (uint64_t) strtoull((char *) qj->id, NULL,
+                                                    10));
+        }
+
+        pr = ngx_dr_llm_find(dmcf->providers,
+                             (u_char *) PQgetvalue(q->res, i, 7),
+                             PQgetlength(q->res, i, 7));
+
+        len = PQgetlength(q->res, i, 8);
+        v = ngx_pnalloc(pool, len + 1);
+        job->text = (char *) ngx_pstrdup(pool,
+            &(ngx_str_t) { PQgetlength(q->res, i, 9) + 1,
+                           (u_char *) PQgetvalue(q->res, i, 9) });
+
+        if (v == NULL || job->text == NULL) {
+            ngx_destroy_pool(pool);
+            break;
+        }
+
+        (void) ngx_cpystrn((u_char *) v, (u_char *) PQgetvalue(q->res, i, 8),
+                           len + 1);
+        job->model.data = (u_char *) v;
+        job->model.len = len;
+        job->price_in = strtod(PQgetvalue(q->res, i, 10), NULL);
+        job->price_out = strtod(PQgetvalue(q->res, i, 11), NULL);
+
+        job->wait.handler = ngx_dr_probe_wait;
+        job->wait.data = job;
+        job->wait.log = job->log;
+
+        ngx_dr_runner_busy++;
+
+        if (pr == NULL
+            || (job->model_index = ngx_dr_llm_has_model(pr, job->model.data,
+                                                        len))
+               == 0)
+        {
+            /* another node may serve it: tried again later */
+            job->answer.kind = NGX_DR_ANSWER_RETRY;
+            job->answer.retryable = 1;
+            job->answer.retry_after_ms = 60000;
+            (void) ngx_cpystrn((u_char *) job->answer.error,
+                               (u_char *) "no provider here serves this "
+                               "model", sizeof(job->answer.error));
+            ngx_dr_runner_job_done(job);
+            continue;
+        }
+
+        job->model_index--;
+        job->provider = pr;
+
+        ngx_dr_probe_attempt(job);
+    }
+
+    ngx_destroy_pool(q->pool);
+
+    /* a full batch: there may be more at once */
+    ngx_dr_runner_again(n == NGX_DR_RUNNER_BATCH ? 0 : NGX_DR_RUNNER_POLL);
+}
+
+
+static void
+ngx_dr_runner_job_done(ngx_dr_probe_job_t *job)
+{
+    u_char            *p;
+    long               delay;
+    long long          cost;
+    const char        *params[15];
+    ngx_dr_queued_t   *qj;
+
+    qj = job->data;
+
+    p = ngx_pnalloc(job->pool, 6 * NGX_INT64_LEN);
+    if (p == NULL) {
+        goto failed;
+    }
+
+    if (job->answer.kind == NGX_DR_ANSWER_OK) {
+        cost = ngx_dr_provider_cost_micro(job->answer.input_tokens,
+                                          job->answer.output_tokens,
+                                          job->price_in, job->price_out);
+
+        params[0] = (char *) qj->id;
+        params[1] = (char *) qj->run_id;
+        params[2] = (char *) qj->domain_id;
+        params[3] = (char *) qj->model_id;
+        params[4] = (char *) qj->prompt_id;
+        params[5] = job->text;
+        params[6] = job->answer.text;
+        params[7] = job->answer.finish_reason;
+        params[8] = (char *) p;
+        p = ngx_sprintf(p, "%l%Z", job->status) ;
+        params[9] = job->answer.input_tokens >= 0 ? (char *) p : NULL;
+        p = ngx_sprintf(p, "%l%Z", job->answer.input_tokens);
+        params[10] = job->answer.output_tokens >= 0 ? (char *) p : NULL;
+        p = ngx_sprintf(p, "%l%Z", job->answer.output_tokens);
+        params[11] = (char *) p;
+        p = ngx_sprintf(p, "%L%Z", cost > 0 ? cost : 0);
+        params[12] = (char *) p;
+        p = ngx_sprintf(p, "%M%Z", job->latency);
+        params[13] = job->simulated ? "true" : "false";
+        params[14] = (char *) ngx_dr_runner_owner;
+
+        if (ngx_dr_pg_query(job->pool, job->log, 0, 0,
+                            ngx_dr_runner_done_sql, 15, params,
+                            ngx_dr_runner_stored, job)
+            == NULL)
+        {
+            goto failed;
+        }
+
+        return;
+    }
+
+    delay = ngx_dr_provider_backoff_ms(qj->attempt, 1000, 60000,
+                                       job->answer.retry_after_ms,
+                                       (unsigned) ngx_random() << 1
+                                       ^ (unsigned) ngx_random());
+
+    ngx_log_error(NGX_LOG_INFO, job->log, 0,
+                  "job %s attempt %ui of %ui: %s", qj->id, qj->attempt,
+                  qj->max, job->answer.error);
+
+    params[0] = (char *) qj->id;
+    params[1] = (char *) ngx_dr_runner_owner;
+    params[2] = (char *) p;
+    p = ngx_sprintf(p, "%l%Z", delay);
+    params[3] = job->answer.retryable ? "true" : "false";
+    params[4] = job->answer.error;
+
+    if (ngx_dr_pg_query(job->pool, job->log, 0, 0, ngx_dr_runner_failed_sql,
+                        5, params, ngx_dr_runner_stored, job)
+        != NULL)
+    {
+        return;
+    }
+
+failed:
+
+    /* the lease expires and the job returns to the queue */
+    if (job->parsed) {
+        ngx_dr_provider_answer_free(&job->answer);
+    }
+
+    ngx_destroy_pool(job->pool);
+    ngx_dr_runner_busy--;
+}
+
+
+static void
+ngx_dr_runner_stored(ngx_dr_pg_query_t *q)
+{
+    ngx_dr_probe_job_t  *job;
+
+    job = q->data;
+
+    if (q->rc != NGX_DR_PG_OK) {
+        ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                      "the outcome of a job could not be stored; it returns "
+                      "to the queue when its lease expires");
+    }
+
+    if (job->parsed) {
+        ngx_dr_provider_answer_free(&job->answer);
+    }
+
+    ngx_dr_runner_busy--;
+
+    /* the pool q lives in goes with the job */
+    ngx_destroy_pool(job->pool);
+
+    ngx_dr_runner_again(0);
+}

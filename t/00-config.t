@@ -63,6 +63,12 @@ my @bad = (
       . "location / { dr_api on; } }",
       qr/invalid number of arguments in "dr_api" directive/,
       'dr_api takes no argument' ],
+    [ "dr_pg \"dbname=a\";\n dr_runner on;",
+      qr/"dr_runner on" needs "dr_pg" and at least one "dr_provider"/,
+      'a runner with no provider' ],
+    [ "dr_runner maybe;",
+      qr/invalid value "maybe" in "dr_runner" directive/,
+      'a runner neither on nor off' ],
 );
 
 for my $case (@bad) {
