@@ -162,8 +162,8 @@ my ($in2) = $dbh->selectrow_array(
     'SELECT input_tokens FROM runs WHERE id = ?', undef, $run);
 is($in2, $in, 'nor counts its tokens twice');
 
-my $log = $t->error_log;
-unlike($log, qr/\[(alert|crit|emerg)\]/, 'no alert in the error log');
-unlike($log, qr/sim-test-key/, 'no provider key in the error log');
+unlike($t->error_log, qr/sim-test-key/, 'no provider key in the error log');
+
+$t->stop;
 
 done_testing;
