@@ -143,6 +143,13 @@ static ngx_command_t  ngx_dr_commands[] = {
       offsetof(ngx_dr_main_conf_t, runner),
       NULL },
 
+    { ngx_string("dr_runner_lease"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_dr_main_conf_t, runner_lease),
+      NULL },
+
     { ngx_string("dr_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_dr_metrics_handler_conf,
@@ -311,6 +318,7 @@ ngx_dr_create_main_conf(ngx_conf_t *cf)
     dmcf->limit.sync_interval = NGX_CONF_UNSET_MSEC;
     dmcf->limit.flush_interval = NGX_CONF_UNSET_MSEC;
     dmcf->runner = NGX_CONF_UNSET;
+    dmcf->runner_lease = NGX_CONF_UNSET_MSEC;
 
     return dmcf;
 }
@@ -322,6 +330,13 @@ ngx_dr_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_dr_main_conf_t  *dmcf = conf;
 
     ngx_conf_init_value(dmcf->runner, 0);
+    ngx_conf_init_msec_value(dmcf->runner_lease, 120000);
+
+    if (dmcf->runner_lease < 1000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"dr_runner_lease\" must be at least 1s");
+        return NGX_CONF_ERROR;
+    }
 
     if (dmcf->runner && (dmcf->providers == NULL || dmcf->pg.primary == NULL))
     {

@@ -36,6 +36,7 @@ typedef struct {
     ngx_array_t         *providers;     /* of ngx_dr_provider_t */
     ngx_int_t            request_id;    /* index of $request_id */
     ngx_flag_t           runner;
+    ngx_msec_t           runner_lease;
 
     ngx_str_t            key_secret;
     ngx_shm_zone_t      *key_zone;

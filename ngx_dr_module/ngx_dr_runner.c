@@ -926,7 +926,7 @@ ngx_dr_breaker_result(ngx_dr_provider_t *pr, ngx_uint_t ok, ngx_log_t *log)
 
 /*
  * The queue's workers.  Every worker of every node claims due jobs in
- * batches (FOR UPDATE SKIP LOCKED, under a lease of two minutes: a job
+ * batches (FOR UPDATE SKIP LOCKED, under a lease, dr_runner_lease: a job
  * whose worker died returns to the queue when its lease expires), calls
  * the provider, and ends each job in one statement that stores the answer
  * (unique per run, domain, model and prompt: a job done twice stores
@@ -964,6 +964,7 @@ static ngx_event_t   ngx_dr_runner_event;
 static ngx_uint_t    ngx_dr_runner_busy;
 static ngx_uint_t    ngx_dr_runner_claiming;
 static u_char        ngx_dr_runner_owner[128];
+static u_char        ngx_dr_runner_lease[NGX_INT_T_LEN + 1];
 
 
 static const char  ngx_dr_runner_claim_sql[] =
@@ -974,13 +975,22 @@ static const char  ngx_dr_runner_claim_sql[] =
     " ORDER BY not_before, id LIMIT $2 FOR UPDATE SKIP LOCKED),"
     " u AS ("
     " UPDATE jobs j SET status = 'leased', lease_owner = $1,"
-    "  lease_expires = now() + interval '2 minutes',"
+    "  lease_expires = now() + $3::int * interval '1 millisecond',"
     "  attempts = j.attempts + 1, updated_at = now()"
     " FROM c WHERE j.id = c.id"
     " RETURNING j.*),"
     " r AS ("
     " UPDATE runs SET status = 'running', started_at = now()"
-    " WHERE id IN (SELECT run_id FROM u) AND status = 'queued') "
+    " WHERE id IN (SELECT run_id FROM u) AND status = 'queued'),"
+    /*
+     * the last two jobs of a run, ended at once, may each see the other
+     * still leased: the next claim ends such a run
+     */
+    " f AS ("
+    " UPDATE runs SET status = 'done', finished_at = now()"
+    " WHERE status = 'running' AND NOT EXISTS (SELECT 1 FROM jobs"
+    "  WHERE run_id = runs.id AND status IN ('queued', 'leased', 'failed'))"
+    " ) "
     "SELECT u.id, u.run_id, u.domain_id, u.model_id, u.prompt_id,"
     " u.attempts, u.max_attempts, m.provider, m.model,"
     " replace(p.template, '{domain}', d.domain),"
@@ -1050,6 +1060,8 @@ ngx_dr_runner_init_process(ngx_cycle_t *cycle)
 
     (void) ngx_snprintf(ngx_dr_runner_owner, sizeof(ngx_dr_runner_owner),
                         "%V/%P%Z", &cycle->hostname, ngx_pid);
+    (void) ngx_snprintf(ngx_dr_runner_lease, sizeof(ngx_dr_runner_lease),
+                        "%M%Z", dmcf->runner_lease);
 
     ngx_dr_runner_event.handler = ngx_dr_runner_poll;
     ngx_dr_runner_event.log = cycle->log;
@@ -1090,7 +1102,7 @@ ngx_dr_runner_poll(ngx_event_t *ev)
     u_char       *p;
     ngx_uint_t    want;
     ngx_pool_t   *pool;
-    const char   *params[2];
+    const char   *params[3];
 
     if (ngx_exiting) {
         /* a job leased and not done returns when its lease expires */
@@ -1122,8 +1134,9 @@ ngx_dr_runner_poll(ngx_event_t *ev)
 
     params[0] = (const char *) ngx_dr_runner_owner;
     params[1] = (const char *) p;
+    params[2] = (const char *) ngx_dr_runner_lease;
 
-    if (ngx_dr_pg_query(pool, ev->log, 0, 0, ngx_dr_runner_claim_sql, 2,
+    if (ngx_dr_pg_query(pool, ev->log, 0, 0, ngx_dr_runner_claim_sql, 3,
                         params, ngx_dr_runner_claimed, NULL)
         == NULL)
     {

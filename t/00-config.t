@@ -69,6 +69,9 @@ my @bad = (
     [ "dr_runner maybe;",
       qr/invalid value "maybe" in "dr_runner" directive/,
       'a runner neither on nor off' ],
+    [ "dr_runner_lease 10ms;",
+      qr/"dr_runner_lease" must be at least 1s/,
+      'a lease too short' ],
 );
 
 for my $case (@bad) {
