@@ -28,6 +28,7 @@ PG_DB         := domain_runner
 PG_TEMPLATE   := dr_template
 
 HTTP_PORT     ?= 8080
+SIM_PORT      ?= 8089
 BENCH_SECONDS ?= 10
 RUN_DIR       := $(DR_STATE)/nginx
 KEY_SECRET    := $(DR_STATE)/key_secret
@@ -63,7 +64,7 @@ export DR_BUILD_DIR := $(BUILD)
 
 .PHONY: all deps packages build unit pg-start pg-stop db test-db run start stop \
         nginx-stop \
-        test test-valgrind bench clean
+        test test-valgrind bench clean sim-start sim-stop
 
 all: build
 
@@ -194,7 +195,7 @@ $(RUN_DIR)/nginx.conf: conf/local.conf
 	@sed -e 's|@MODULE@|$(MODULE)|g' -e 's|@RUN_DIR@|$(RUN_DIR)|g' \
 	    -e 's|@PG_SOCKET@|$(PG_SOCKET)|g' -e 's|@PG_PORT@|$(PG_PORT)|g' \
 	    -e 's|@PG_USER@|$(PG_USER)|g' -e 's|@PG_DB@|$(PG_DB)|g' \
-	    -e 's|@HTTP_PORT@|$(HTTP_PORT)|g' \
+	    -e 's|@HTTP_PORT@|$(HTTP_PORT)|g' -e 's|@SIM_PORT@|$(SIM_PORT)|g' \
 	    -e 's|@KEY_SECRET@|$(KEY_SECRET)|g' $< > $@
 
 # the server secret of API keys: made once, readable by root only
@@ -205,8 +206,9 @@ $(KEY_SECRET):
 
 # a reload would keep the module already loaded (same path), so a running
 # nginx is stopped and started again
-start: build db $(KEY_SECRET) $(RUN_DIR)/nginx.conf nginx-stop
-	@$(NGINX) -p $(RUN_DIR) -c nginx.conf
+start: build db $(KEY_SECRET) $(RUN_DIR)/nginx.conf nginx-stop sim-start
+	@# the simulator takes any key: this one is no secret
+	@DR_SIM_KEY=sim-local-not-a-secret $(NGINX) -p $(RUN_DIR) -c nginx.conf
 	@# a new admin key for this run; those of earlier runs are revoked
 	@$(PSQL) -U $(PG_USER) -d $(PG_DB) -c "UPDATE api_keys \
 	    SET revoked_at = now() WHERE name = 'make run' \
@@ -229,6 +231,10 @@ start: build db $(KEY_SECRET) $(RUN_DIR)/nginx.conf nginx-stop
 	@echo "  try: curl -H \"X-API-Key: $$(cat $(DR_STATE)/admin_key)\" \\"
 	@echo "         http://127.0.0.1:$(HTTP_PORT)/admin/keys"
 	@echo
+	@echo "  crawl (against the provider simulator on port $(SIM_PORT)):"
+	@echo "    curl -X POST -H \"X-API-Key: ...\" -d '{\"domains\":[\"stripe.com\"]}' \\"
+	@echo "         http://127.0.0.1:$(HTTP_PORT)/admin/runs"
+	@echo
 	@echo "  error log: $(RUN_DIR)/logs/error.log"
 	@echo
 
@@ -238,8 +244,24 @@ run: start
 	@trap '$(MAKE) --no-print-directory stop; exit 0' INT TERM; \
 	    tail -n 0 -F $(RUN_DIR)/logs/error.log & wait
 
-stop: nginx-stop
+stop: nginx-stop sim-stop
 	@$(MAKE) --no-print-directory pg-stop
+
+# the provider simulator stands in for the eight providers: no real key,
+# no network, their formats and limits (SPEC section 7)
+sim-start: sim-stop
+	@install -d -m 0755 $(DR_STATE)
+	@setsid t/sim/provider-sim --port $(SIM_PORT) --spec-limits \
+	    --pid-file $(DR_STATE)/sim.pid > $(DR_STATE)/sim.log 2>&1 &
+	@for i in $$(seq 50); do \
+	    grep -q listening $(DR_STATE)/sim.log 2>/dev/null && break; \
+	    sleep 0.1; done; grep -q listening $(DR_STATE)/sim.log \
+	    || { cat $(DR_STATE)/sim.log; exit 1; }
+
+sim-stop:
+	@if [ -f $(DR_STATE)/sim.pid ] \
+	    && kill $$(cat $(DR_STATE)/sim.pid) 2>/dev/null; then \
+	    echo "provider simulator stopped"; fi; rm -f $(DR_STATE)/sim.pid
 
 nginx-stop:
 	@if [ -f $(RUN_DIR)/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/nginx.pid) \

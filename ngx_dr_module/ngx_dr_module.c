@@ -15,6 +15,8 @@ static ngx_int_t ngx_dr_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_dr_postconfiguration(ngx_conf_t *cf);
 static void *ngx_dr_create_main_conf(ngx_conf_t *cf);
 static char *ngx_dr_init_main_conf(ngx_conf_t *cf, void *conf);
+static char *ngx_dr_schedule(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static void *ngx_dr_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_dr_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -148,6 +150,13 @@ static ngx_command_t  ngx_dr_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_dr_main_conf_t, runner_lease),
+      NULL },
+
+    { ngx_string("dr_schedule"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_dr_schedule,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("dr_metrics"),
@@ -319,6 +328,7 @@ ngx_dr_create_main_conf(ngx_conf_t *cf)
     dmcf->limit.flush_interval = NGX_CONF_UNSET_MSEC;
     dmcf->runner = NGX_CONF_UNSET;
     dmcf->runner_lease = NGX_CONF_UNSET_MSEC;
+    dmcf->schedule = NGX_CONF_UNSET;
 
     return dmcf;
 }
@@ -331,6 +341,17 @@ ngx_dr_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_value(dmcf->runner, 0);
     ngx_conf_init_msec_value(dmcf->runner_lease, 120000);
+
+    /* a node that crawls schedules a run of everything weekly */
+    if (dmcf->schedule == NGX_CONF_UNSET) {
+        dmcf->schedule = dmcf->runner ? 7 * 86400 : 0;
+    }
+
+    if (dmcf->schedule && dmcf->pg.primary == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"dr_schedule\" needs \"dr_pg\"");
+        return NGX_CONF_ERROR;
+    }
 
     if (dmcf->runner_lease < 1000) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -359,6 +380,40 @@ ngx_dr_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     return ngx_dr_pg_init_conf(cf, &dmcf->pg);
+}
+
+
+static char *
+ngx_dr_schedule(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_dr_main_conf_t  *dmcf = conf;
+
+    time_t      t;
+    ngx_str_t  *value;
+
+    if (dmcf->schedule != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        dmcf->schedule = 0;
+        return NGX_CONF_OK;
+    }
+
+    t = ngx_parse_time(&value[1], 1);
+
+    if (t == (time_t) NGX_ERROR || t < 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"dr_schedule\" takes \"off\" or a time of at "
+                           "least 1s, not \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    dmcf->schedule = t;
+
+    return NGX_CONF_OK;
 }
 
 
@@ -515,7 +570,8 @@ ngx_dr_init_process(ngx_cycle_t *cycle)
         || ngx_dr_limit_init_process(cycle, &dmcf->limit) != NGX_OK
         || ngx_dr_metrics_init_process(cycle) != NGX_OK
         || (dmcf->providers && ngx_dr_llm_init_process(cycle) != NGX_OK)
-        || ngx_dr_runner_init_process(cycle) != NGX_OK)
+        || ngx_dr_runner_init_process(cycle) != NGX_OK
+        || ngx_dr_schedule_init_process(cycle) != NGX_OK)
     {
         return NGX_ERROR;
     }

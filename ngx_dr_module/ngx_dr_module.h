@@ -37,6 +37,7 @@ typedef struct {
     ngx_int_t            request_id;    /* index of $request_id */
     ngx_flag_t           runner;
     ngx_msec_t           runner_lease;
+    time_t               schedule;      /* seconds; 0: off */
 
     ngx_str_t            key_secret;
     ngx_shm_zone_t      *key_zone;
@@ -102,6 +103,7 @@ ngx_uint_t ngx_dr_api_group(ngx_str_t *uri);
 ngx_int_t ngx_dr_admin_handler(ngx_http_request_t *r);
 ngx_int_t ngx_dr_probe_handler(ngx_http_request_t *r);
 ngx_int_t ngx_dr_runner_init_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_dr_schedule_init_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_dr_api_query(ngx_http_request_t *r, ngx_uint_t flags,
     ngx_msec_t timeout, const char *sql, int nparams, const char **params,
     ngx_dr_api_result_pt done);

@@ -1382,3 +1382,129 @@ ngx_dr_runner_stored(ngx_dr_pg_query_t *q)
 
     ngx_dr_runner_again(0);
 }
+
+
+/*
+ * The schedule: the first worker of every node asks, at a quarter of the
+ * schedule's period (at most every minute), for the run of the current
+ * window; the window's unique slot makes one run of it in the cluster
+ * whichever node asks first, and no more however often they ask.
+ */
+
+
+static void ngx_dr_schedule_tick(ngx_event_t *ev);
+static void ngx_dr_schedule_made(ngx_dr_pg_query_t *q);
+
+
+static ngx_event_t   ngx_dr_schedule_event;
+static u_char        ngx_dr_schedule_period[NGX_TIME_T_LEN + 1];
+
+
+static const char  ngx_dr_schedule_sql[] =
+    "WITH sel AS ("
+    " SELECT d.id AS d, m.id AS m, p.id AS p"
+    " FROM domains d, models m, prompts p"
+    " WHERE d.active AND m.active AND p.active),"
+    " r AS ("
+    " INSERT INTO runs (kind, status, total_jobs, schedule_slot)"
+    " SELECT 'scheduled', 'queued', count(*),"
+    "  (floor(extract(epoch FROM now()) / $1::int) * $1::int)::bigint"
+    " FROM sel HAVING count(*) > 0"
+    " ON CONFLICT (schedule_slot) WHERE kind = 'scheduled' DO NOTHING"
+    " RETURNING id),"
+    " j AS ("
+    " INSERT INTO jobs (run_id, domain_id, model_id, prompt_id)"
+    " SELECT r.id, sel.d, sel.m, sel.p FROM r, sel"
+    " RETURNING 1) "
+    "SELECT r.id, (SELECT count(*) FROM j) FROM r";
+
+
+ngx_int_t
+ngx_dr_schedule_init_process(ngx_cycle_t *cycle)
+{
+    ngx_dr_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_dr_module);
+
+    if (dmcf == NULL || dmcf->schedule == 0 || ngx_worker != 0
+        || !ngx_dr_pg_configured())
+    {
+        return NGX_OK;
+    }
+
+    (void) ngx_snprintf(ngx_dr_schedule_period,
+                        sizeof(ngx_dr_schedule_period), "%T%Z",
+                        dmcf->schedule);
+
+    ngx_dr_schedule_event.handler = ngx_dr_schedule_tick;
+    ngx_dr_schedule_event.log = cycle->log;
+    ngx_dr_schedule_event.cancelable = 1;
+
+    ngx_add_timer(&ngx_dr_schedule_event, 1000);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_dr_schedule_tick(ngx_event_t *ev)
+{
+    ngx_pool_t  *pool;
+    const char  *params[1];
+
+    if (ngx_exiting) {
+        return;
+    }
+
+    pool = ngx_create_pool(1024, ev->log);
+
+    params[0] = (const char *) ngx_dr_schedule_period;
+
+    if (pool == NULL
+        || ngx_dr_pg_query(pool, ev->log, 0, 0, ngx_dr_schedule_sql, 1,
+                           params, ngx_dr_schedule_made, NULL)
+           == NULL)
+    {
+        if (pool) {
+            ngx_destroy_pool(pool);
+        }
+
+        ngx_dr_schedule_made(NULL);
+    }
+}
+
+
+static void
+ngx_dr_schedule_made(ngx_dr_pg_query_t *q)
+{
+    ngx_msec_t           next;
+    ngx_dr_main_conf_t  *dmcf;
+
+    if (q) {
+        if (q->rc != NGX_DR_PG_OK) {
+            ngx_log_error(NGX_LOG_WARN, q->log, 0,
+                          "the scheduled run could not be made; "
+                          "asking again");
+
+        } else if (PQntuples(q->res) == 1) {
+            ngx_log_error(NGX_LOG_NOTICE, q->log, 0,
+                          "scheduled run %s made with %s jobs",
+                          PQgetvalue(q->res, 0, 0),
+                          PQgetvalue(q->res, 0, 1));
+        }
+
+        ngx_destroy_pool(q->pool);
+    }
+
+    if (ngx_exiting) {
+        return;
+    }
+
+    dmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_http_dr_module);
+
+    next = (ngx_msec_t) dmcf->schedule * 1000 / 4;
+    next = ngx_max(next, 250);
+    next = ngx_min(next, 60000);
+
+    ngx_add_timer(&ngx_dr_schedule_event, next);
+}

@@ -72,6 +72,12 @@ my @bad = (
     [ "dr_runner_lease 10ms;",
       qr/"dr_runner_lease" must be at least 1s/,
       'a lease too short' ],
+    [ "dr_pg \"dbname=a\";\n dr_schedule weekly;",
+      qr/"dr_schedule" takes "off" or a time of at least 1s, not "weekly"/,
+      'a schedule that is no time' ],
+    [ "dr_schedule 1d;",
+      qr/"dr_schedule" needs "dr_pg"/,
+      'a schedule without a database' ],
 );
 
 for my $case (@bad) {

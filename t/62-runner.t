@@ -41,6 +41,7 @@ my $t = DR::Test->new(db => 1, no_start => 1, http => <<"EOF2");
     dr_auth_cache zone=keys:1m;
     dr_limit_zone zone=limits:1m;
     dr_runner on;
+    dr_schedule off;
 $providers
     server {
         listen 127.0.0.1:%%PORT%%;

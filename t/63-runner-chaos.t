@@ -50,6 +50,7 @@ my $t = DR::Test->new(db => 1, cluster => $pg, no_start => 1,
     dr_auth_cache zone=keys:1m;
     dr_limit_zone zone=limits:1m;
     dr_runner on;
+    dr_schedule off;
     dr_runner_lease 15s;
 $providers
     server {

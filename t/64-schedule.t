@@ -1,0 +1,112 @@
+# The schedule: with dr_schedule, the first worker of every node asks for a run
+# of every active domain, model and prompt once per window of the
+# schedule (windows aligned to the Unix epoch, each named by its first
+# second and unique among scheduled runs), and the queue's workers crawl
+# it.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use DR::Sim;
+use DR::Test;
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+my $sim = DR::Sim->start(latency_ms => 20, seed => 3);
+
+my %models = (
+    openai => 'gpt-4o-mini', anthropic => 'claude-3-5-haiku-20241022',
+    google => 'gemini-1.5-flash', mistral => 'mistral-small-latest',
+    deepseek => 'deepseek-chat',
+    together => 'meta-llama/Llama-3.3-70B-Instruct-Turbo',
+    xai => 'grok-3-mini', perplexity => 'sonar',
+);
+
+my $providers = '';
+for my $p (sort keys %models) {
+    my $env = 'DR_TEST_KEY_' . uc $p;
+    $ENV{$env} = "sim-test-key-$p-0001";
+    $providers .= sprintf "    dr_provider name=%s base=%s model=%s "
+        . "key_env=%s rpm=600;\n", $p, $sim->base_url($p), $models{$p},
+        $env;
+}
+
+my $period = 4;
+my $t = DR::Test->new(db => 1, no_start => 1, http => <<"EOF2");
+    dr_pg "%%PG%%";
+    dr_limit_zone zone=limits:1m;
+    dr_runner on;
+    dr_schedule ${period}s;
+$providers
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location = /healthz { dr_api; }
+    }
+EOF2
+$t->dbh->do(q{INSERT INTO domains (domain, category)
+              VALUES ('stripe.com', 'Finance'), ('github.com', 'Tech')});
+# a second node on the same database, on the same schedule
+my $t2 = DR::Test->new(no_start => 1, http => <<"EOF2");
+    dr_pg "@{[$t->conninfo]}";
+    dr_limit_zone zone=limits:1m;
+    dr_runner on;
+    dr_schedule ${period}s;
+$providers
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location = /healthz { dr_api; }
+    }
+EOF2
+my $t0 = time;
+$t->start;
+$t2->start;
+
+# long enough for at least two windows to begin
+sleep 2.5 * $period;
+
+my $runs = $t->dbh->selectall_arrayref(q{SELECT id, schedule_slot,
+    total_jobs, (SELECT count(*) FROM jobs WHERE run_id = runs.id),
+    extract(epoch FROM created_at)
+    FROM runs WHERE kind = 'scheduled' ORDER BY id});
+my $n = @$runs;
+ok($n >= 2 && $n <= 4, "$n scheduled runs in "
+    . sprintf('%.1f s of a %d s schedule', time - $t0, $period));
+
+my %slots;
+for my $run (@$runs) {
+    my ($id, $slot, $total, $jobs, $created) = @$run;
+    is($total, 2 * 8 * 3, "run $id: every active domain, model, prompt");
+    is($jobs, $total, "run $id: its jobs queued with it");
+    is($slot % $period, 0, "run $id: its window starts on a multiple "
+        . "of the period");
+    ok($created >= $slot && $created < $slot + $period,
+        "run $id: made within its window");
+    $slots{$slot}++;
+}
+is(scalar(keys %slots), $n,
+   'one run per window, though two nodes of two workers each ask');
+
+# the first scheduled run is crawled to its end
+my ($first) = @{ $runs->[0] };
+my $deadline = time + 30;
+my $status = '';
+while (time < $deadline) {
+    ($status) = $t->dbh->selectrow_array(
+        'SELECT status FROM runs WHERE id = ?', undef, $first);
+    last if $status eq 'done';
+    sleep 0.25;
+}
+is($status, 'done', 'the first scheduled run is crawled to its end');
+my ($stored) = $t->dbh->selectrow_array(
+    'SELECT count(*) FROM responses WHERE run_id = ?', undef, $first);
+is($stored, 48, 'with its 48 answers');
+
+like($t->error_log . $t2->error_log, qr/scheduled run \d+ made with 48 jobs/,
+     'the error log notes the scheduled runs');
+
+$t2->stop;
+$t->stop;
+
+done_testing;
