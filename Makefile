@@ -29,6 +29,8 @@ PG_TEMPLATE   := dr_template
 
 HTTP_PORT     ?= 8080
 SIM_PORT      ?= 8089
+# the simulator takes any key: this one is no secret
+export DR_SIM_KEY ?= sim-local-not-a-secret
 BENCH_SECONDS ?= 10
 RUN_DIR       := $(DR_STATE)/nginx
 KEY_SECRET    := $(DR_STATE)/key_secret
@@ -207,8 +209,7 @@ $(KEY_SECRET):
 # a reload would keep the module already loaded (same path), so a running
 # nginx is stopped and started again
 start: build db $(KEY_SECRET) $(RUN_DIR)/nginx.conf nginx-stop sim-start
-	@# the simulator takes any key: this one is no secret
-	@DR_SIM_KEY=sim-local-not-a-secret $(NGINX) -p $(RUN_DIR) -c nginx.conf
+	@$(NGINX) -p $(RUN_DIR) -c nginx.conf
 	@# a new admin key for this run; those of earlier runs are revoked
 	@$(PSQL) -U $(PG_USER) -d $(PG_DB) -c "UPDATE api_keys \
 	    SET revoked_at = now() WHERE name = 'make run' \
@@ -266,7 +267,7 @@ sim-stop:
 nginx-stop:
 	@if [ -f $(RUN_DIR)/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/nginx.pid) \
 	    2>/dev/null; then \
-	    $(NGINX) -p $(RUN_DIR) -c nginx.conf -s quit; \
+	    kill -QUIT $$(cat $(RUN_DIR)/nginx.pid); \
 	    while [ -f $(RUN_DIR)/nginx.pid ]; do sleep 0.1; done; \
 	    echo "nginx stopped"; \
 	fi
