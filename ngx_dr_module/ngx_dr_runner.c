@@ -957,11 +957,16 @@ typedef struct {
     u_char                    prompt_id[NGX_INT64_LEN + 1];
     ngx_uint_t                attempt;      /* of the queue */
     ngx_uint_t                max;
+    ngx_int_t                 provider;     /* index, or -1 */
 } ngx_dr_queued_t;
+
+
+static void ngx_dr_runner_end(ngx_dr_queued_t *qj);
 
 
 static ngx_event_t   ngx_dr_runner_event;
 static ngx_uint_t    ngx_dr_runner_busy;
+static ngx_uint_t   *ngx_dr_runner_provider_busy;
 static ngx_uint_t    ngx_dr_runner_claiming;
 static u_char        ngx_dr_runner_owner[128];
 static u_char        ngx_dr_runner_lease[NGX_INT_T_LEN + 1];
@@ -969,10 +974,14 @@ static u_char        ngx_dr_runner_lease[NGX_INT_T_LEN + 1];
 
 static const char  ngx_dr_runner_claim_sql[] =
     "WITH c AS ("
-    " SELECT id FROM jobs"
-    " WHERE (status IN ('queued', 'failed') AND not_before <= now())"
-    "    OR (status = 'leased' AND lease_expires < now())"
-    " ORDER BY not_before, id LIMIT $2 FOR UPDATE SKIP LOCKED),"
+    " SELECT x.id FROM unnest($4::text[], $2::int[]) AS q(provider, n)"
+    " CROSS JOIN LATERAL ("
+    "  SELECT j.id FROM jobs j JOIN models m ON m.id = j.model_id"
+    "  WHERE m.provider = q.provider"
+    "   AND ((j.status IN ('queued', 'failed') AND j.not_before <= now())"
+    "    OR (j.status = 'leased' AND j.lease_expires < now()))"
+    "  ORDER BY j.not_before, j.id LIMIT q.n"
+    "  FOR UPDATE OF j SKIP LOCKED) x),"
     " u AS ("
     " UPDATE jobs j SET status = 'leased', lease_owner = $1,"
     "  lease_expires = now() + $3::int * interval '1 millisecond',"
@@ -1063,6 +1072,12 @@ ngx_dr_runner_init_process(ngx_cycle_t *cycle)
     (void) ngx_snprintf(ngx_dr_runner_lease, sizeof(ngx_dr_runner_lease),
                         "%M%Z", dmcf->runner_lease);
 
+    ngx_dr_runner_provider_busy = ngx_pcalloc(cycle->pool,
+                                  dmcf->providers->nelts * sizeof(ngx_uint_t));
+    if (ngx_dr_runner_provider_busy == NULL) {
+        return NGX_ERROR;
+    }
+
     ngx_dr_runner_event.handler = ngx_dr_runner_poll;
     ngx_dr_runner_event.log = cycle->log;
     ngx_dr_runner_event.cancelable = 1;
@@ -1096,26 +1111,35 @@ ngx_dr_runner_again(ngx_msec_t delay)
 }
 
 
+/*
+ * A worker claims of each provider only what its share of the provider's
+ * keys can call within half a lease: a job claimed sooner than its token
+ * comes would outlive its lease and be asked twice.
+ */
+
 static void
 ngx_dr_runner_poll(ngx_event_t *ev)
 {
-    u_char       *p;
-    ngx_uint_t    want;
-    ngx_pool_t   *pool;
-    const char   *params[3];
+    u_char               *p, *names, *counts, *pn, *pc;
+    size_t                len;
+    ngx_uint_t            i, want, cap, n, asked, workers;
+    ngx_pool_t           *pool;
+    ngx_core_conf_t      *ccf;
+    ngx_dr_provider_t    *pr;
+    ngx_dr_main_conf_t   *dmcf;
+    const char           *params[4];
 
     if (ngx_exiting) {
         /* a job leased and not done returns when its lease expires */
         return;
     }
 
-    want = NGX_DR_RUNNER_IN_FLIGHT - ngx_dr_runner_busy;
-    want = ngx_min(want, NGX_DR_RUNNER_BATCH);
+    dmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_http_dr_module);
+    ccf = (ngx_core_conf_t *) ngx_get_conf(ngx_cycle->conf_ctx,
+                                           ngx_core_module);
+    workers = ccf->worker_processes > 0 ? ccf->worker_processes : 1;
 
-    if (want == 0) {
-        ngx_add_timer(ev, NGX_DR_RUNNER_POLL);
-        return;
-    }
+    want = NGX_DR_RUNNER_IN_FLIGHT - ngx_dr_runner_busy;
 
     pool = ngx_create_pool(1024, ev->log);
     if (pool == NULL) {
@@ -1123,21 +1147,70 @@ ngx_dr_runner_poll(ngx_event_t *ev)
         return;
     }
 
+    pr = dmcf->providers->elts;
+    n = dmcf->providers->nelts;
+
+    len = 3;
+
+    for (i = 0; i < n; i++) {
+        len += pr[i].name.len + 3;
+    }
+
+    names = ngx_pnalloc(pool, len);
+    counts = ngx_pnalloc(pool, n * (NGX_INT_T_LEN + 1) + 3);
     p = ngx_pnalloc(pool, NGX_INT_T_LEN + 1);
-    if (p == NULL) {
+
+    if (names == NULL || counts == NULL || p == NULL) {
         ngx_destroy_pool(pool);
         ngx_add_timer(ev, NGX_DR_RUNNER_POLL);
         return;
     }
 
-    (void) ngx_sprintf(p, "%ui%Z", want);
+    pn = ngx_cpymem(names, "{", 1);
+    pc = ngx_cpymem(counts, "{", 1);
+    asked = 0;
+
+    for (i = 0; i < n && asked < want; i++) {
+        cap = (uint64_t) pr[i].rpm * pr[i].keys.nelts * dmcf->runner_lease
+              / 2 / 60000 / workers;
+        cap = ngx_max(cap, 1);
+        cap = ngx_min(cap, NGX_DR_RUNNER_BATCH);
+
+        if (ngx_dr_runner_provider_busy[i] >= cap) {
+            continue;
+        }
+
+        cap -= ngx_dr_runner_provider_busy[i];
+        cap = ngx_min(cap, want - asked);
+        asked += cap;
+
+        if (pn != names + 1) {
+            *pn++ = ',';
+            *pc++ = ',';
+        }
+
+        pn = ngx_sprintf(pn, "\"%V\"", &pr[i].name);
+        pc = ngx_sprintf(pc, "%ui", cap);
+    }
+
+    if (asked == 0) {
+        ngx_destroy_pool(pool);
+        ngx_add_timer(ev, NGX_DR_RUNNER_POLL);
+        return;
+    }
+
+    *pn++ = '}'; *pn = '\0';
+    *pc++ = '}'; *pc = '\0';
+
+    (void) ngx_sprintf(p, "%ui%Z", asked);
 
     params[0] = (const char *) ngx_dr_runner_owner;
-    params[1] = (const char *) p;
+    params[1] = (const char *) counts;
     params[2] = (const char *) ngx_dr_runner_lease;
+    params[3] = (const char *) names;
 
-    if (ngx_dr_pg_query(pool, ev->log, 0, 0, ngx_dr_runner_claim_sql, 3,
-                        params, ngx_dr_runner_claimed, NULL)
+    if (ngx_dr_pg_query(pool, ev->log, 0, 0, ngx_dr_runner_claim_sql, 4,
+                        params, ngx_dr_runner_claimed, p)
         == NULL)
     {
         ngx_destroy_pool(pool);
@@ -1153,6 +1226,7 @@ static void
 ngx_dr_runner_claimed(ngx_dr_pg_query_t *q)
 {
     int                   i, n;
+    ngx_int_t             asked;
     char                 *v;
     size_t                len;
     ngx_pool_t           *pool;
@@ -1163,6 +1237,7 @@ ngx_dr_runner_claimed(ngx_dr_pg_query_t *q)
 
     ngx_dr_runner_claiming = 0;
     n = 0;
+    asked = ngx_atoi(q->data, ngx_strlen(q->data));
 
     dmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_http_dr_module);
 
@@ -1240,6 +1315,12 @@ ngx_dr_runner_claimed(ngx_dr_pg_query_t *q)
         job->wait.log = job->log;
 
         ngx_dr_runner_busy++;
+        qj->provider = -1;
+
+        if (pr) {
+            qj->provider = pr - (ngx_dr_provider_t *) dmcf->providers->elts;
+            ngx_dr_runner_provider_busy[qj->provider]++;
+        }
 
         if (pr == NULL
             || (job->model_index = ngx_dr_llm_has_model(pr, job->model.data,
@@ -1265,8 +1346,8 @@ ngx_dr_runner_claimed(ngx_dr_pg_query_t *q)
 
     ngx_destroy_pool(q->pool);
 
-    /* a full batch: there may be more at once */
-    ngx_dr_runner_again(n == NGX_DR_RUNNER_BATCH ? 0 : NGX_DR_RUNNER_POLL);
+    /* all that was asked for: there may be more at once */
+    ngx_dr_runner_again(n > 0 && n == asked ? 0 : NGX_DR_RUNNER_POLL);
 }
 
 
@@ -1353,8 +1434,8 @@ failed:
         ngx_dr_provider_answer_free(&job->answer);
     }
 
+    ngx_dr_runner_end(qj);
     ngx_destroy_pool(job->pool);
-    ngx_dr_runner_busy--;
 }
 
 
@@ -1375,12 +1456,23 @@ ngx_dr_runner_stored(ngx_dr_pg_query_t *q)
         ngx_dr_provider_answer_free(&job->answer);
     }
 
-    ngx_dr_runner_busy--;
+    ngx_dr_runner_end(job->data);
 
     /* the pool q lives in goes with the job */
     ngx_destroy_pool(job->pool);
 
     ngx_dr_runner_again(0);
+}
+
+
+static void
+ngx_dr_runner_end(ngx_dr_queued_t *qj)
+{
+    ngx_dr_runner_busy--;
+
+    if (qj->provider >= 0) {
+        ngx_dr_runner_provider_busy[qj->provider]--;
+    }
 }
 
 
@@ -1508,3 +1600,4 @@ ngx_dr_schedule_made(ngx_dr_pg_query_t *q)
 
     ngx_add_timer(&ngx_dr_schedule_event, next);
 }
+

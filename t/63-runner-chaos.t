@@ -150,8 +150,9 @@ is($sim->over_limit, 0, 'no call over a provider\'s limit');
 # the rate: 600 jobs a provider at $rpm a minute
 my $ideal = 600 / ($rpm / 60);
 diag(sprintf '4800 jobs in %.1f s (%.0f s at the providers\' limit), '
-    . '%d calls, %d retried jobs', $took, $ideal,
-    $stats->{totals}{requests}, $retried);
+    . '%d calls, %d retried jobs: calls at %.1f%% of the allowed rate',
+    $took, $ideal, $stats->{totals}{requests}, $retried,
+    100 * $stats->{totals}{requests} / $took / (8 * $rpm / 60));
 
 unlike($t->error_log, qr/sim-test-key/, 'no provider key in the error log');
 
