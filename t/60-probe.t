@@ -17,23 +17,7 @@ use Time::HiRes qw(time);
 
 my $sim = DR::Sim->start(latency_ms => 30, seed => 7, forget => 'forgotten.example');
 
-my %models = (
-    openai => 'gpt-4o-mini', anthropic => 'claude-3-5-haiku-20241022',
-    google => 'gemini-1.5-flash', mistral => 'mistral-small-latest',
-    deepseek => 'deepseek-chat',
-    together => 'meta-llama/Llama-3.3-70B-Instruct-Turbo',
-    xai => 'grok-3-mini', perplexity => 'sonar',
-);
-
-# obviously fake keys, from the environment, as an operator's would be
-my $providers = '';
-for my $p (sort keys %models) {
-    my $env = 'DR_TEST_KEY_' . uc $p;
-    $ENV{$env} = "sim-test-key-$p-0001";
-    $providers .= sprintf "    dr_provider name=%s base=%s model=%s "
-        . "key_env=%s rpm=600;\n", $p, $sim->base_url($p), $models{$p},
-        $env;
-}
+my $providers = $sim->providers_conf(rpm => 600);
 
 my $t = DR::Test->new(db => 1, no_start => 1, http => <<"EOF");
     dr_pg "%%PG%%";
@@ -84,7 +68,7 @@ ok($j->{simulated}, 'marked as simulated (the simulator said so)');
 is(scalar(grep { $_->{text} =~ /stripe/i } @{$j->{answers}}), 24,
     'every answer is about the brand');
 is_deeply([sort { $a cmp $b } keys %{{ map { $_->{provider} => 1 }
-    @{$j->{answers}} }}], [sort keys %models], 'from all eight providers');
+    @{$j->{answers}} }}], [sort keys %DR::Sim::MODELS], 'from all eight providers');
 ok($took < 5, 'all at once: 24 calls of ~30 ms took well under 5 s')
     and diag(sprintf 'probe took %.2f s', $took);
 is($j->{scores}{memory_score}, 100, 'every answer recognized the brand');

@@ -18,22 +18,7 @@ use Time::HiRes qw(sleep time);
 my $sim = DR::Sim->start(latency_ms => 30, seed => 11,
                          faults => '500=0.05,429=0.05,malformed=0.03');
 
-my %models = (
-    openai => 'gpt-4o-mini', anthropic => 'claude-3-5-haiku-20241022',
-    google => 'gemini-1.5-flash', mistral => 'mistral-small-latest',
-    deepseek => 'deepseek-chat',
-    together => 'meta-llama/Llama-3.3-70B-Instruct-Turbo',
-    xai => 'grok-3-mini', perplexity => 'sonar',
-);
-
-my $providers = '';
-for my $p (sort keys %models) {
-    my $env = 'DR_TEST_KEY_' . uc $p;
-    $ENV{$env} = "sim-test-key-$p-0001";
-    $providers .= sprintf "    dr_provider name=%s base=%s model=%s "
-        . "key_env=%s rpm=600;\n", $p, $sim->base_url($p), $models{$p},
-        $env;
-}
+my $providers = $sim->providers_conf(rpm => 600);
 
 my $t = DR::Test->new(db => 1, no_start => 1, http => <<"EOF2");
     dr_pg "%%PG%%";

@@ -24,22 +24,7 @@ my $sim = DR::Sim->start(latency_ms => 40, seed => 5, rpm => $rpm,
     faults => '429=0.02,500=0.03,timeout=0.01,malformed=0.02,html=0.01,'
         . 'empty_choices=0.01');
 
-my %models = (
-    openai => 'gpt-4o-mini', anthropic => 'claude-3-5-haiku-20241022',
-    google => 'gemini-1.5-flash', mistral => 'mistral-small-latest',
-    deepseek => 'deepseek-chat',
-    together => 'meta-llama/Llama-3.3-70B-Instruct-Turbo',
-    xai => 'grok-3-mini', perplexity => 'sonar',
-);
-
-my $providers = '';
-for my $p (sort keys %models) {
-    my $env = 'DR_TEST_KEY_' . uc $p;
-    $ENV{$env} = "sim-test-key-$p-0001";
-    $providers .= sprintf "    dr_provider name=%s base=%s model=%s "
-        . "key_env=%s rpm=%d;\n", $p, $sim->base_url($p), $models{$p},
-        $env, $rpm;
-}
+my $providers = $sim->providers_conf(rpm => $rpm);
 
 # a private cluster: it is restarted mid-run
 my $pg = DR::Test::Cluster->private;

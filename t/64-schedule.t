@@ -16,26 +16,14 @@ use Time::HiRes qw(sleep time);
 
 my $sim = DR::Sim->start(latency_ms => 20, seed => 3);
 
-my %models = (
-    openai => 'gpt-4o-mini', anthropic => 'claude-3-5-haiku-20241022',
-    google => 'gemini-1.5-flash', mistral => 'mistral-small-latest',
-    deepseek => 'deepseek-chat',
-    together => 'meta-llama/Llama-3.3-70B-Instruct-Turbo',
-    xai => 'grok-3-mini', perplexity => 'sonar',
-);
-
-my $providers = '';
-for my $p (sort keys %models) {
-    my $env = 'DR_TEST_KEY_' . uc $p;
-    $ENV{$env} = "sim-test-key-$p-0001";
-    $providers .= sprintf "    dr_provider name=%s base=%s model=%s "
-        . "key_env=%s rpm=600;\n", $p, $sim->base_url($p), $models{$p},
-        $env;
-}
+my $providers = $sim->providers_conf(rpm => 600);
 
 my $period = 4;
-my $t = DR::Test->new(db => 1, no_start => 1, http => <<"EOF2");
-    dr_pg "%%PG%%";
+# two nodes on the same database, on the same schedule
+sub node {
+    my ($pg, %o) = @_;
+    return DR::Test->new(%o, no_start => 1, http => <<"EOF2");
+    dr_pg "$pg";
     dr_limit_zone zone=limits:1m;
     dr_runner on;
     dr_schedule ${period}s;
@@ -45,20 +33,11 @@ $providers
         location = /healthz { dr_api; }
     }
 EOF2
+}
+my $t = node('%%PG%%', db => 1);
+my $t2 = node($t->conninfo);
 $t->dbh->do(q{INSERT INTO domains (domain, category)
               VALUES ('stripe.com', 'Finance'), ('github.com', 'Tech')});
-# a second node on the same database, on the same schedule
-my $t2 = DR::Test->new(no_start => 1, http => <<"EOF2");
-    dr_pg "@{[$t->conninfo]}";
-    dr_limit_zone zone=limits:1m;
-    dr_runner on;
-    dr_schedule ${period}s;
-$providers
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        location = /healthz { dr_api; }
-    }
-EOF2
 my $t0 = time;
 $t->start;
 $t2->start;
@@ -90,14 +69,7 @@ is(scalar(keys %slots), $n,
 
 # the first scheduled run is crawled to its end
 my ($first) = @{ $runs->[0] };
-my $deadline = time + 30;
-my $status = '';
-while (time < $deadline) {
-    ($status) = $t->dbh->selectrow_array(
-        'SELECT status FROM runs WHERE id = ?', undef, $first);
-    last if $status eq 'done';
-    sleep 0.25;
-}
+my $status = $t->wait_run($first, 30);
 is($status, 'done', 'the first scheduled run is crawled to its end');
 my ($stored) = $t->dbh->selectrow_array(
     'SELECT count(*) FROM responses WHERE run_id = ?', undef, $first);

@@ -46,14 +46,7 @@ is($r->{json}{jobs}, 21, '7 domains x 1 model x 3 prompts');
 my $run = $r->{json}{run_id};
 
 my $t0 = time;
-my $deadline = time + 60;
-my $status = '';
-while (time < $deadline) {
-    ($status) = $t->dbh->selectrow_array(
-        'SELECT status FROM runs WHERE id = ?', undef, $run);
-    last if $status eq 'done';
-    sleep 0.25;
-}
+my $status = $t->wait_run($run, 60);
 my $took = time - $t0;
 is($status, 'done', 'the run ends');
 

@@ -6,6 +6,7 @@ package DR::Sim;
 #                            faults => '500=0.1', forget => ['example.com']);
 #   $sim->url;                  # http://127.0.0.1:NNNN
 #   $sim->base_url('openai');   # what a provider's base URL becomes
+#   $sim->providers_conf(rpm => 600);  # dr_provider lines of all eight
 #   $sim->stats;                # decoded GET /_sim/stats
 #   $sim->over_limit;           # total over-limit requests (must stay 0)
 #   $sim->reset;                # POST /_sim/reset (counters)
@@ -118,6 +119,31 @@ sub start {
 sub url  { $_[0]{url} }
 sub port { $_[0]{port} }
 sub pid  { $_[0]{pid} }
+
+# the active model of each provider in sql/002_reference_data.sql
+our %MODELS = (
+    openai => 'gpt-4o-mini', anthropic => 'claude-3-5-haiku-20241022',
+    google => 'gemini-1.5-flash', mistral => 'mistral-small-latest',
+    deepseek => 'deepseek-chat',
+    together => 'meta-llama/Llama-3.3-70B-Instruct-Turbo',
+    xai => 'grok-3-mini', perplexity => 'sonar',
+);
+
+# the dr_provider lines of the eight providers against this simulator,
+# each with an obviously fake key in the environment, as an operator's
+# would be: $sim->providers_conf(rpm => 600)
+sub providers_conf {
+    my ($self, %o) = @_;
+    my $conf = '';
+    for my $p (sort keys %MODELS) {
+        my $env = 'DR_TEST_KEY_' . uc $p;
+        $ENV{$env} = "sim-test-key-$p-0001";
+        $conf .= sprintf "    dr_provider name=%s base=%s model=%s "
+            . "key_env=%s rpm=%d;\n", $p, $self->base_url($p), $MODELS{$p},
+            $env, $o{rpm} // 600;
+    }
+    return $conf;
+}
 
 sub base_url {
     my ($self, $provider) = @_;

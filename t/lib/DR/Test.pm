@@ -379,6 +379,20 @@ sub dbh {
 }
 
 # a new API key, made by tools/dr-key as an operator would
+# waits until a run of the queue is done; its status at the end
+sub wait_run {
+    my ($self, $run, $limit) = @_;
+    my $deadline = time + $limit;
+    my $status = '';
+    while (time < $deadline) {
+        ($status) = $self->dbh->selectrow_array(
+            'SELECT status FROM runs WHERE id = ?', undef, $run);
+        last if ($status // '') eq 'done';
+        sleep 0.25;
+    }
+    return $status;
+}
+
 sub create_key {
     my ($self, %opt) = @_;
     my $c = $self->{cluster};
