@@ -129,6 +129,30 @@ like($err // '', qr/500|server|error/i, 'with its error kept');
 is($n, 1, 'only the answer that came is stored');
 $sim->configure(faults => '');
 
+# bad answers (an HTML error page, no choices, invalid UTF-8, a 10 MB
+# body, truncated JSON) are failed attempts with their error, never
+# stored; an answer without usage is stored, its tokens unknown (NULL)
+$sim->configure(faults => 'html=0.15,empty_choices=0.15,bad_utf8=0.15,'
+    . 'huge=0.05,truncated=0.1,no_usage=0.1');
+$r = admin('POST', '/admin/runs', encode_json({ domains => ['github.com'] }));
+my $run3 = $r->{json}{run_id};
+$dbh->do('UPDATE jobs SET max_attempts = 20 WHERE run_id = ?', undef,
+    $run3);
+$p = wait_run($run3, 90);
+is($p->{status}, 'done', 'a run through bad answers ends');
+is($p->{done}, 24, 'every job done');
+my ($bad_stats) = $sim->stats->{totals}{faults};
+my ($errors) = $dbh->selectcol_arrayref(q{SELECT DISTINCT last_error
+    FROM jobs WHERE run_id = ? AND last_error IS NOT NULL}, undef, $run3);
+($n, my $garbage) = $dbh->selectrow_array(q{SELECT count(*),
+    count(*) FILTER (WHERE answer = '' OR answer LIKE '%<html%'
+                     OR octet_length(answer) > 100000)
+    FROM responses WHERE run_id = ?}, undef, $run3);
+is($n, 24, 'one answer stored per job');
+is($garbage, 0, 'no error page, empty or huge body stored as an answer');
+diag('faults: ' . encode_json($bad_stats));
+$sim->configure(faults => '');
+
 # a job done twice stores once: the lease of a done job is put back by hand
 $dbh->do(q{UPDATE jobs SET status = 'queued', attempts = 0,
            lease_owner = NULL WHERE run_id = ? AND id = (SELECT min(id)
