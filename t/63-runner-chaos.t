@@ -24,25 +24,10 @@ my $sim = DR::Sim->start(latency_ms => 40, seed => 5, rpm => $rpm,
     faults => '429=0.02,500=0.03,timeout=0.01,malformed=0.02,html=0.01,'
         . 'empty_choices=0.01');
 
-my $providers = $sim->providers_conf(rpm => $rpm);
-
 # a private cluster: it is restarted mid-run
 my $pg = DR::Test::Cluster->private;
 my $t = DR::Test->new(db => 1, cluster => $pg, no_start => 1,
-                      http => <<"EOF2");
-    dr_pg "%%PG%%";
-    dr_key_secret_file %%SECRET%%;
-    dr_auth_cache zone=keys:1m;
-    dr_limit_zone zone=limits:1m;
-    dr_runner on;
-    dr_schedule off;
-    dr_runner_lease 15s;
-$providers
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        location /admin/ { dr_auth required; dr_admin; }
-    }
-EOF2
+                      http => $sim->crawler_conf(rpm => $rpm, lease => '15s'));
 $t->{expected_alert} = qr/worker process \d+ exited on signal 9/;
 
 $t->dbh->do(q{INSERT INTO domains (domain, category)

@@ -23,22 +23,8 @@ close $fh;
 
 my $sim = DR::Sim->start(latency_ms => 20, seed => 9,
                          forget_file => $forget);
-my $providers = $sim->providers_conf(rpm => 600);
-
-my $t = DR::Test->new(db => 1, no_start => 1, http => <<"EOF2");
-    dr_pg "%%PG%%";
-    dr_key_secret_file %%SECRET%%;
-    dr_auth_cache zone=keys:1m;
-    dr_limit_zone zone=limits:1m;
-    dr_runner on;
-    dr_schedule off;
-$providers
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        location /admin/ { dr_auth required; dr_admin; }
-        location / { dr_api; }
-    }
-EOF2
+my $t = DR::Test->new(db => 1, no_start => 1,
+                      http => $sim->crawler_conf(rpm => 600, api => 1));
 $t->dbh->do(q{INSERT INTO domains (domain, category)
               VALUES ('stripe.com', 'Finance'), ('github.com', 'Tech'),
                      ('notion.so', 'Tech')});

@@ -7,6 +7,7 @@ package DR::Sim;
 #   $sim->url;                  # http://127.0.0.1:NNNN
 #   $sim->base_url('openai');   # what a provider's base URL becomes
 #   $sim->providers_conf(rpm => 600);  # dr_provider lines of all eight
+#   $sim->crawler_conf(rpm => 600);    # the http block of a crawling node
 #   $sim->stats;                # decoded GET /_sim/stats
 #   $sim->over_limit;           # total over-limit requests (must stay 0)
 #   $sim->reset;                # POST /_sim/reset (counters)
@@ -143,6 +144,29 @@ sub providers_conf {
             $env, $o{rpm} // 600;
     }
     return $conf;
+}
+
+# the http block of a node that crawls against this simulator: the eight
+# providers, the queue's workers, no schedule, the admin API behind keys;
+# $sim->crawler_conf(rpm => 600, lease => '15s', api => 1)
+sub crawler_conf {
+    my ($self, %o) = @_;
+    my $lease = $o{lease} ? "    dr_runner_lease $o{lease};\n" : '';
+    my $api = $o{api} ? "        location / { dr_api; }\n" : '';
+    return <<"CONF" . $self->providers_conf(rpm => $o{rpm}) . <<"SERVER";
+    dr_pg "%%PG%%";
+    dr_key_secret_file %%SECRET%%;
+    dr_auth_cache zone=keys:1m;
+    dr_limit_zone zone=limits:1m;
+    dr_runner on;
+${lease}    dr_schedule off;
+CONF
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location /admin/ { dr_auth required; dr_admin; }
+${api}    }
+SERVER
 }
 
 sub base_url {
