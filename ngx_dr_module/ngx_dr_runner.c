@@ -995,8 +995,8 @@ static const char  ngx_dr_runner_claim_sql[] =
     " UPDATE runs SET status = 'running', started_at = now()"
     " WHERE id IN (SELECT run_id FROM u) AND status = 'queued'),"
     /*
-     * the last two jobs of a run, ended at once, may each see the other
-     * still leased: the next claim ends such a run
+     * a run is ended after its last job's end commits; if the worker
+     * died in between, the next claim anywhere ends it
      */
     " f AS ("
     " UPDATE runs SET status = 'done', finished_at = now()"
@@ -1028,17 +1028,11 @@ static const char  ngx_dr_runner_done_sql[] =
     " tot AS ("
     " UPDATE runs SET input_tokens = input_tokens + coalesce($10, 0),"
     "  output_tokens = output_tokens + coalesce($11, 0),"
-    "  cost = cost + $12::numeric / 1000000,"
-    "  status = CASE WHEN NOT EXISTS (SELECT 1 FROM jobs"
-    "   WHERE run_id = $2 AND id <> $1"
-    "     AND status IN ('queued', 'leased', 'failed'))"
-    "   THEN 'done' ELSE status END,"
-    "  finished_at = CASE WHEN NOT EXISTS (SELECT 1 FROM jobs"
-    "   WHERE run_id = $2 AND id <> $1"
-    "     AND status IN ('queued', 'leased', 'failed'))"
-    "   THEN now() ELSE finished_at END"
+    "  cost = cost + $12::numeric / 1000000"
     " WHERE id = $2 AND EXISTS (SELECT 1 FROM ins)) "
-    "SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM upd)";
+    "SELECT EXISTS (SELECT 1 FROM upd), (SELECT count(*) FROM jobs"
+    " WHERE run_id = $2 AND domain_id = $3 AND id <> $1"
+    "  AND status IN ('queued', 'failed'))";
 
 static const char  ngx_dr_runner_failed_sql[] =
     "WITH upd AS ("
@@ -1049,12 +1043,11 @@ static const char  ngx_dr_runner_failed_sql[] =
     "  last_error = $5, lease_owner = NULL, lease_expires = NULL,"
     "  updated_at = now()"
     " WHERE id = $1 AND status = 'leased' AND lease_owner = $2"
-    " RETURNING run_id, status) "
-    "UPDATE runs SET status = 'done', finished_at = now() "
-    "WHERE id = (SELECT run_id FROM upd) AND status <> 'done'"
-    " AND (SELECT status FROM upd) = 'dead'"
-    " AND NOT EXISTS (SELECT 1 FROM jobs WHERE run_id = runs.id"
-    "  AND id <> $1 AND status IN ('queued', 'leased', 'failed'))";
+    " RETURNING run_id, domain_id, status) "
+    "SELECT upd.status = 'dead', (SELECT count(*) FROM jobs j"
+    " WHERE j.run_id = upd.run_id AND j.domain_id = upd.domain_id"
+    "  AND j.id <> $1 AND j.status IN ('queued', 'failed')) "
+    "FROM upd";
 
 
 ngx_int_t
@@ -1454,7 +1447,15 @@ ngx_dr_runner_stored(ngx_dr_pg_query_t *q)
                       "the outcome of a job could not be stored; it returns "
                       "to the queue when its lease expires");
 
-    } else {
+    } else if (PQntuples(q->res) == 1
+               && PQgetvalue(q->res, 0, 0)[0] == 't'
+               && ngx_strcmp(PQgetvalue(q->res, 0, 1), "0") == 0)
+    {
+        /*
+         * the job ended and none of its (run, domain) waits to be
+         * claimed: the others may still be in flight, which the check
+         * after this commit sees
+         */
         ngx_dr_runner_score(job->data, job->log);
     }
 
@@ -1484,15 +1485,20 @@ ngx_dr_runner_end(ngx_dr_queued_t *qj)
 
 
 /*
- * The scores of a (run, domain), when its last job has ended.  The check
- * runs after the statement that ended the job committed, so of two last
- * jobs ending at once the later always sees the other's end; both may
- * score, and the row is written again with the same figures.  The
- * domain_scores trigger tells every node to drop its cached answers.
+ * The end of a run and the scores of a (run, domain), when its last job
+ * has ended.  The check runs after the statement that ended the job
+ * committed, so of two last jobs ending at once the later always sees the
+ * other's end; both may score, and the row is written again with the same
+ * figures.  The domain_scores trigger tells every node to drop its cached
+ * answers.
  */
 
 static const char  ngx_dr_runner_score_sql[] =
-    "WITH ok AS ("
+    "WITH fin AS ("
+    " UPDATE runs SET status = 'done', finished_at = now()"
+    " WHERE id = $1 AND status <> 'done' AND NOT EXISTS (SELECT 1 FROM jobs"
+    "  WHERE run_id = $1 AND status IN ('queued', 'leased', 'failed'))),"
+    " ok AS ("
     " SELECT NOT EXISTS (SELECT 1 FROM jobs WHERE run_id = $1"
     "  AND domain_id = $2 AND status IN ('queued', 'leased', 'failed'))"
     "  AS done),"
