@@ -32,9 +32,9 @@ my %PROMPT = (
 );
 sub prompt { sprintf $PROMPT{ $_[0] }, $_[1] }
 
-my $OKEY = 'sk-test-OPENAIsecretsecret-k1a2';
-my $AKEY = 'sk-ant-api03-ANTHROPICsecret-b3c4';
-my $GKEY = 'AIzaSyGOOGLEsecretsecret-d5e6';
+my $OKEY = 'sim-test-key-FAKE-openai-k1a2';
+my $AKEY = 'sim-test-key-FAKE-anthropic-b3c4';
+my $GKEY = 'sim-test-key-FAKE-google-d5e6';
 
 # --------------------------------------------------------------------------
 # HTTP helpers

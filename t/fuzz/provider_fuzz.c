@@ -52,7 +52,7 @@
         }                                                                    \
     } while (0)
 
-#define FUZZ_KEY  "sk-fuzz-0123456789abcdefABCDEF"
+#define FUZZ_KEY  "fuzz-FAKE-not-a-key-0001"
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
