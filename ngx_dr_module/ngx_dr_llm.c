@@ -21,6 +21,7 @@
 #include <ngx_event.h>
 
 #include "ngx_dr_llm.h"
+#include "ngx_dr_pg.h"
 #include "ngx_dr_provider.h"
 
 
@@ -296,24 +297,7 @@ ngx_dr_llm_close(void *clientp, curl_socket_t s)
     c = ngx_dr_llm_conn(s);
 
     if (c) {
-        if (c->read->active) {
-            (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
-        }
-
-        if (c->write->active) {
-            (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
-        }
-
-        if (c->read->posted) {
-            ngx_delete_posted_event(c->read);
-        }
-
-        if (c->write->posted) {
-            ngx_delete_posted_event(c->write);
-        }
-
-        ngx_free_connection(c);
-        c->fd = (ngx_socket_t) -1;
+        ngx_dr_release_connection(c, NGX_CLOSE_EVENT);
         ngx_dr_llm_conns[s] = NULL;
     }
 

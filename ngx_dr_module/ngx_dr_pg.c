@@ -1609,26 +1609,15 @@ ngx_dr_pg_watch(ngx_dr_pg_conn_t *conn, ngx_uint_t rd, ngx_uint_t wr)
 
 
 /*
- * Takes the socket out of the event loop and gives the nginx connection
- * back, without closing the descriptor: it is libpq's.  "closing" says
- * libpq closes (or has closed) it next, so the kernel drops the
+ * Takes a socket another library owns out of the event loop and gives its
+ * nginx connection back, without closing the descriptor.  With
+ * NGX_CLOSE_EVENT the owner closes it next, so the kernel drops the
  * registration by itself and no system call is needed.
  */
 
-static void
-ngx_dr_pg_unwatch(ngx_dr_pg_conn_t *conn, ngx_uint_t closing)
+void
+ngx_dr_release_connection(ngx_connection_t *c, ngx_uint_t flags)
 {
-    ngx_uint_t         flags;
-    ngx_connection_t  *c;
-
-    c = conn->c;
-
-    if (c == NULL) {
-        return;
-    }
-
-    flags = closing ? NGX_CLOSE_EVENT : 0;
-
     if (c->read->active) {
         (void) ngx_del_event(c->read, NGX_READ_EVENT, flags);
     }
@@ -1647,6 +1636,28 @@ ngx_dr_pg_unwatch(ngx_dr_pg_conn_t *conn, ngx_uint_t closing)
 
     ngx_free_connection(c);
     c->fd = (ngx_socket_t) -1;
+}
+
+
+/*
+ * Takes the socket out of the event loop and gives the nginx connection
+ * back, without closing the descriptor: it is libpq's.  "closing" says
+ * libpq closes (or has closed) it next, so the kernel drops the
+ * registration by itself and no system call is needed.
+ */
+
+static void
+ngx_dr_pg_unwatch(ngx_dr_pg_conn_t *conn, ngx_uint_t closing)
+{
+    ngx_connection_t  *c;
+
+    c = conn->c;
+
+    if (c == NULL) {
+        return;
+    }
+
+    ngx_dr_release_connection(c, closing ? NGX_CLOSE_EVENT : 0);
 
     conn->c = NULL;
 }

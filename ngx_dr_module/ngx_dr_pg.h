@@ -104,4 +104,8 @@ ngx_int_t ngx_dr_pg_listen(const char *channel, ngx_dr_pg_notify_pt handler,
 ngx_int_t ngx_dr_pg_listen_start(void);
 
 
+/* also for the sockets of libcurl (ngx_dr_llm.c) */
+void ngx_dr_release_connection(ngx_connection_t *c, ngx_uint_t flags);
+
+
 #endif /* _NGX_DR_PG_H_INCLUDED_ */
