@@ -66,7 +66,7 @@ export DR_BUILD_DIR := $(BUILD)
 
 .PHONY: all deps packages build unit pg-start pg-stop db test-db run start stop \
         nginx-stop \
-        test test-valgrind bench clean sim-start sim-stop
+        test test-valgrind bench clean sim-start sim-stop rescore
 
 all: build
 
@@ -247,6 +247,15 @@ run: start
 
 stop: nginx-stop sim-stop
 	@$(MAKE) --no-print-directory pg-stop
+
+# every stored run scored again by the node "make run" started, with its
+# admin key (docs/scoring.md)
+rescore:
+	@test -s $(DR_STATE)/admin_key || { echo "no admin key: make run first"; \
+	    exit 1; }
+	@curl -sS --fail-with-body -X POST \
+	    -H "X-API-Key: $$(cat $(DR_STATE)/admin_key)" \
+	    http://127.0.0.1:$(HTTP_PORT)/admin/rescore; echo
 
 # the provider simulator stands in for the eight providers: no real key,
 # no network, their formats and limits (SPEC section 7)

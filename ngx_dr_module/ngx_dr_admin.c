@@ -35,6 +35,7 @@ static ngx_int_t ngx_dr_admin_create_run(ngx_http_request_t *r,
     json_t *body);
 static ngx_int_t ngx_dr_admin_run_created(ngx_http_request_t *r,
     ngx_dr_pg_query_t *q);
+static ngx_int_t ngx_dr_admin_rescore(ngx_http_request_t *r, json_t *body);
 static ngx_int_t ngx_dr_admin_run_read(ngx_http_request_t *r,
     ngx_dr_pg_query_t *q);
 static u_char *ngx_dr_admin_array(ngx_pool_t *pool, json_t *list,
@@ -181,7 +182,9 @@ ngx_dr_admin_handler(ngx_http_request_t *r)
     if ((r->uri.len == sizeof("/admin/domains") - 1
          && ngx_strncmp(r->uri.data, "/admin/domains", r->uri.len) == 0)
         || (r->uri.len == sizeof("/admin/runs") - 1
-            && ngx_strncmp(r->uri.data, "/admin/runs", r->uri.len) == 0))
+            && ngx_strncmp(r->uri.data, "/admin/runs", r->uri.len) == 0)
+        || (r->uri.len == sizeof("/admin/rescore") - 1
+            && ngx_strncmp(r->uri.data, "/admin/rescore", r->uri.len) == 0))
     {
         if (r->method != NGX_HTTP_POST) {
             rc = ngx_http_discard_request_body(r);
@@ -378,6 +381,14 @@ ngx_dr_admin_body(ngx_http_request_t *r)
         return;
     }
 
+    if (text.len == 0 && ngx_strncmp(r->uri.data, "/admin/rescore", 14) == 0)
+    {
+        /* no body: every domain */
+        rc = ngx_dr_admin_rescore(r, NULL);
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
     if (text.len == 0) {
         rc = ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
                                "a JSON object is needed: "
@@ -402,6 +413,9 @@ ngx_dr_admin_body(ngx_http_request_t *r)
 
     } else if (ngx_strncmp(r->uri.data, "/admin/runs", 11) == 0) {
         rc = ngx_dr_admin_create_run(r, body);
+
+    } else if (ngx_strncmp(r->uri.data, "/admin/rescore", 14) == 0) {
+        rc = ngx_dr_admin_rescore(r, body);
 
     } else {
         rc = ngx_dr_admin_create(r, body);
@@ -875,6 +889,53 @@ ngx_dr_admin_create_run(ngx_http_request_t *r, json_t *body)
 
     return ngx_dr_api_query(r, 0, 0, ngx_dr_admin_run_create_sql, 5, params,
                             ngx_dr_admin_run_created);
+}
+
+
+/* POST /admin/rescore {domains?}; no body is every domain */
+
+static ngx_int_t
+ngx_dr_admin_rescore(ngx_http_request_t *r, json_t *body)
+{
+    json_t      *v;
+    ngx_str_t    bad;
+    const char  *key, *domains;
+
+    domains = NULL;
+
+    if (body == NULL) {
+        return ngx_dr_rescore_handler(r, NULL);
+    }
+
+    if (!json_is_object(body)) {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "a JSON object is needed: {\"domains\"?}");
+    }
+
+    json_object_foreach(body, key, v) {
+        if (ngx_strcmp(key, "domains") != 0) {
+            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                     "unknown field; the one field is "
+                                     "domains");
+        }
+    }
+
+    v = json_object_get(body, "domains");
+
+    if (v) {
+        bad.len = 0;
+        domains = (const char *) ngx_dr_admin_array(r->pool, v, 1, &bad);
+
+        if (!json_is_array(v) || json_array_size(v) == 0
+            || json_array_size(v) > 1000 || bad.len || domains == NULL)
+        {
+            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST,
+                                     "invalid_body",
+                                     "domains: 1 to 1000 valid names");
+        }
+    }
+
+    return ngx_dr_rescore_handler(r, domains);
 }
 
 

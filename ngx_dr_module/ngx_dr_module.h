@@ -84,6 +84,9 @@ extern ngx_module_t  ngx_http_dr_module;
 typedef ngx_int_t (*ngx_dr_api_result_pt)(ngx_http_request_t *r,
     ngx_dr_pg_query_t *q);
 
+/* the outcome of a score check: NGX_OK written, NGX_DECLINED jobs left */
+typedef void (*ngx_dr_scored_pt)(void *data, ngx_int_t rc);
+
 
 /* the answer's cache policy for ngx_dr_http_send() */
 typedef struct {
@@ -102,7 +105,10 @@ ngx_int_t ngx_dr_api_handler(ngx_http_request_t *r);
 ngx_uint_t ngx_dr_api_group(ngx_str_t *uri);
 ngx_int_t ngx_dr_admin_handler(ngx_http_request_t *r);
 ngx_int_t ngx_dr_probe_handler(ngx_http_request_t *r);
+ngx_int_t ngx_dr_rescore_handler(ngx_http_request_t *r, const char *domains);
 ngx_int_t ngx_dr_runner_init_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_dr_scores_check(u_char *run, u_char *domain, ngx_log_t *log,
+    ngx_dr_scored_pt handler, void *data);
 ngx_int_t ngx_dr_schedule_init_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_dr_api_query(ngx_http_request_t *r, ngx_uint_t flags,
     ngx_msec_t timeout, const char *sql, int nparams, const char **params,

@@ -962,9 +962,6 @@ typedef struct {
 
 
 static void ngx_dr_runner_end(ngx_dr_queued_t *qj);
-static void ngx_dr_runner_score(ngx_dr_queued_t *qj, ngx_log_t *log);
-static void ngx_dr_runner_score_read(ngx_dr_pg_query_t *q);
-static void ngx_dr_runner_score_stored(ngx_dr_pg_query_t *q);
 
 
 static ngx_event_t   ngx_dr_runner_event;
@@ -1438,9 +1435,11 @@ failed:
 static void
 ngx_dr_runner_stored(ngx_dr_pg_query_t *q)
 {
+    ngx_dr_queued_t     *qj;
     ngx_dr_probe_job_t  *job;
 
     job = q->data;
+    qj = job->data;
 
     if (q->rc != NGX_DR_PG_OK) {
         ngx_log_error(NGX_LOG_WARN, job->log, 0,
@@ -1456,14 +1455,15 @@ ngx_dr_runner_stored(ngx_dr_pg_query_t *q)
          * claimed: the others may still be in flight, which the check
          * after this commit sees
          */
-        ngx_dr_runner_score(job->data, job->log);
+        ngx_dr_scores_check(qj->run_id, qj->domain_id, job->log, NULL,
+                            NULL);
     }
 
     if (job->parsed) {
         ngx_dr_provider_answer_free(&job->answer);
     }
 
-    ngx_dr_runner_end(job->data);
+    ngx_dr_runner_end(qj);
 
     /* the pool q lives in goes with the job */
     ngx_destroy_pool(job->pool);
@@ -1483,292 +1483,6 @@ ngx_dr_runner_end(ngx_dr_queued_t *qj)
 }
 
 
-
-/*
- * The end of a run and the scores of a (run, domain), when its last job
- * has ended.  The check runs after the statement that ended the job
- * committed, so of two last jobs ending at once the later always sees the
- * other's end; both may score, and the row is written again with the same
- * figures.  The domain_scores trigger tells every node to drop its cached
- * answers.
- */
-
-static const char  ngx_dr_runner_score_sql[] =
-    "WITH fin AS ("
-    " UPDATE runs SET status = 'done', finished_at = now()"
-    " WHERE id = $1 AND status <> 'done' AND NOT EXISTS (SELECT 1 FROM jobs"
-    "  WHERE run_id = $1 AND status IN ('queued', 'leased', 'failed'))),"
-    " ok AS ("
-    " SELECT NOT EXISTS (SELECT 1 FROM jobs WHERE run_id = $1"
-    "  AND domain_id = $2 AND status IN ('queued', 'leased', 'failed'))"
-    "  AS done),"
-    " prev AS ("
-    " SELECT run_id FROM domain_scores WHERE domain_id = $2 AND run_id < $1"
-    " ORDER BY run_id DESC LIMIT 1),"
-    " hist AS ("
-    " SELECT run_id, memory_score FROM domain_scores"
-    " WHERE domain_id = $2 AND run_id < $1"
-    " ORDER BY run_id DESC LIMIT 8) "
-    "SELECT 0 AS w, 0::bigint AS o, d.domain AS a, NULL AS b,"
-    " (SELECT count(*) FROM jobs WHERE run_id = $1 AND domain_id = $2)::int"
-    "  AS s, NULL AS t"
-    " FROM domains d, ok WHERE d.id = $2 AND ok.done "
-    "UNION ALL "
-    "SELECT CASE WHEN r.run_id = $1 THEN 1 ELSE 2 END, r.id,"
-    " m.provider || '/' || m.model, p.name, r.http_status, r.answer"
-    " FROM responses r JOIN models m ON m.id = r.model_id"
-    " JOIN prompts p ON p.id = r.prompt_id, ok"
-    " WHERE ok.done AND r.domain_id = $2"
-    "  AND (r.run_id = $1 OR r.run_id = (SELECT run_id FROM prev)) "
-    "UNION ALL "
-    "SELECT 3, -h.run_id, NULL, NULL, NULL, h.memory_score::text"
-    " FROM hist h, ok WHERE ok.done "
-    "ORDER BY 1, 2";
-
-static const char  ngx_dr_runner_score_store_sql[] =
-    "INSERT INTO domain_scores (domain_id, run_id, memory_score,"
-    " ai_consensus, cohesion, drift_score, trend, volatility, score,"
-    " models_positive, models_neutral, models_negative, models_tracking,"
-    " response_count, reputation_risk, risk_level, alerts, details) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-    " $15, $16, $17::text[], $18::jsonb) "
-    "ON CONFLICT (domain_id, run_id) DO UPDATE SET"
-    " memory_score = EXCLUDED.memory_score,"
-    " ai_consensus = EXCLUDED.ai_consensus, cohesion = EXCLUDED.cohesion,"
-    " drift_score = EXCLUDED.drift_score, trend = EXCLUDED.trend,"
-    " volatility = EXCLUDED.volatility, score = EXCLUDED.score,"
-    " models_positive = EXCLUDED.models_positive,"
-    " models_neutral = EXCLUDED.models_neutral,"
-    " models_negative = EXCLUDED.models_negative,"
-    " models_tracking = EXCLUDED.models_tracking,"
-    " response_count = EXCLUDED.response_count,"
-    " reputation_risk = EXCLUDED.reputation_risk,"
-    " risk_level = EXCLUDED.risk_level, alerts = EXCLUDED.alerts,"
-    " details = EXCLUDED.details, computed_at = now()";
-
-
-static void
-ngx_dr_runner_score(ngx_dr_queued_t *qj, ngx_log_t *log)
-{
-    u_char      *p;
-    ngx_pool_t  *pool;
-    const char  *params[2];
-
-    pool = ngx_create_pool(4096, log);
-    if (pool == NULL) {
-        return;
-    }
-
-    p = ngx_pnalloc(pool, 2 * (NGX_INT64_LEN + 1));
-    if (p == NULL) {
-        ngx_destroy_pool(pool);
-        return;
-    }
-
-    params[0] = (char *) p;
-    p = ngx_cpystrn(p, qj->run_id, NGX_INT64_LEN + 1) + 1;
-    params[1] = (char *) p;
-    (void) ngx_cpystrn(p, qj->domain_id, NGX_INT64_LEN + 1);
-
-    if (ngx_dr_pg_query(pool, log, 0, 0, ngx_dr_runner_score_sql, 2,
-                        params, ngx_dr_runner_score_read, (void *) params[0])
-        == NULL)
-    {
-        ngx_destroy_pool(pool);
-    }
-}
-
-
-static void
-ngx_dr_runner_score_read(ngx_dr_pg_query_t *q)
-{
-    int                      i, n, w;
-    char                    *alerts, *details, *a;
-    size_t                   k, len;
-    u_char                  *v, *run;
-    unsigned                 flag;
-    double                  *history;
-    json_t                  *models, *m, *drift, *root;
-    ngx_pool_t              *pool;
-    const char              *params[18], *name;
-    ngx_dr_score_input_t     in;
-    ngx_dr_score_answer_t   *cur, *prev, *sa;
-    ngx_dr_score_result_t    res;
-
-    run = q->data;
-
-    if (q->rc != NGX_DR_PG_OK || PQntuples(q->res) == 0
-        || atoi(PQgetvalue(q->res, 0, 0)) != 0)
-    {
-        /* an error, or the (run, domain) has jobs left */
-        ngx_destroy_pool(q->pool);
-        return;
-    }
-
-    n = PQntuples(q->res);
-
-    cur = ngx_pcalloc(q->pool, n * sizeof(ngx_dr_score_answer_t));
-    prev = ngx_pcalloc(q->pool, n * sizeof(ngx_dr_score_answer_t));
-    history = ngx_pcalloc(q->pool, n * sizeof(double));
-
-    if (cur == NULL || prev == NULL || history == NULL) {
-        ngx_destroy_pool(q->pool);
-        return;
-    }
-
-    ngx_memzero(&in, sizeof(ngx_dr_score_input_t));
-    in.domain = PQgetvalue(q->res, 0, 2);
-    in.expected = atoi(PQgetvalue(q->res, 0, 4));
-    in.answers = cur;
-    in.previous = prev;
-    in.history = history;
-
-    for (i = 1; i < n; i++) {
-        w = atoi(PQgetvalue(q->res, i, 0));
-
-        if (w == 3) {
-            history[in.n_history++] = strtod(PQgetvalue(q->res, i, 5), NULL);
-            continue;
-        }
-
-        sa = (w == 1) ? &cur[in.n_answers++] : &prev[in.n_previous++];
-        sa->model = PQgetvalue(q->res, i, 2);
-        sa->prompt = PQgetvalue(q->res, i, 3);
-        sa->http_status = atoi(PQgetvalue(q->res, i, 4));
-        sa->text = PQgetvalue(q->res, i, 5);
-        sa->text_len = PQgetlength(q->res, i, 5);
-    }
-
-    ngx_memzero(&res, sizeof(ngx_dr_score_result_t));
-
-    if (ngx_dr_score_domain(&in, &res) != NGX_DR_SCORE_OK) {
-        ngx_log_error(NGX_LOG_ERR, q->log, 0,
-                      "the answers of run %s for \"%s\" could not be "
-                      "scored", run, in.domain);
-        goto done;
-    }
-
-    models = json_object();
-    drift = json_array();
-    root = json_pack("{s:o, s:o}", "models", models, "drift", drift);
-
-    for (k = 0; models && k < res.n_models; k++) {
-        m = json_pack("{s:b, s:f, s:f, s:s, s:i, s:i}",
-                      "recognized", res.models[k].recognized > 0,
-                      "agreement", 100 * res.models[k].agreement,
-                      "sentiment", res.models[k].sentiment,
-                      "sentiment_class",
-                      ngx_dr_score_class_name(res.models[k].sentiment_class),
-                      "answers", (int) res.models[k].answers,
-                      "valid", (int) res.models[k].valid);
-        json_object_set_new(models, res.models[k].model, m);
-    }
-
-    for (k = 0; drift && k < res.n_drift; k++) {
-        json_array_append_new(drift,
-            json_pack("{s:s, s:s, s:f, s:s}",
-                      "model", res.drift[k].model,
-                      "prompt", res.drift[k].prompt,
-                      "drift", res.drift[k].drift,
-                      "status", ngx_dr_score_drift_name(res.drift[k].status)));
-    }
-
-    details = root ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(root);
-
-    pool = ngx_create_pool(4096, q->log);
-
-    if (details == NULL || pool == NULL) {
-        free(details);
-        if (pool) {
-            ngx_destroy_pool(pool);
-        }
-        goto done;
-    }
-
-    len = ngx_strlen(details) + 1;
-    v = ngx_pnalloc(pool, len + 64 + 16 * (NGX_INT64_LEN + 32));
-    if (v == NULL) {
-        free(details);
-        ngx_destroy_pool(pool);
-        goto done;
-    }
-
-    params[17] = (char *) v;
-    v = ngx_cpymem(v, details, len);
-    free(details);
-
-    alerts = (char *) v;
-    a = alerts;
-    *a++ = '{';
-
-    for (flag = 1; flag <= NGX_DR_SCORE_ALERT_LOW_RECOGNITION; flag <<= 1) {
-        if (res.alerts & flag) {
-            name = ngx_dr_score_alert_name(flag);
-            if (a != alerts + 1) {
-                *a++ = ',';
-            }
-            a = (char *) ngx_cpymem(a, name, ngx_strlen(name));
-        }
-    }
-
-    *a++ = '}';
-    *a++ = '\0';
-    params[16] = alerts;
-    v = (u_char *) a;
-
-#define ngx_dr_param(i, fmt, x)                                               \
-    params[i] = (char *) v;                                                   \
-    v = ngx_sprintf(v, fmt "%Z", x)
-
-    ngx_dr_param(2, "%.6f", res.memory_score);
-    ngx_dr_param(3, "%.6f", res.ai_consensus);
-    ngx_dr_param(4, "%.6f", res.cohesion);
-    ngx_dr_param(5, "%.6f", res.drift_score);
-    ngx_dr_param(6, "%.6f", res.has_trend ? res.trend : 0.0);
-    ngx_dr_param(7, "%.6f", res.volatility);
-    ngx_dr_param(8, "%.6f", res.score);
-    ngx_dr_param(9, "%uz", res.models_positive);
-    ngx_dr_param(10, "%uz", res.models_neutral);
-    ngx_dr_param(11, "%uz", res.models_negative);
-    ngx_dr_param(12, "%uz", res.n_models);
-    ngx_dr_param(13, "%uz", in.n_answers);
-    ngx_dr_param(14, "%ui", (ngx_uint_t) res.risk);
-
-#undef ngx_dr_param
-
-    params[15] = ngx_dr_score_risk_name(res.risk_level);
-
-    params[1] = (char *) v;
-    v = ngx_cpystrn(v, run, NGX_INT64_LEN + 1) + 1;
-    params[0] = (char *) v;
-    (void) ngx_cpystrn(v, (u_char *) run + ngx_strlen(run) + 1,
-                       NGX_INT64_LEN + 1);
-
-    if (ngx_dr_pg_query(pool, q->log, 0, 0, ngx_dr_runner_score_store_sql,
-                        18, params, ngx_dr_runner_score_stored, NULL)
-        == NULL)
-    {
-        ngx_destroy_pool(pool);
-    }
-
-done:
-
-    ngx_dr_score_result_free(&res);
-    ngx_destroy_pool(q->pool);
-}
-
-
-static void
-ngx_dr_runner_score_stored(ngx_dr_pg_query_t *q)
-{
-    if (q->rc != NGX_DR_PG_OK) {
-        ngx_log_error(NGX_LOG_ERR, q->log, 0,
-                      "the scores of a domain could not be stored");
-    }
-
-    ngx_destroy_pool(q->pool);
-}
 
 /*
  * The schedule: the first worker of every node asks, at a quarter of the

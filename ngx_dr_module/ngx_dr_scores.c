@@ -1,0 +1,648 @@
+
+/*
+ * Domain Runner: storing scores.
+ *
+ * The scores of a (run, domain) are written once its last job has ended:
+ * the runner asks for the check after the commit of a job's end.  POST
+ * /admin/rescore writes them again from the stored answers, every domain's
+ * runs in their order, so that a change of a formula reaches history and
+ * a (run, domain) left unscored (its worker died after the commit of its
+ * last job) gets its row.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_dr_module.h"
+#include "ngx_dr_score.h"
+
+
+/* domains rescored at once: each is a chain of its runs, in order */
+#define NGX_DR_RESCORE_LANES  4
+
+
+typedef struct {
+    u_char                    run[NGX_INT64_LEN + 1];
+    u_char                    domain[NGX_INT64_LEN + 1];
+    ngx_dr_scored_pt          handler;
+    void                     *data;
+} ngx_dr_score_check_t;
+
+
+typedef struct ngx_dr_rescore_s  ngx_dr_rescore_t;
+
+typedef struct {
+    ngx_dr_rescore_t         *task;
+    ngx_uint_t                at;           /* the pair being scored */
+} ngx_dr_rescore_lane_t;
+
+struct ngx_dr_rescore_s {
+    ngx_pool_t               *pool;
+    ngx_http_request_t       *request;      /* NULL once the client left */
+    ngx_pool_cleanup_t       *cleanup;
+    u_char                  (*pairs)[2][NGX_INT64_LEN + 1];
+    ngx_uint_t                n;
+    ngx_uint_t                next;         /* first pair not begun */
+    ngx_uint_t                busy;         /* lanes at work */
+    ngx_uint_t                domains;
+    ngx_uint_t                scored;
+    ngx_uint_t                unfinished;
+    ngx_uint_t                failed;
+    ngx_msec_t                start;
+    ngx_dr_rescore_lane_t     lane[NGX_DR_RESCORE_LANES];
+};
+
+
+static void ngx_dr_scores_read(ngx_dr_pg_query_t *q);
+static void ngx_dr_scores_stored(ngx_dr_pg_query_t *q);
+static void ngx_dr_scores_done(ngx_dr_score_check_t *sc, ngx_int_t rc);
+static void ngx_dr_rescore_listed(ngx_dr_pg_query_t *q);
+static void ngx_dr_rescore_next(ngx_dr_rescore_lane_t *lane,
+    ngx_uint_t first);
+static void ngx_dr_rescore_scored(void *data, ngx_int_t rc);
+static void ngx_dr_rescore_finish(ngx_dr_rescore_t *task);
+static void ngx_dr_rescore_cleanup(void *data);
+
+
+/*
+ * The end of a run and the scores of a (run, domain), when its last job
+ * has ended.  The check runs after the statement that ended the job
+ * committed, so of two last jobs ending at once the later always sees the
+ * other's end; both may score, and the row is written again with the same
+ * figures.  The domain_scores trigger tells every node to drop its cached
+ * answers.
+ */
+
+static const char  ngx_dr_scores_sql[] =
+    "WITH fin AS ("
+    " UPDATE runs SET status = 'done', finished_at = now()"
+    " WHERE id = $1 AND status <> 'done' AND NOT EXISTS (SELECT 1 FROM jobs"
+    "  WHERE run_id = $1 AND status IN ('queued', 'leased', 'failed'))),"
+    " ok AS ("
+    " SELECT NOT EXISTS (SELECT 1 FROM jobs WHERE run_id = $1"
+    "  AND domain_id = $2 AND status IN ('queued', 'leased', 'failed'))"
+    "  AS done),"
+    " prev AS ("
+    " SELECT run_id FROM domain_scores WHERE domain_id = $2 AND run_id < $1"
+    " ORDER BY run_id DESC LIMIT 1),"
+    " hist AS ("
+    " SELECT run_id, memory_score FROM domain_scores"
+    " WHERE domain_id = $2 AND run_id < $1"
+    " ORDER BY run_id DESC LIMIT 8) "
+    "SELECT 0 AS w, 0::bigint AS o, d.domain AS a, NULL AS b,"
+    " (SELECT count(*) FROM jobs WHERE run_id = $1 AND domain_id = $2)::int"
+    "  AS s, NULL AS t"
+    " FROM domains d, ok WHERE d.id = $2 AND ok.done "
+    "UNION ALL "
+    "SELECT CASE WHEN r.run_id = $1 THEN 1 ELSE 2 END, r.id,"
+    " m.provider || '/' || m.model, p.name, r.http_status, r.answer"
+    " FROM responses r JOIN models m ON m.id = r.model_id"
+    " JOIN prompts p ON p.id = r.prompt_id, ok"
+    " WHERE ok.done AND r.domain_id = $2"
+    "  AND (r.run_id = $1 OR r.run_id = (SELECT run_id FROM prev)) "
+    "UNION ALL "
+    "SELECT 3, -h.run_id, NULL, NULL, NULL, h.memory_score::text"
+    " FROM hist h, ok WHERE ok.done "
+    "ORDER BY 1, 2";
+
+static const char  ngx_dr_scores_store_sql[] =
+    "INSERT INTO domain_scores (domain_id, run_id, memory_score,"
+    " ai_consensus, cohesion, drift_score, trend, volatility, score,"
+    " models_positive, models_neutral, models_negative, models_tracking,"
+    " response_count, reputation_risk, risk_level, alerts, details) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+    " $15, $16, $17::text[], $18::jsonb) "
+    "ON CONFLICT (domain_id, run_id) DO UPDATE SET"
+    " memory_score = EXCLUDED.memory_score,"
+    " ai_consensus = EXCLUDED.ai_consensus, cohesion = EXCLUDED.cohesion,"
+    " drift_score = EXCLUDED.drift_score, trend = EXCLUDED.trend,"
+    " volatility = EXCLUDED.volatility, score = EXCLUDED.score,"
+    " models_positive = EXCLUDED.models_positive,"
+    " models_neutral = EXCLUDED.models_neutral,"
+    " models_negative = EXCLUDED.models_negative,"
+    " models_tracking = EXCLUDED.models_tracking,"
+    " response_count = EXCLUDED.response_count,"
+    " reputation_risk = EXCLUDED.reputation_risk,"
+    " risk_level = EXCLUDED.risk_level, alerts = EXCLUDED.alerts,"
+    " details = EXCLUDED.details, computed_at = now()";
+
+
+ngx_int_t
+ngx_dr_scores_check(u_char *run, u_char *domain, ngx_log_t *log,
+    ngx_dr_scored_pt handler, void *data)
+{
+    ngx_pool_t            *pool;
+    const char            *params[2];
+    ngx_dr_score_check_t  *sc;
+
+    pool = ngx_create_pool(4096, log);
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    sc = ngx_palloc(pool, sizeof(ngx_dr_score_check_t));
+    if (sc == NULL) {
+        ngx_destroy_pool(pool);
+        return NGX_ERROR;
+    }
+
+    (void) ngx_cpystrn(sc->run, run, NGX_INT64_LEN + 1);
+    (void) ngx_cpystrn(sc->domain, domain, NGX_INT64_LEN + 1);
+    sc->handler = handler;
+    sc->data = data;
+
+    params[0] = (const char *) sc->run;
+    params[1] = (const char *) sc->domain;
+
+    if (ngx_dr_pg_query(pool, log, 0, 0, ngx_dr_scores_sql, 2, params,
+                        ngx_dr_scores_read, sc)
+        == NULL)
+    {
+        ngx_destroy_pool(pool);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_dr_scores_read(ngx_dr_pg_query_t *q)
+{
+    int                      i, n, w;
+    char                    *alerts, *details, *a;
+    size_t                   k, len;
+    u_char                  *v;
+    unsigned                 flag;
+    ngx_int_t                rc;
+    double                  *history;
+    json_t                  *models, *m, *drift, *root;
+    ngx_pool_t              *pool;
+    const char              *params[18], *name;
+    ngx_dr_score_input_t     in;
+    ngx_dr_score_answer_t   *cur, *prev, *sa;
+    ngx_dr_score_result_t    res;
+    ngx_dr_score_check_t    *sc, *stored;
+
+    sc = q->data;
+
+    if (q->rc != NGX_DR_PG_OK) {
+        ngx_dr_scores_done(sc, NGX_ERROR);
+        ngx_destroy_pool(q->pool);
+        return;
+    }
+
+    if (PQntuples(q->res) == 0 || atoi(PQgetvalue(q->res, 0, 0)) != 0) {
+        /* the (run, domain) has jobs left */
+        ngx_dr_scores_done(sc, NGX_DECLINED);
+        ngx_destroy_pool(q->pool);
+        return;
+    }
+
+    n = PQntuples(q->res);
+
+    cur = ngx_pcalloc(q->pool, n * sizeof(ngx_dr_score_answer_t));
+    prev = ngx_pcalloc(q->pool, n * sizeof(ngx_dr_score_answer_t));
+    history = ngx_pcalloc(q->pool, n * sizeof(double));
+
+    if (cur == NULL || prev == NULL || history == NULL) {
+        ngx_dr_scores_done(sc, NGX_ERROR);
+        ngx_destroy_pool(q->pool);
+        return;
+    }
+
+    ngx_memzero(&in, sizeof(ngx_dr_score_input_t));
+    in.domain = PQgetvalue(q->res, 0, 2);
+    in.expected = atoi(PQgetvalue(q->res, 0, 4));
+    in.answers = cur;
+    in.previous = prev;
+    in.history = history;
+
+    for (i = 1; i < n; i++) {
+        w = atoi(PQgetvalue(q->res, i, 0));
+
+        if (w == 3) {
+            history[in.n_history++] = strtod(PQgetvalue(q->res, i, 5), NULL);
+            continue;
+        }
+
+        sa = (w == 1) ? &cur[in.n_answers++] : &prev[in.n_previous++];
+        sa->model = PQgetvalue(q->res, i, 2);
+        sa->prompt = PQgetvalue(q->res, i, 3);
+        sa->http_status = atoi(PQgetvalue(q->res, i, 4));
+        sa->text = PQgetvalue(q->res, i, 5);
+        sa->text_len = PQgetlength(q->res, i, 5);
+    }
+
+    ngx_memzero(&res, sizeof(ngx_dr_score_result_t));
+    rc = NGX_ERROR;
+
+    if (ngx_dr_score_domain(&in, &res) != NGX_DR_SCORE_OK) {
+        ngx_log_error(NGX_LOG_ERR, q->log, 0,
+                      "the answers of run %s for \"%s\" could not be "
+                      "scored", sc->run, in.domain);
+        goto done;
+    }
+
+    models = json_object();
+    drift = json_array();
+    root = json_pack("{s:o, s:o}", "models", models, "drift", drift);
+
+    for (k = 0; models && k < res.n_models; k++) {
+        m = json_pack("{s:b, s:f, s:f, s:s, s:i, s:i}",
+                      "recognized", res.models[k].recognized > 0,
+                      "agreement", 100 * res.models[k].agreement,
+                      "sentiment", res.models[k].sentiment,
+                      "sentiment_class",
+                      ngx_dr_score_class_name(res.models[k].sentiment_class),
+                      "answers", (int) res.models[k].answers,
+                      "valid", (int) res.models[k].valid);
+        json_object_set_new(models, res.models[k].model, m);
+    }
+
+    for (k = 0; drift && k < res.n_drift; k++) {
+        json_array_append_new(drift,
+            json_pack("{s:s, s:s, s:f, s:s}",
+                      "model", res.drift[k].model,
+                      "prompt", res.drift[k].prompt,
+                      "drift", res.drift[k].drift,
+                      "status", ngx_dr_score_drift_name(res.drift[k].status)));
+    }
+
+    details = root ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(root);
+
+    pool = ngx_create_pool(4096, q->log);
+
+    if (details == NULL || pool == NULL) {
+        free(details);
+        if (pool) {
+            ngx_destroy_pool(pool);
+        }
+        goto done;
+    }
+
+    len = ngx_strlen(details) + 1;
+    v = ngx_pnalloc(pool, len + 64 + 16 * (NGX_INT64_LEN + 32)
+                          + sizeof(ngx_dr_score_check_t) + NGX_ALIGNMENT);
+    if (v == NULL) {
+        free(details);
+        ngx_destroy_pool(pool);
+        goto done;
+    }
+
+    params[17] = (char *) v;
+    v = ngx_cpymem(v, details, len);
+    free(details);
+
+    alerts = (char *) v;
+    a = alerts;
+    *a++ = '{';
+
+    for (flag = 1; flag <= NGX_DR_SCORE_ALERT_LOW_RECOGNITION; flag <<= 1) {
+        if (res.alerts & flag) {
+            name = ngx_dr_score_alert_name(flag);
+            if (a != alerts + 1) {
+                *a++ = ',';
+            }
+            a = (char *) ngx_cpymem(a, name, ngx_strlen(name));
+        }
+    }
+
+    *a++ = '}';
+    *a++ = '\0';
+    params[16] = alerts;
+    v = (u_char *) a;
+
+#define ngx_dr_param(i, fmt, x)                                               \
+    params[i] = (char *) v;                                                   \
+    v = ngx_sprintf(v, fmt "%Z", x)
+
+    ngx_dr_param(2, "%.6f", res.memory_score);
+    ngx_dr_param(3, "%.6f", res.ai_consensus);
+    ngx_dr_param(4, "%.6f", res.cohesion);
+    ngx_dr_param(5, "%.6f", res.drift_score);
+    ngx_dr_param(6, "%.6f", res.has_trend ? res.trend : 0.0);
+    ngx_dr_param(7, "%.6f", res.volatility);
+    ngx_dr_param(8, "%.6f", res.score);
+    ngx_dr_param(9, "%uz", res.models_positive);
+    ngx_dr_param(10, "%uz", res.models_neutral);
+    ngx_dr_param(11, "%uz", res.models_negative);
+    ngx_dr_param(12, "%uz", res.n_models);
+    ngx_dr_param(13, "%uz", in.n_answers);
+    ngx_dr_param(14, "%ui", (ngx_uint_t) res.risk);
+
+#undef ngx_dr_param
+
+    params[15] = ngx_dr_score_risk_name(res.risk_level);
+
+    /* the check's pool goes now: what the store reports to is copied */
+    stored = (ngx_dr_score_check_t *) ngx_align_ptr(v, NGX_ALIGNMENT);
+    *stored = *sc;
+
+    params[0] = (const char *) stored->domain;
+    params[1] = (const char *) stored->run;
+
+    if (ngx_dr_pg_query(pool, q->log, 0, 0, ngx_dr_scores_store_sql,
+                        18, params, ngx_dr_scores_stored, stored)
+        == NULL)
+    {
+        ngx_destroy_pool(pool);
+
+    } else {
+        rc = NGX_AGAIN;
+    }
+
+done:
+
+    if (rc != NGX_AGAIN) {
+        ngx_dr_scores_done(sc, rc);
+    }
+
+    ngx_dr_score_result_free(&res);
+    ngx_destroy_pool(q->pool);
+}
+
+
+static void
+ngx_dr_scores_stored(ngx_dr_pg_query_t *q)
+{
+    if (q->rc != NGX_DR_PG_OK) {
+        ngx_log_error(NGX_LOG_ERR, q->log, 0,
+                      "the scores of a domain could not be stored");
+    }
+
+    ngx_dr_scores_done(q->data, q->rc == NGX_DR_PG_OK ? NGX_OK : NGX_ERROR);
+    ngx_destroy_pool(q->pool);
+}
+
+
+static void
+ngx_dr_scores_done(ngx_dr_score_check_t *sc, ngx_int_t rc)
+{
+    if (sc->handler) {
+        sc->handler(sc->data, rc);
+    }
+}
+
+
+
+/*
+ * POST /admin/rescore {domains?}: every (run, domain) that has jobs, a
+ * domain's runs in the order they were made, since each run's scores
+ * read the previous run's answers and the memory scores before it.
+ */
+
+static const char  ngx_dr_rescore_sql[] =
+    "SELECT j.run_id, j.domain_id FROM jobs j"
+    " WHERE $1::text[] IS NULL OR j.domain_id IN"
+    "  (SELECT id FROM domains WHERE domain = ANY ($1))"
+    " GROUP BY 1, 2 ORDER BY 2, 1";
+
+
+ngx_int_t
+ngx_dr_rescore_handler(ngx_http_request_t *r, const char *domains)
+{
+    ngx_pool_t          *pool;
+    const char          *params[1];
+    ngx_dr_rescore_t    *task;
+    ngx_pool_cleanup_t  *cln;
+
+    /* once asked, the work is done even if the client goes away */
+
+    pool = ngx_create_pool(4096, ngx_cycle->log);
+    if (pool == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    task = ngx_pcalloc(pool, sizeof(ngx_dr_rescore_t));
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+
+    if (task == NULL || cln == NULL) {
+        ngx_destroy_pool(pool);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    task->pool = pool;
+    task->request = r;
+    task->cleanup = cln;
+    task->start = ngx_current_msec;
+
+    params[0] = domains;
+
+    if (ngx_dr_pg_query(pool, pool->log, 0, 0, ngx_dr_rescore_sql, 1,
+                        params, ngx_dr_rescore_listed, task)
+        == NULL)
+    {
+        ngx_destroy_pool(pool);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_dr_rescore_cleanup;
+    cln->data = task;
+
+    if (!r->discard_body) {
+        r->read_event_handler = ngx_http_test_reading;
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_dr_rescore_listed(ngx_dr_pg_query_t *q)
+{
+    int                  i, n;
+    ngx_int_t            rc;
+    ngx_uint_t           k;
+    ngx_connection_t    *c;
+    ngx_dr_rescore_t    *task;
+    ngx_http_request_t  *r;
+
+    task = q->data;
+    n = (q->rc == NGX_DR_PG_OK) ? PQntuples(q->res) : 0;
+
+    task->pairs = ngx_palloc(task->pool, (n + 1) * sizeof(*task->pairs));
+
+    if (q->rc != NGX_DR_PG_OK || task->pairs == NULL) {
+        r = task->request;
+
+        if (r) {
+            task->cleanup->handler = NULL;
+            c = r->connection;
+
+            rc = (q->rc != NGX_DR_PG_OK) ? ngx_dr_api_unavailable(r, q)
+                                         : NGX_HTTP_INTERNAL_SERVER_ERROR;
+            ngx_http_finalize_request(r, rc);
+            ngx_http_run_posted_requests(c);
+        }
+
+        ngx_destroy_pool(task->pool);
+        return;
+    }
+
+    task->n = n;
+
+    for (i = 0; i < n; i++) {
+        (void) ngx_cpystrn(task->pairs[i][0],
+                           (u_char *) PQgetvalue(q->res, i, 0),
+                           NGX_INT64_LEN + 1);
+        (void) ngx_cpystrn(task->pairs[i][1],
+                           (u_char *) PQgetvalue(q->res, i, 1),
+                           NGX_INT64_LEN + 1);
+
+        if (i == 0
+            || ngx_strcmp(task->pairs[i][1], task->pairs[i - 1][1]) != 0)
+        {
+            task->domains++;
+        }
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, task->pool->log, 0,
+                  "rescoring %ui runs of %ui domains", task->n,
+                  task->domains);
+
+    task->busy = NGX_DR_RESCORE_LANES;
+
+    for (k = 0; k < NGX_DR_RESCORE_LANES; k++) {
+        task->lane[k].task = task;
+        ngx_dr_rescore_next(&task->lane[k], 1);
+    }
+}
+
+
+/* the lane's next pair: its domain's next run, or a domain not begun */
+
+static void
+ngx_dr_rescore_next(ngx_dr_rescore_lane_t *lane, ngx_uint_t first)
+{
+    ngx_uint_t         at;
+    ngx_dr_rescore_t  *task;
+
+    task = lane->task;
+
+    for ( ;; ) {
+        at = lane->at + 1;
+
+        if (first || at >= task->n
+            || ngx_strcmp(task->pairs[at][1], task->pairs[lane->at][1]) != 0)
+        {
+            if (task->next >= task->n) {
+                if (--task->busy == 0) {
+                    ngx_dr_rescore_finish(task);
+                }
+
+                return;
+            }
+
+            at = task->next;
+
+            do {
+                task->next++;
+            } while (task->next < task->n
+                     && ngx_strcmp(task->pairs[task->next][1],
+                                   task->pairs[at][1]) == 0);
+        }
+
+        first = 0;
+        lane->at = at;
+
+        if (ngx_dr_scores_check(task->pairs[at][0], task->pairs[at][1],
+                                task->pool->log, ngx_dr_rescore_scored, lane)
+            == NGX_OK)
+        {
+            return;
+        }
+
+        task->failed++;
+    }
+}
+
+
+static void
+ngx_dr_rescore_scored(void *data, ngx_int_t rc)
+{
+    ngx_dr_rescore_lane_t  *lane;
+
+    lane = data;
+
+    switch (rc) {
+
+    case NGX_OK:
+        lane->task->scored++;
+        break;
+
+    case NGX_DECLINED:
+        lane->task->unfinished++;
+        break;
+
+    default:
+        lane->task->failed++;
+    }
+
+    ngx_dr_rescore_next(lane, 0);
+}
+
+
+static void
+ngx_dr_rescore_finish(ngx_dr_rescore_t *task)
+{
+    json_t              *answer;
+    ngx_int_t            rc;
+    ngx_uint_t           level;
+    ngx_msec_t           ms;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    ms = ngx_current_msec - task->start;
+    level = task->failed ? NGX_LOG_ERR : NGX_LOG_NOTICE;
+
+    ngx_log_error(level, task->pool->log, 0,
+                  "rescored %ui of %ui runs of %ui domains in %M ms, "
+                  "%ui unfinished, %ui failed", task->scored, task->n,
+                  task->domains, ms, task->unfinished, task->failed);
+
+    r = task->request;
+
+    if (r) {
+        task->cleanup->handler = NULL;
+        c = r->connection;
+
+        answer = json_pack("{s:I, s:I, s:I, s:I, s:I, s:f}",
+                           "domains", (json_int_t) task->domains,
+                           "runs", (json_int_t) task->n,
+                           "scored", (json_int_t) task->scored,
+                           "unfinished", (json_int_t) task->unfinished,
+                           "failed", (json_int_t) task->failed,
+                           "seconds", ms / 1000.0);
+
+        if (answer && task->failed) {
+            json_object_set_new(answer, "error",
+                                json_string("database_unavailable"));
+            json_object_set_new(answer, "message",
+                json_string("some runs could not be rescored: the scores "
+                            "already written stand; ask again"));
+        }
+
+        rc = ngx_dr_json_send(r, task->failed ? NGX_HTTP_SERVICE_UNAVAILABLE
+                                              : NGX_HTTP_OK, answer);
+
+        ngx_http_finalize_request(r, rc);
+        ngx_http_run_posted_requests(c);
+    }
+
+    ngx_destroy_pool(task->pool);
+}
+
+
+static void
+ngx_dr_rescore_cleanup(void *data)
+{
+    ngx_dr_rescore_t  *task = data;
+
+    task->request = NULL;
+}
