@@ -179,6 +179,21 @@ ngx_dr_admin_handler(ngx_http_request_t *r)
         return ngx_dr_probe_handler(r);
     }
 
+    if (r->uri.len == sizeof("/admin/providers") - 1
+        && ngx_strncmp(r->uri.data, "/admin/providers", r->uri.len) == 0)
+    {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            return ngx_dr_admin_not_allowed(r, "GET, HEAD");
+        }
+
+        return ngx_dr_providers_handler(r);
+    }
+
     if ((r->uri.len == sizeof("/admin/domains") - 1
          && ngx_strncmp(r->uri.data, "/admin/domains", r->uri.len) == 0)
         || (r->uri.len == sizeof("/admin/runs") - 1

@@ -537,6 +537,106 @@ ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key, int64_t key_id,
 }
 
 
+/*
+ * A provider call: a request of the key's request bucket and, when the
+ * provider has a token budget, its estimated tokens of the key's token
+ * bucket; both or neither, so that a call refused for its tokens spends
+ * no request.  When refused, retry_ms is the wait until both could pass.
+ */
+
+ngx_int_t
+ngx_dr_limit_take_call(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
+    ngx_dr_tier_t *tier, ngx_str_t *tkey, ngx_dr_tier_t *ttier,
+    ngx_uint_t tokens, ngx_dr_limit_result_t *res)
+{
+    int64_t               need, period;
+    ngx_msec_t            wait;
+    ngx_dr_limit_ctx_t   *ctx;
+    ngx_dr_limit_node_t  *ln, *tn;
+
+    ctx = lcf->shm_zone->data;
+    period = tier->period;
+    ngx_memzero(res, sizeof(ngx_dr_limit_result_t));
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    tn = NULL;
+
+    if (tkey) {
+        tn = ngx_dr_limit_node_locked(ctx, tkey, ttier);
+        if (tn == NULL) {
+            ngx_shmtx_unlock(&ctx->shpool->mutex);
+            return NGX_ERROR;
+        }
+    }
+
+    /* looked up last: making the token bucket may have evicted others */
+
+    ln = ngx_dr_limit_node_locked(ctx, key, tier);
+
+    if (tkey) {
+        tn = (ngx_dr_limit_node_t *)
+             ngx_dr_shm_lookup_locked(&ctx->sh->rbtree, tkey,
+                                      ngx_crc32_short(tkey->data,
+                                                      tkey->len));
+    }
+
+    if (ln == NULL || (tkey && tn == NULL)) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_ERROR;
+    }
+
+    ngx_dr_limit_refill_locked(ln, tier);
+    ln->period = tier->period;
+    ln->cap = (int64_t) tier->burst * tier->period;
+    ln->rate = tier->rate;
+
+    need = 0;
+
+    if (tn) {
+        ngx_dr_limit_refill_locked(tn, ttier);
+        tn->period = ttier->period;
+        tn->cap = (int64_t) ttier->burst * ttier->period;
+        tn->rate = ttier->rate;
+        need = (int64_t) tokens * ttier->period;
+    }
+
+    if (ln->units >= period && (tn == NULL || tn->units >= need)) {
+        ln->units -= period;
+        ln->consumed++;
+
+        if (tn) {
+            tn->units -= need;
+            tn->consumed += tokens;
+        }
+
+        res->passed = 1;
+
+    } else {
+        wait = 0;
+
+        if (ln->units < period) {
+            wait = (ngx_msec_t) ((period - ln->units + tier->rate - 1)
+                                 / tier->rate);
+        }
+
+        if (tn && tn->units < need) {
+            wait = ngx_max(wait, (ngx_msec_t) ((need - tn->units
+                                                + ttier->rate - 1)
+                                               / ttier->rate));
+        }
+
+        res->retry_ms = ngx_max(wait, 1);
+    }
+
+    res->remaining = ln->units > 0 ? (ngx_uint_t) (ln->units / period) : 0;
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
 static ngx_dr_limit_node_t *
 ngx_dr_limit_node_locked(ngx_dr_limit_ctx_t *ctx, ngx_str_t *key,
     ngx_dr_tier_t *tier)

@@ -21,6 +21,7 @@
 #include <ngx_event.h>
 
 #include "ngx_dr_llm.h"
+#include "ngx_dr_metrics.h"
 #include "ngx_dr_pg.h"
 #include "ngx_dr_provider.h"
 
@@ -212,6 +213,7 @@ ngx_dr_llm_start(ngx_dr_llm_call_t *call)
 
     call->state = NGX_DR_LLM_RUNNING;
     ngx_dr_llm_running++;
+    ngx_dr_metrics_in_flight(ngx_dr_llm_running);
 
     return NGX_OK;
 }
@@ -226,6 +228,7 @@ ngx_dr_llm_cancel(ngx_dr_llm_call_t *call)
         /* removing a handle is allowed outside libcurl's callbacks */
         curl_multi_remove_handle(ngx_dr_llm_multi, call->easy);
         ngx_dr_llm_running--;
+        ngx_dr_metrics_in_flight(ngx_dr_llm_running);
         break;
 
     case NGX_DR_LLM_POSTED:
@@ -542,6 +545,7 @@ ngx_dr_llm_finished(void)
         }
 
         ngx_dr_llm_running--;
+        ngx_dr_metrics_in_flight(ngx_dr_llm_running);
 
         call->latency = ngx_current_msec - call->start;
         call->state = NGX_DR_LLM_POSTED;
@@ -588,7 +592,7 @@ ngx_dr_llm_conn(curl_socket_t s)
 /*
  * dr_provider name=N [format=openai|anthropic|gemini] [base=URL]
  *     model=M [model=M ...] key_env=VAR[,VAR] | key_file=PATH
- *     [rpm=N] [concurrency=N];
+ *     [rpm=N] [tpm=N] [concurrency=N];
  *
  * Keys are read here, in the master, from the environment or from files
  * only their owner may read; they never appear in the configuration, so
@@ -825,6 +829,21 @@ ngx_dr_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "tpm=", 4) == 0) {
+            num = ngx_atoi(value[i].data + 4, value[i].len - 4);
+            if (num < NGX_DR_LLM_TPM_MIN) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%V\" has an invalid \"%V\": tokens "
+                                   "a minute are at least %d, enough for "
+                                   "a call", &cmd->name, &value[i],
+                                   NGX_DR_LLM_TPM_MIN);
+                return NGX_CONF_ERROR;
+            }
+
+            pr->tpm = num;
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "concurrency=", 12) == 0) {
             num = ngx_atoi(value[i].data + 12, value[i].len - 12);
             if (num <= 0) {
@@ -891,7 +910,7 @@ invalid:
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "\"%V\" has an invalid \"%V\": it takes name=, "
                        "format=openai|anthropic|gemini, base=, model=, "
-                       "key_env=, key_file=, rpm= and concurrency=",
+                       "key_env=, key_file=, rpm=, tpm= and concurrency=",
                        &cmd->name, &value[i]);
     return NGX_CONF_ERROR;
 }

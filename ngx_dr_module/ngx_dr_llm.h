@@ -52,6 +52,14 @@ struct ngx_dr_llm_call_s {
 };
 
 
+/*
+ * A token budget is at least 2000 a minute, and its bucket holds at least
+ * 1000: a call's prompt and its longest answer
+ */
+#define NGX_DR_LLM_TPM_MIN        2000
+#define NGX_DR_LLM_TPM_BURST      1000
+
+
 /* a provider declared with dr_provider */
 typedef struct {
     ngx_str_t                 name;
@@ -60,6 +68,7 @@ typedef struct {
     ngx_array_t               models;       /* of ngx_str_t */
     ngx_array_t               keys;         /* of ngx_str_t, NUL ended */
     ngx_uint_t                rpm;          /* per key */
+    ngx_uint_t                tpm;          /* per key, 0: no budget */
     ngx_uint_t                concurrency;  /* per worker */
     ngx_uint_t                next_key;
     ngx_uint_t                active;       /* calls in flight here */

@@ -210,7 +210,7 @@ ngx_dr_health_int(PGresult *res, int col)
  */
 
 
-#define NGX_DR_METRICS_VERSION   3
+#define NGX_DR_METRICS_VERSION   4
 #define NGX_DR_METRICS_QUEUE     15000
 
 
@@ -445,6 +445,21 @@ ngx_dr_metrics_pg(ngx_uint_t open, ngx_uint_t busy, ngx_uint_t waiting)
 
 
 void
+ngx_dr_metrics_in_flight(ngx_uint_t n)
+{
+    if (ngx_dr_counters == NULL || ngx_worker >= NGX_DR_M_WORKERS) {
+        return;
+    }
+
+    ngx_dr_counters->calls_in_flight[ngx_worker] = n;
+
+    if (n > ngx_dr_counters->calls_in_flight_max[ngx_worker]) {
+        ngx_dr_counters->calls_in_flight_max[ngx_worker] = n;
+    }
+}
+
+
+void
 ngx_dr_metrics_pg_query(ngx_uint_t rc, ngx_msec_t ms)
 {
     if (ngx_dr_counters == NULL || rc >= NGX_DR_M_PG_OUTCOMES) {
@@ -566,6 +581,7 @@ ngx_dr_metrics_render(ngx_http_request_t *r)
     ngx_str_t            *tname, none = ngx_string("none");
     ngx_chain_t           out;
     ngx_atomic_uint_t     open, busy, waiting, hits, misses, evictions;
+    ngx_atomic_uint_t     in_flight, in_flight_max;
     ngx_atomic_uint_t     entries;
     ngx_dr_tier_t        *tiers;
     ngx_dr_counters_t    *m;
@@ -720,6 +736,24 @@ ngx_dr_metrics_render(ngx_http_request_t *r)
                          "dr_pg_queries_total{outcome=\"%s\"} %uA\n",
                          ngx_dr_metrics_pg_text[o], m->pg_queries[o]);
     }
+
+    in_flight = in_flight_max = 0;
+
+    for (i = 0; i < NGX_DR_M_WORKERS; i++) {
+        in_flight += m->calls_in_flight[i];
+        in_flight_max = ngx_max(in_flight_max, m->calls_in_flight_max[i]);
+    }
+
+    p = ngx_slprintf(p, last,
+            "# HELP dr_provider_calls_in_flight Provider calls under way "
+            "in all workers.\n"
+            "# TYPE dr_provider_calls_in_flight gauge\n"
+            "dr_provider_calls_in_flight %uA\n"
+            "# HELP dr_provider_calls_in_flight_max The most provider calls "
+            "one worker has had under way at once.\n"
+            "# TYPE dr_provider_calls_in_flight_max gauge\n"
+            "dr_provider_calls_in_flight_max %uA\n",
+            in_flight, in_flight_max);
 
     p = ngx_slprintf(p, last,
             "# HELP dr_pg_query_duration_seconds Time from sending a query "

@@ -81,6 +81,9 @@ typedef struct {
     ngx_atomic_t         breaker_failures[NGX_DR_M_PROVIDERS];
     ngx_atomic_t         breaker_opened[NGX_DR_M_PROVIDERS];
 
+    /* provider calls in flight in each worker, and the most so far */
+    ngx_atomic_t         calls_in_flight[NGX_DR_M_WORKERS];
+    ngx_atomic_t         calls_in_flight_max[NGX_DR_M_WORKERS];
     ngx_atomic_t         jobs[5];
     ngx_atomic_t         runs_running;
     ngx_atomic_t         queue_known;
@@ -97,6 +100,7 @@ ngx_int_t ngx_dr_metrics_init_process(ngx_cycle_t *cycle);
 ngx_uint_t ngx_dr_metrics_bucket(ngx_msec_t ms);
 void ngx_dr_metrics_pg(ngx_uint_t open, ngx_uint_t busy,
     ngx_uint_t waiting);
+void ngx_dr_metrics_in_flight(ngx_uint_t n);
 void ngx_dr_metrics_pg_query(ngx_uint_t rc, ngx_msec_t ms);
 void ngx_dr_metrics_auth(void *tier, ngx_uint_t outcome);
 void ngx_dr_metrics_limit(void *tier, ngx_uint_t decision);

@@ -37,6 +37,10 @@ static ngx_conf_num_bounds_t  ngx_dr_max_waiting_bounds = {
     ngx_dr_conf_bounds, 0, 1000000
 };
 
+static ngx_conf_num_bounds_t  ngx_dr_runner_jobs_bounds = {
+    ngx_dr_conf_bounds, 1, 65536
+};
+
 static ngx_conf_num_bounds_t  ngx_dr_status_bounds = {
     ngx_dr_conf_bounds, 400, 599
 };
@@ -151,6 +155,13 @@ static ngx_command_t  ngx_dr_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_dr_main_conf_t, runner_lease),
       NULL },
+
+    { ngx_string("dr_runner_jobs"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_dr_main_conf_t, runner_jobs),
+      &ngx_dr_runner_jobs_bounds },
 
     { ngx_string("dr_schedule"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -328,6 +339,7 @@ ngx_dr_create_main_conf(ngx_conf_t *cf)
     dmcf->limit.flush_interval = NGX_CONF_UNSET_MSEC;
     dmcf->runner = NGX_CONF_UNSET;
     dmcf->runner_lease = NGX_CONF_UNSET_MSEC;
+    dmcf->runner_jobs = NGX_CONF_UNSET_UINT;
     dmcf->schedule = NGX_CONF_UNSET;
 
     return dmcf;
@@ -341,6 +353,7 @@ ngx_dr_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_value(dmcf->runner, 0);
     ngx_conf_init_msec_value(dmcf->runner_lease, 120000);
+    ngx_conf_init_uint_value(dmcf->runner_jobs, 256);
 
     /* a node that crawls schedules a run of everything weekly */
     if (dmcf->schedule == NGX_CONF_UNSET) {

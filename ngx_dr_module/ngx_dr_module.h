@@ -37,6 +37,7 @@ typedef struct {
     ngx_int_t            request_id;    /* index of $request_id */
     ngx_flag_t           runner;
     ngx_msec_t           runner_lease;
+    ngx_uint_t           runner_jobs;       /* held by a worker at once */
     time_t               schedule;      /* seconds; 0: off */
 
     ngx_str_t            key_secret;
@@ -105,6 +106,7 @@ ngx_int_t ngx_dr_api_handler(ngx_http_request_t *r);
 ngx_uint_t ngx_dr_api_group(ngx_str_t *uri);
 ngx_int_t ngx_dr_admin_handler(ngx_http_request_t *r);
 ngx_int_t ngx_dr_probe_handler(ngx_http_request_t *r);
+ngx_int_t ngx_dr_providers_handler(ngx_http_request_t *r);
 ngx_int_t ngx_dr_rescore_handler(ngx_http_request_t *r, const char *domains);
 ngx_int_t ngx_dr_runner_init_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_dr_scores_check(u_char *run, u_char *domain, ngx_log_t *log,

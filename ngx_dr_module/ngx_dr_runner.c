@@ -95,6 +95,8 @@ static ngx_uint_t ngx_dr_breaker_allow(ngx_dr_provider_t *pr);
 static void ngx_dr_breaker_result(ngx_dr_provider_t *pr, ngx_uint_t ok,
     ngx_log_t *log);
 static ngx_uint_t ngx_dr_provider_index(ngx_dr_provider_t *pr);
+static ngx_int_t ngx_dr_limit_or(ngx_int_t tokens, ngx_uint_t full);
+static json_t *ngx_dr_providers_base(ngx_str_t *base);
 
 
 static const char  ngx_dr_probe_sql[] =
@@ -360,14 +362,15 @@ static void
 ngx_dr_probe_attempt(ngx_dr_probe_job_t *job)
 {
     u_char                     *p;
-    ngx_str_t                   bucket, *keys;
-    ngx_uint_t                  k, i;
-    ngx_dr_tier_t               tier;
+    ngx_str_t                   bucket, tbucket, *keys;
+    ngx_uint_t                  k, i, tokens;
+    ngx_dr_tier_t               tier, ttier;
     ngx_dr_provider_t          *pr;
     ngx_dr_main_conf_t         *dmcf;
     ngx_dr_limit_result_t       res;
     ngx_dr_provider_request_t   req;
-    u_char                      name[128], span[8], span_hex[17];
+    u_char                      name[128], tname[128], span[8];
+    u_char                      span_hex[17];
     char                        header[160];
 
     pr = job->provider;
@@ -391,15 +394,26 @@ ngx_dr_probe_attempt(ngx_dr_probe_job_t *job)
     }
 
     /*
-     * The bucket of each key: a burst of a twentieth of the minute's
+     * The buckets of each key: a burst of a fiftieth of the minute's
      * allowance, refilled at the rest, so that no rolling minute ever
-     * holds more than the provider allows.
+     * holds more than the provider allows and a steady crawl gets 98% of
+     * it.  A token budget is charged what the providers count when a
+     * call arrives: the prompt's tokens (at most one per 4 bytes) and the
+     * longest answer asked for.
      */
 
     ngx_memzero(&tier, sizeof(ngx_dr_tier_t));
-    tier.burst = ngx_max(pr->rpm / 20, 1);
+    tier.burst = ngx_max(pr->rpm / 50, 1);
     tier.rate = (pr->rpm > tier.burst) ? pr->rpm - tier.burst : 1;
     tier.period = 60000;
+
+    ngx_memzero(&ttier, sizeof(ngx_dr_tier_t));
+    ttier.burst = ngx_max(pr->tpm / 50, NGX_DR_LLM_TPM_BURST);
+    ttier.rate = pr->tpm - ttier.burst;
+    ttier.period = 60000;
+
+    tokens = (ngx_strlen(job->text) + 3) / 4 + NGX_DR_PROBE_MAX_TOKENS;
+    tokens = ngx_min(tokens, ttier.burst);
 
     keys = pr->keys.elts;
     k = pr->next_key++ % pr->keys.nelts;
@@ -410,12 +424,18 @@ ngx_dr_probe_attempt(ngx_dr_probe_job_t *job)
         bucket.data = name;
         bucket.len = p - name;
 
+        p = ngx_snprintf(tname, sizeof(tname), "t:%V:%ui", &pr->name, k);
+        tbucket.data = tname;
+        tbucket.len = p - tname;
+
         if (dmcf->limit.shm_zone == NULL) {
             res.passed = 1;
             break;
         }
 
-        if (ngx_dr_limit_take(&dmcf->limit, &bucket, 0, &tier, 0, &res)
+        if (ngx_dr_limit_take_call(&dmcf->limit, &bucket, &tier,
+                                   pr->tpm ? &tbucket : NULL, &ttier, tokens,
+                                   &res)
             != NGX_OK)
         {
             res.passed = 0;
@@ -836,6 +856,182 @@ ngx_dr_provider_index(ngx_dr_provider_t *pr)
 
 
 /*
+ * GET /admin/providers: each provider as configured, its keys masked to
+ * their last 4 characters (none shown of a key shorter than 16), what
+ * each key's buckets hold now, and the state of its circuit breaker.
+ */
+
+ngx_int_t
+ngx_dr_providers_handler(ngx_http_request_t *r)
+{
+    u_char               *p, name[128];
+    json_t               *list, *o, *keys, *models, *breaker;
+    time_t                opened, left;
+    ngx_int_t             n;
+    ngx_str_t             bucket, *key, *model;
+    ngx_uint_t            i, k, state, failures;
+    ngx_dr_provider_t    *pr;
+    ngx_dr_counters_t    *m;
+    ngx_dr_main_conf_t   *dmcf;
+    char                  masked[16];
+
+    static const char  *states[] = { "closed", "open", "half_open" };
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+    m = ngx_dr_counters;
+
+    list = json_array();
+    if (list == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    pr = dmcf->providers ? dmcf->providers->elts : NULL;
+    n = dmcf->providers ? (ngx_int_t) dmcf->providers->nelts : 0;
+
+    for (i = 0; i < (ngx_uint_t) n; i++) {
+        models = json_array();
+        keys = json_array();
+        model = pr[i].models.elts;
+        key = pr[i].keys.elts;
+
+        for (k = 0; models && k < pr[i].models.nelts; k++) {
+            json_array_append_new(models,
+                json_stringn((char *) model[k].data, model[k].len));
+        }
+
+        for (k = 0; keys && k < pr[i].keys.nelts; k++) {
+            if (key[k].len >= 16) {
+                (void) ngx_snprintf((u_char *) masked, sizeof(masked),
+                                    "****%*s%Z", (size_t) 4,
+                                    key[k].data + key[k].len - 4);
+            } else {
+                (void) ngx_cpystrn((u_char *) masked, (u_char *) "****",
+                                   sizeof(masked));
+            }
+
+            o = json_pack("{s:s, s:o, s:o}", "key", masked,
+                          "requests_available", json_null(),
+                          "tokens_available", json_null());
+
+            if (o && dmcf->limit.shm_zone) {
+                p = ngx_snprintf(name, sizeof(name), "p:%V:%ui",
+                                 &pr[i].name, k);
+                bucket.data = name;
+                bucket.len = p - name;
+
+                /* a bucket not made yet is full */
+                json_object_set_new(o, "requests_available", json_integer(
+                    ngx_dr_limit_or(ngx_dr_limit_tokens(&dmcf->limit,
+                                                        &bucket),
+                                    ngx_max(pr[i].rpm / 50, 1))));
+
+                if (pr[i].tpm) {
+                    name[0] = 't';
+                    json_object_set_new(o, "tokens_available", json_integer(
+                        ngx_dr_limit_or(ngx_dr_limit_tokens(&dmcf->limit,
+                                                            &bucket),
+                                        ngx_max(pr[i].tpm / 50,
+                                                NGX_DR_LLM_TPM_BURST))));
+                }
+            }
+
+            json_array_append_new(keys, o);
+        }
+
+        state = NGX_DR_BREAKER_CLOSED;
+        failures = 0;
+        opened = 0;
+
+        if (m && i < NGX_DR_M_PROVIDERS) {
+            state = m->breaker[i];
+            failures = m->breaker_failures[i];
+            opened = (time_t) m->breaker_opened[i];
+        }
+
+        left = 0;
+
+        if (state == NGX_DR_BREAKER_OPEN) {
+            left = opened + NGX_DR_BREAKER_OPEN_S - ngx_time();
+            left = ngx_max(left, 0);
+        }
+
+        breaker = json_pack("{s:s, s:I, s:I}",
+                            "state", states[state > 2 ? 0 : state],
+                            "failures_in_a_row", (json_int_t) failures,
+                            "half_open_in_seconds", (json_int_t) left);
+
+        o = json_pack("{s:s#, s:s, s:o, s:o, s:I, s:o, s:I, s:o, s:o}",
+                      "name", pr[i].name.data, (int) pr[i].name.len,
+                      "format", ngx_dr_provider_format_name(pr[i].format),
+                      "base", ngx_dr_providers_base(&pr[i].base),
+                      "models", models ? models : json_null(),
+                      "rpm", (json_int_t) pr[i].rpm,
+                      "tpm", pr[i].tpm ? json_integer(pr[i].tpm)
+                                       : json_null(),
+                      "concurrency", (json_int_t) pr[i].concurrency,
+                      "keys", keys ? keys : json_null(),
+                      "breaker", breaker ? breaker : json_null());
+
+        json_array_append_new(list, o);
+    }
+
+    return ngx_dr_json_send(r, NGX_HTTP_OK,
+                            json_pack("{s:o}", "providers", list));
+}
+
+
+static ngx_int_t
+ngx_dr_limit_or(ngx_int_t tokens, ngx_uint_t full)
+{
+    return (tokens < 0) ? (ngx_int_t) full : tokens;
+}
+
+
+/* a base URL with any user information in it hidden */
+
+static json_t *
+ngx_dr_providers_base(ngx_str_t *base)
+{
+    u_char  *host, *at, *end, *p;
+    json_t  *v;
+
+    host = ngx_strlcasestrn(base->data, base->data + base->len,
+                            (u_char *) "://", 3 - 1);
+    host = host ? host + 3 : base->data;
+
+    end = host;
+    while (end < base->data + base->len && *end != '/') {
+        end++;
+    }
+
+    at = NULL;
+    for (p = host; p < end; p++) {
+        if (*p == '@') {
+            at = p;
+        }
+    }
+
+    if (at == NULL) {
+        return json_stringn((char *) base->data, base->len);
+    }
+
+    p = ngx_alloc(base->len + 8, ngx_cycle->log);
+    if (p == NULL) {
+        return json_null();
+    }
+
+    end = ngx_cpymem(p, base->data, host - base->data);
+    end = ngx_cpymem(end, "****", 4);
+    end = ngx_cpymem(end, at, base->data + base->len - at);
+
+    v = json_stringn((char *) p, end - p);
+    ngx_free(p);
+
+    return v;
+}
+
+
+/*
  * The circuit breaker of a provider, in the shared counters: closed, open
  * after NGX_DR_BREAKER_FAILURES failures in a row (nothing is sent for
  * NGX_DR_BREAKER_OPEN_S), then half-open: one call goes, and its outcome
@@ -937,8 +1133,6 @@ ngx_dr_breaker_result(ngx_dr_provider_t *pr, ngx_uint_t ok, ngx_log_t *log)
 
 
 #define NGX_DR_RUNNER_POLL       500
-#define NGX_DR_RUNNER_BATCH      32
-#define NGX_DR_RUNNER_IN_FLIGHT  256
 
 
 static void ngx_dr_runner_poll(ngx_event_t *ev);
@@ -968,6 +1162,7 @@ static ngx_event_t   ngx_dr_runner_event;
 static ngx_uint_t    ngx_dr_runner_busy;
 static ngx_uint_t   *ngx_dr_runner_provider_busy;
 static ngx_uint_t    ngx_dr_runner_claiming;
+static ngx_uint_t    ngx_dr_runner_turn;
 static u_char        ngx_dr_runner_owner[128];
 static u_char        ngx_dr_runner_lease[NGX_INT_T_LEN + 1];
 
@@ -1115,7 +1310,8 @@ ngx_dr_runner_poll(ngx_event_t *ev)
 {
     u_char               *p, *names, *counts, *pn, *pc;
     size_t                len;
-    ngx_uint_t            i, want, cap, n, asked, workers;
+    ngx_uint_t            i, k, want, cap, n, asked, workers, left, share;
+    ngx_uint_t            g, *room, *give;
     ngx_pool_t           *pool;
     ngx_core_conf_t      *ccf;
     ngx_dr_provider_t    *pr;
@@ -1132,7 +1328,8 @@ ngx_dr_runner_poll(ngx_event_t *ev)
                                            ngx_core_module);
     workers = ccf->worker_processes > 0 ? ccf->worker_processes : 1;
 
-    want = NGX_DR_RUNNER_IN_FLIGHT - ngx_dr_runner_busy;
+    want = (ngx_dr_runner_busy < dmcf->runner_jobs)
+           ? dmcf->runner_jobs - ngx_dr_runner_busy : 0;
 
     pool = ngx_create_pool(1024, ev->log);
     if (pool == NULL) {
@@ -1159,23 +1356,64 @@ ngx_dr_runner_poll(ngx_event_t *ev)
         return;
     }
 
-    pn = ngx_cpymem(names, "{", 1);
-    pc = ngx_cpymem(counts, "{", 1);
-    asked = 0;
+    room = ngx_pcalloc(pool, 2 * n * sizeof(ngx_uint_t));
+    if (room == NULL) {
+        ngx_destroy_pool(pool);
+        ngx_add_timer(ev, NGX_DR_RUNNER_POLL);
+        return;
+    }
 
-    for (i = 0; i < n && asked < want; i++) {
+    give = room + n;
+    left = 0;
+
+    for (i = 0; i < n; i++) {
         cap = (uint64_t) pr[i].rpm * pr[i].keys.nelts * dmcf->runner_lease
               / 2 / 60000 / workers;
-        cap = ngx_max(cap, 1);
-        cap = ngx_min(cap, NGX_DR_RUNNER_BATCH);
 
-        if (ngx_dr_runner_provider_busy[i] >= cap) {
-            continue;
+        if (pr[i].tpm) {
+            /* a call of the longest answer and a prompt of 400 bytes */
+            cap = ngx_min(cap, (uint64_t) pr[i].tpm * pr[i].keys.nelts
+                               * dmcf->runner_lease / 2 / 60000 / workers
+                               / (NGX_DR_PROBE_MAX_TOKENS + 100));
         }
 
-        cap -= ngx_dr_runner_provider_busy[i];
-        cap = ngx_min(cap, want - asked);
-        asked += cap;
+        cap = ngx_max(cap, 1);
+        cap = ngx_min(cap, pr[i].concurrency);
+
+        room[i] = (ngx_dr_runner_provider_busy[i] < cap)
+                  ? cap - ngx_dr_runner_provider_busy[i] : 0;
+        left += room[i];
+    }
+
+    /*
+     * When the providers' room is more than the worker may take, each
+     * gets an equal share of it in turn (a provider with little room
+     * leaves the rest to the others), so none waits behind the others.
+     */
+
+    asked = 0;
+
+    while (asked < want && left > 0) {
+        share = ngx_max((want - asked) / n, 1);
+
+        for (k = 0; k < n && asked < want; k++) {
+            i = (ngx_dr_runner_turn + k) % n;
+            g = ngx_min(ngx_min(room[i] - give[i], share), want - asked);
+            give[i] += g;
+            asked += g;
+            left -= g;
+        }
+    }
+
+    ngx_dr_runner_turn++;
+
+    pn = ngx_cpymem(names, "{", 1);
+    pc = ngx_cpymem(counts, "{", 1);
+
+    for (i = 0; i < n; i++) {
+        if (give[i] == 0) {
+            continue;
+        }
 
         if (pn != names + 1) {
             *pn++ = ',';
@@ -1183,7 +1421,7 @@ ngx_dr_runner_poll(ngx_event_t *ev)
         }
 
         pn = ngx_sprintf(pn, "\"%V\"", &pr[i].name);
-        pc = ngx_sprintf(pc, "%ui", cap);
+        pc = ngx_sprintf(pc, "%ui", give[i]);
     }
 
     if (asked == 0) {

@@ -44,6 +44,7 @@ sub new {
         workers => 2,
         http    => '',
         main    => '',
+        events  => 'worker_connections 1024;',
         %args,
     }, $class;
 
@@ -112,7 +113,7 @@ pid $d/nginx.pid;
 $self->{main}
 
 events {
-    worker_connections 1024;
+    $self->{events}
 }
 
 http {
