@@ -31,6 +31,7 @@ HTTP_PORT     ?= 8080
 SIM_PORT      ?= 8089
 # the simulator takes any key: this one is no secret
 export DR_SIM_KEY ?= sim-local-not-a-secret
+BENCH_DOMAINS ?= 1000
 BENCH_SECONDS ?= 10
 RUN_DIR       := $(DR_STATE)/nginx
 KEY_SECRET    := $(DR_STATE)/key_secret
@@ -296,6 +297,7 @@ test-valgrind: build unit test-db
 bench: build test-db $(BUILD)/unit/score_bench
 	$(BUILD)/unit/score_bench | tee bench/score.txt
 	perl bench/api.pl $(BENCH_SECONDS)
+	perl bench/crawl.pl $(BENCH_DOMAINS)
 
 clean:
 	rm -rf $(BUILD)

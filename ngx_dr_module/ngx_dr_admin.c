@@ -103,13 +103,17 @@ static const char  ngx_dr_admin_run_sql[] =
     " count(*) FILTER (WHERE j.status = 'dead') AS dead,"
     " count(*) FILTER (WHERE j.status = 'leased') AS in_flight,"
     " count(*) FILTER (WHERE j.status = 'queued') AS queued,"
-    " r.input_tokens, r.output_tokens, r.cost::float8,"
+    " t.i, t.o, t.c::float8,"
     " to_char(r.created_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
     " to_char(r.started_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
     " to_char(r.finished_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
     " extract(epoch FROM now() - r.started_at)::float8 "
-    "FROM runs r LEFT JOIN jobs j ON j.run_id = r.id "
-    "WHERE r.id = $1 GROUP BY r.id";
+    "FROM runs r LEFT JOIN jobs j ON j.run_id = r.id,"
+    /* the tokens and cost of the answers stored so far */
+    " LATERAL (SELECT coalesce(sum(input_tokens), 0) AS i,"
+    "  coalesce(sum(output_tokens), 0) AS o, coalesce(sum(cost), 0) AS c"
+    "  FROM responses WHERE run_id = r.id) t "
+    "WHERE r.id = $1 GROUP BY r.id, t.i, t.o, t.c";
 
 static const char  ngx_dr_admin_create_sql[] =
     "INSERT INTO api_keys (prefix, secret_hash, name, tier, expires_at) "

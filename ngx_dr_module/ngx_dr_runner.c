@@ -1139,6 +1139,7 @@ static void ngx_dr_runner_poll(ngx_event_t *ev);
 static void ngx_dr_runner_claimed(ngx_dr_pg_query_t *q);
 static void ngx_dr_runner_job_done(ngx_dr_probe_job_t *job);
 static void ngx_dr_runner_stored(ngx_dr_pg_query_t *q);
+static void ngx_dr_runner_store(ngx_event_t *ev);
 static void ngx_dr_runner_again(ngx_msec_t delay);
 
 
@@ -1152,6 +1153,14 @@ typedef struct {
     ngx_uint_t                attempt;      /* of the queue */
     ngx_uint_t                max;
     ngx_int_t                 provider;     /* index, or -1 */
+
+    /* the statement ending the job, tried again while the lease lasts */
+    const char               *sql;
+    const char              **params;
+    int                       nparams;
+    ngx_msec_t                lease_end;
+    ngx_msec_t                store_delay;
+    ngx_event_t               store;
 } ngx_dr_queued_t;
 
 
@@ -1191,7 +1200,10 @@ static const char  ngx_dr_runner_claim_sql[] =
      * died in between, the next claim anywhere ends it
      */
     " f AS ("
-    " UPDATE runs SET status = 'done', finished_at = now()"
+    " UPDATE runs SET status = 'done', finished_at = now(),"
+    "  (input_tokens, output_tokens, cost) = (SELECT"
+    "  coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),"
+    "  coalesce(sum(cost), 0) FROM responses WHERE run_id = runs.id)"
     " WHERE status = 'running' AND NOT EXISTS (SELECT 1 FROM jobs"
     "  WHERE run_id = runs.id AND status IN ('queued', 'leased', 'failed'))"
     " ) "
@@ -1216,12 +1228,7 @@ static const char  ngx_dr_runner_done_sql[] =
     " UPDATE jobs SET status = 'done', lease_owner = NULL,"
     "  lease_expires = NULL, last_error = NULL, updated_at = now()"
     " WHERE id = $1 AND status = 'leased' AND lease_owner = $15"
-    " RETURNING 1),"
-    " tot AS ("
-    " UPDATE runs SET input_tokens = input_tokens + coalesce($10, 0),"
-    "  output_tokens = output_tokens + coalesce($11, 0),"
-    "  cost = cost + $12::numeric / 1000000"
-    " WHERE id = $2 AND EXISTS (SELECT 1 FROM ins)) "
+    " RETURNING 1) "
     "SELECT EXISTS (SELECT 1 FROM upd), (SELECT count(*) FROM jobs"
     " WHERE run_id = $2 AND domain_id = $3 AND id <> $1"
     "  AND status IN ('queued', 'failed'))";
@@ -1507,6 +1514,11 @@ ngx_dr_runner_claimed(ngx_dr_pg_query_t *q)
                            sizeof(qj->prompt_id));
         qj->attempt = strtoul(PQgetvalue(q->res, i, 5), NULL, 10);
         qj->max = strtoul(PQgetvalue(q->res, i, 6), NULL, 10);
+        qj->lease_end = ngx_current_msec + dmcf->runner_lease;
+        qj->store.handler = ngx_dr_runner_store;
+        qj->store.data = qj;
+        qj->store.log = ngx_cycle->log;
+        qj->store.cancelable = 1;
 
         /* the job id follows the calls, as a request id would */
         job->request_id.data = qj->id;
@@ -1588,13 +1600,15 @@ ngx_dr_runner_job_done(ngx_dr_probe_job_t *job)
     u_char            *p;
     long               delay;
     long long          cost;
-    const char        *params[15];
+    const char       **params;
     ngx_dr_queued_t   *qj;
 
     qj = job->data;
 
     p = ngx_pnalloc(job->pool, 6 * NGX_INT64_LEN);
-    if (p == NULL) {
+    params = ngx_palloc(job->pool, 15 * sizeof(const char *));
+
+    if (p == NULL || params == NULL) {
         goto failed;
     }
 
@@ -1624,14 +1638,12 @@ ngx_dr_runner_job_done(ngx_dr_probe_job_t *job)
         params[13] = job->simulated ? "true" : "false";
         params[14] = (char *) ngx_dr_runner_owner;
 
-        if (ngx_dr_pg_query(job->pool, job->log, 0, 0,
-                            ngx_dr_runner_done_sql, 15, params,
-                            ngx_dr_runner_stored, job)
-            == NULL)
-        {
-            goto failed;
-        }
+        qj->sql = ngx_dr_runner_done_sql;
+        qj->nparams = 15;
+        qj->params = params;
+        qj->store_delay = 0;
 
+        ngx_dr_runner_store(&qj->store);
         return;
     }
 
@@ -1651,12 +1663,13 @@ ngx_dr_runner_job_done(ngx_dr_probe_job_t *job)
     params[3] = job->answer.retryable ? "true" : "false";
     params[4] = job->answer.error;
 
-    if (ngx_dr_pg_query(job->pool, job->log, 0, 0, ngx_dr_runner_failed_sql,
-                        5, params, ngx_dr_runner_stored, job)
-        != NULL)
-    {
-        return;
-    }
+    qj->sql = ngx_dr_runner_failed_sql;
+    qj->nparams = 5;
+    qj->params = params;
+    qj->store_delay = 0;
+
+    ngx_dr_runner_store(&qj->store);
+    return;
 
 failed:
 
@@ -1670,9 +1683,43 @@ failed:
 }
 
 
+/*
+ * The statement that ends a job.  When the database cannot take it (down,
+ * or too many queries waiting), it is tried again, 100 ms doubling to 5 s,
+ * while the job's lease lasts: the answer has been paid for.  After that,
+ * or when the worker is exiting, the job returns to the queue when its
+ * lease expires.
+ */
+
+static void
+ngx_dr_runner_store(ngx_event_t *ev)
+{
+    ngx_dr_queued_t  *qj;
+
+    qj = ev->data;
+
+    if (!ngx_exiting
+        && ngx_dr_pg_query(qj->job.pool, qj->job.log, 0, 0, qj->sql,
+                           qj->nparams, qj->params, ngx_dr_runner_stored,
+                           &qj->job)
+           != NULL)
+    {
+        return;
+    }
+
+    if (qj->job.parsed) {
+        ngx_dr_provider_answer_free(&qj->job.answer);
+    }
+
+    ngx_dr_runner_end(qj);
+    ngx_destroy_pool(qj->job.pool);
+}
+
+
 static void
 ngx_dr_runner_stored(ngx_dr_pg_query_t *q)
 {
+    ngx_msec_int_t       left;
     ngx_dr_queued_t     *qj;
     ngx_dr_probe_job_t  *job;
 
@@ -1680,9 +1727,23 @@ ngx_dr_runner_stored(ngx_dr_pg_query_t *q)
     qj = job->data;
 
     if (q->rc != NGX_DR_PG_OK) {
+        qj->store_delay = qj->store_delay ? ngx_min(2 * qj->store_delay, 5000)
+                                          : 100;
+        left = (ngx_msec_int_t) (qj->lease_end - ngx_current_msec);
+
+        if (!ngx_exiting && left > (ngx_msec_int_t) qj->store_delay + 1000) {
+            ngx_log_error(NGX_LOG_INFO, job->log, 0,
+                          "the outcome of job %s could not be stored yet "
+                          "(%V); trying again in %M ms", qj->id, &q->error,
+                          qj->store_delay);
+            ngx_add_timer(&qj->store, qj->store_delay);
+            return;
+        }
+
         ngx_log_error(NGX_LOG_WARN, job->log, 0,
-                      "the outcome of a job could not be stored; it returns "
-                      "to the queue when its lease expires");
+                      "the outcome of job %s could not be stored; it "
+                      "returns to the queue when its lease expires",
+                      qj->id);
 
     } else if (PQntuples(q->res) == 1
                && PQgetvalue(q->res, 0, 0)[0] == 't'

@@ -77,7 +77,10 @@ static void ngx_dr_rescore_cleanup(void *data);
 
 static const char  ngx_dr_scores_sql[] =
     "WITH fin AS ("
-    " UPDATE runs SET status = 'done', finished_at = now()"
+    " UPDATE runs SET status = 'done', finished_at = now(),"
+    "  (input_tokens, output_tokens, cost) = (SELECT"
+    "  coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),"
+    "  coalesce(sum(cost), 0) FROM responses WHERE run_id = $1)"
     " WHERE id = $1 AND status <> 'done' AND NOT EXISTS (SELECT 1 FROM jobs"
     "  WHERE run_id = $1 AND status IN ('queued', 'leased', 'failed'))),"
     " ok AS ("
