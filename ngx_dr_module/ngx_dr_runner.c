@@ -1133,6 +1133,7 @@ ngx_dr_breaker_result(ngx_dr_provider_t *pr, ngx_uint_t ok, ngx_log_t *log)
 
 
 #define NGX_DR_RUNNER_POLL       500
+#define NGX_DR_RUNNER_REAP       1000
 
 
 static void ngx_dr_runner_poll(ngx_event_t *ev);
@@ -1141,6 +1142,8 @@ static void ngx_dr_runner_job_done(ngx_dr_probe_job_t *job);
 static void ngx_dr_runner_stored(ngx_dr_pg_query_t *q);
 static void ngx_dr_runner_store(ngx_event_t *ev);
 static void ngx_dr_runner_again(ngx_msec_t delay);
+static void ngx_dr_runner_reap(ngx_event_t *ev);
+static void ngx_dr_runner_reaped(ngx_dr_pg_query_t *q);
 
 
 typedef struct {
@@ -1168,6 +1171,7 @@ static void ngx_dr_runner_end(ngx_dr_queued_t *qj);
 
 
 static ngx_event_t   ngx_dr_runner_event;
+static ngx_event_t   ngx_dr_runner_reaper;
 static ngx_uint_t    ngx_dr_runner_busy;
 static ngx_uint_t   *ngx_dr_runner_provider_busy;
 static ngx_uint_t    ngx_dr_runner_claiming;
@@ -1180,10 +1184,10 @@ static const char  ngx_dr_runner_claim_sql[] =
     "WITH c AS ("
     " SELECT x.id FROM unnest($4::text[], $2::int[]) AS q(provider, n)"
     " CROSS JOIN LATERAL ("
-    "  SELECT j.id FROM jobs j JOIN models m ON m.id = j.model_id"
-    "  WHERE m.provider = q.provider"
-    "   AND ((j.status IN ('queued', 'failed') AND j.not_before <= now())"
-    "    OR (j.status = 'leased' AND j.lease_expires < now()))"
+    "  SELECT j.id FROM jobs j"
+    "  WHERE j.model_id IN (SELECT id FROM models"
+    "                       WHERE provider = q.provider)"
+    "   AND j.status IN ('queued', 'failed') AND j.not_before <= now()"
     "  ORDER BY j.not_before, j.id LIMIT q.n"
     "  FOR UPDATE OF j SKIP LOCKED) x),"
     " u AS ("
@@ -1214,6 +1218,19 @@ static const char  ngx_dr_runner_claim_sql[] =
     "FROM u JOIN domains d ON d.id = u.domain_id"
     " JOIN models m ON m.id = u.model_id"
     " JOIN prompts p ON p.id = u.prompt_id";
+
+/*
+ * Jobs whose lease expired (their worker was killed, their node lost, or
+ * their end could not be stored) go back to the queue, for any worker's
+ * next claim.  Every worker asks every second; the jobs it finds locked
+ * are ending at that moment.
+ */
+static const char  ngx_dr_runner_reap_sql[] =
+    "UPDATE jobs SET status = 'queued', lease_owner = NULL,"
+    " lease_expires = NULL, not_before = now(), updated_at = now() "
+    "WHERE id IN (SELECT id FROM jobs"
+    " WHERE status = 'leased' AND lease_expires < now()"
+    " FOR UPDATE SKIP LOCKED)";
 
 static const char  ngx_dr_runner_done_sql[] =
     "WITH ins AS ("
@@ -1277,11 +1294,67 @@ ngx_dr_runner_init_process(ngx_cycle_t *cycle)
     ngx_dr_runner_event.log = cycle->log;
     ngx_dr_runner_event.cancelable = 1;
 
+    ngx_dr_runner_reaper.handler = ngx_dr_runner_reap;
+    ngx_dr_runner_reaper.log = cycle->log;
+    ngx_dr_runner_reaper.cancelable = 1;
+
     /* the workers of a node do not all ask at the same moment */
     ngx_add_timer(&ngx_dr_runner_event,
                   NGX_DR_RUNNER_POLL + ngx_random() % NGX_DR_RUNNER_POLL);
+    ngx_add_timer(&ngx_dr_runner_reaper,
+                  NGX_DR_RUNNER_REAP + ngx_random() % NGX_DR_RUNNER_REAP);
 
     return NGX_OK;
+}
+
+
+static void
+ngx_dr_runner_reap(ngx_event_t *ev)
+{
+    ngx_pool_t  *pool;
+
+    if (ngx_exiting) {
+        return;
+    }
+
+    pool = ngx_create_pool(512, ev->log);
+
+    if (pool == NULL
+        || ngx_dr_pg_query(pool, ev->log, 0, 0, ngx_dr_runner_reap_sql, 0,
+                           NULL, ngx_dr_runner_reaped, NULL)
+           == NULL)
+    {
+        if (pool) {
+            ngx_destroy_pool(pool);
+        }
+
+        ngx_add_timer(ev, NGX_DR_RUNNER_REAP);
+    }
+}
+
+
+static void
+ngx_dr_runner_reaped(ngx_dr_pg_query_t *q)
+{
+    char  *n;
+
+    if (q->rc == NGX_DR_PG_OK) {
+        n = PQcmdTuples(q->res);
+
+        if (n[0] != '\0' && ngx_strcmp(n, "0") != 0) {
+            ngx_log_error(NGX_LOG_NOTICE, q->log, 0,
+                          "%s jobs whose lease expired are queued again", n);
+            ngx_dr_runner_again(0);
+        }
+    }
+
+    ngx_destroy_pool(q->pool);
+
+    if (!ngx_exiting) {
+        ngx_add_timer(&ngx_dr_runner_reaper, NGX_DR_RUNNER_REAP / 2
+                                             + ngx_random()
+                                               % NGX_DR_RUNNER_REAP);
+    }
 }
 
 

@@ -23,11 +23,22 @@
 #define NGX_DR_RESCORE_LANES  4
 
 
+/* a check the runner asked for, under way in this worker */
+typedef struct {
+    ngx_queue_t               queue;
+    u_char                    run[NGX_INT64_LEN + 1];
+    u_char                    domain[NGX_INT64_LEN + 1];
+    ngx_log_t                *log;
+    unsigned                  again:1;
+} ngx_dr_score_pending_t;
+
+
 typedef struct {
     u_char                    run[NGX_INT64_LEN + 1];
     u_char                    domain[NGX_INT64_LEN + 1];
     ngx_dr_scored_pt          handler;
     void                     *data;
+    ngx_dr_score_pending_t   *pending;
 } ngx_dr_score_check_t;
 
 
@@ -57,6 +68,9 @@ struct ngx_dr_rescore_s {
 
 static void ngx_dr_scores_read(ngx_dr_pg_query_t *q);
 static void ngx_dr_scores_stored(ngx_dr_pg_query_t *q);
+static ngx_int_t ngx_dr_scores_send(u_char *run, u_char *domain,
+    ngx_log_t *log, ngx_dr_scored_pt handler, void *data,
+    ngx_dr_score_pending_t *pending);
 static void ngx_dr_scores_done(ngx_dr_score_check_t *sc, ngx_int_t rc);
 static void ngx_dr_rescore_listed(ngx_dr_pg_query_t *q);
 static void ngx_dr_rescore_next(ngx_dr_rescore_lane_t *lane,
@@ -64,6 +78,9 @@ static void ngx_dr_rescore_next(ngx_dr_rescore_lane_t *lane,
 static void ngx_dr_rescore_scored(void *data, ngx_int_t rc);
 static void ngx_dr_rescore_finish(ngx_dr_rescore_t *task);
 static void ngx_dr_rescore_cleanup(void *data);
+
+
+static ngx_queue_t  ngx_dr_scores_pending;
 
 
 /*
@@ -136,6 +153,66 @@ ngx_int_t
 ngx_dr_scores_check(u_char *run, u_char *domain, ngx_log_t *log,
     ngx_dr_scored_pt handler, void *data)
 {
+    ngx_queue_t             *q;
+    ngx_dr_score_pending_t  *pd;
+
+    if (handler) {
+        return ngx_dr_scores_send(run, domain, log, handler, data,
+                                  NULL);
+    }
+
+    /*
+     * The last jobs of a domain often end together, and each asks: while
+     * a check of the same (run, domain) is under way here, the others
+     * wait for it and one more is made after it, which sees them all.
+     */
+
+    if (ngx_dr_scores_pending.next == NULL) {
+        ngx_queue_init(&ngx_dr_scores_pending);
+    }
+
+    for (q = ngx_queue_head(&ngx_dr_scores_pending);
+         q != ngx_queue_sentinel(&ngx_dr_scores_pending);
+         q = ngx_queue_next(q))
+    {
+        pd = ngx_queue_data(q, ngx_dr_score_pending_t, queue);
+
+        if (ngx_strcmp(pd->run, run) == 0
+            && ngx_strcmp(pd->domain, domain) == 0)
+        {
+            pd->again = 1;
+            return NGX_OK;
+        }
+    }
+
+    pd = ngx_alloc(sizeof(ngx_dr_score_pending_t), log);
+    if (pd == NULL) {
+        return NGX_ERROR;
+    }
+
+    (void) ngx_cpystrn(pd->run, run, NGX_INT64_LEN + 1);
+    (void) ngx_cpystrn(pd->domain, domain, NGX_INT64_LEN + 1);
+    pd->log = log;
+    pd->again = 0;
+
+    ngx_queue_insert_tail(&ngx_dr_scores_pending, &pd->queue);
+
+    if (ngx_dr_scores_send(run, domain, log, NULL, NULL, pd)
+        != NGX_OK)
+    {
+        ngx_queue_remove(&pd->queue);
+        ngx_free(pd);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_dr_scores_send(u_char *run, u_char *domain, ngx_log_t *log,
+    ngx_dr_scored_pt handler, void *data, ngx_dr_score_pending_t *pending)
+{
     ngx_pool_t            *pool;
     const char            *params[2];
     ngx_dr_score_check_t  *sc;
@@ -155,6 +232,7 @@ ngx_dr_scores_check(u_char *run, u_char *domain, ngx_log_t *log,
     (void) ngx_cpystrn(sc->domain, domain, NGX_INT64_LEN + 1);
     sc->handler = handler;
     sc->data = data;
+    sc->pending = pending;
 
     params[0] = (const char *) sc->run;
     params[1] = (const char *) sc->domain;
@@ -385,9 +463,31 @@ ngx_dr_scores_stored(ngx_dr_pg_query_t *q)
 static void
 ngx_dr_scores_done(ngx_dr_score_check_t *sc, ngx_int_t rc)
 {
+    ngx_dr_score_pending_t  *pd;
+
     if (sc->handler) {
         sc->handler(sc->data, rc);
     }
+
+    pd = sc->pending;
+
+    if (pd == NULL) {
+        return;
+    }
+
+    if (pd->again && !ngx_exiting) {
+        pd->again = 0;
+
+        if (ngx_dr_scores_send(pd->run, pd->domain, pd->log, NULL,
+                               NULL, pd)
+            == NGX_OK)
+        {
+            return;
+        }
+    }
+
+    ngx_queue_remove(&pd->queue);
+    ngx_free(pd);
 }
 
 
