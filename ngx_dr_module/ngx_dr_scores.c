@@ -19,6 +19,9 @@
 #include "ngx_dr_score.h"
 
 
+/* the longest a node's cached answers outlive new scores, before NOTIFY */
+#define NGX_DR_SCORES_NOTIFY  100
+
 /* domains rescored at once: each is a chain of its runs, in order */
 #define NGX_DR_RESCORE_LANES  4
 
@@ -72,6 +75,8 @@ static ngx_int_t ngx_dr_scores_send(u_char *run, u_char *domain,
     ngx_log_t *log, ngx_dr_scored_pt handler, void *data,
     ngx_dr_score_pending_t *pending);
 static void ngx_dr_scores_done(ngx_dr_score_check_t *sc, ngx_int_t rc);
+static void ngx_dr_scores_notify(ngx_event_t *ev);
+static void ngx_dr_scores_notified(ngx_dr_pg_query_t *q);
 static void ngx_dr_rescore_listed(ngx_dr_pg_query_t *q);
 static void ngx_dr_rescore_next(ngx_dr_rescore_lane_t *lane,
     ngx_uint_t first);
@@ -81,6 +86,7 @@ static void ngx_dr_rescore_cleanup(void *data);
 
 
 static ngx_queue_t  ngx_dr_scores_pending;
+static ngx_event_t  ngx_dr_scores_notify_ev;
 
 
 /*
@@ -127,13 +133,19 @@ static const char  ngx_dr_scores_sql[] =
     " FROM hist h, ok WHERE ok.done "
     "ORDER BY 1, 2";
 
+/*
+ * The nodes are told of new scores by ngx_dr_scores_notify(), once for
+ * all the rows written in a tenth of a second, not by the table's trigger
+ * once per row (sql/009_coalesced_score_notify.sql).
+ */
 static const char  ngx_dr_scores_store_sql[] =
+    "WITH n AS (SELECT set_config('dr.notify_scores', 'off', true)) "
     "INSERT INTO domain_scores (domain_id, run_id, memory_score,"
     " ai_consensus, cohesion, drift_score, trend, volatility, score,"
     " models_positive, models_neutral, models_negative, models_tracking,"
     " response_count, reputation_risk, risk_level, alerts, details) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-    " $15, $16, $17::text[], $18::jsonb) "
+    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+    " $15, $16, $17::text[], $18::jsonb FROM n "
     "ON CONFLICT (domain_id, run_id) DO UPDATE SET"
     " memory_score = EXCLUDED.memory_score,"
     " ai_consensus = EXCLUDED.ai_consensus, cohesion = EXCLUDED.cohesion,"
@@ -453,9 +465,57 @@ ngx_dr_scores_stored(ngx_dr_pg_query_t *q)
     if (q->rc != NGX_DR_PG_OK) {
         ngx_log_error(NGX_LOG_ERR, q->log, 0,
                       "the scores of a domain could not be stored");
+
+    } else if (!ngx_dr_scores_notify_ev.timer_set) {
+        ngx_dr_scores_notify_ev.handler = ngx_dr_scores_notify;
+        ngx_dr_scores_notify_ev.log = ngx_cycle->log;
+        ngx_add_timer(&ngx_dr_scores_notify_ev, NGX_DR_SCORES_NOTIFY);
     }
 
     ngx_dr_scores_done(q->data, q->rc == NGX_DR_PG_OK ? NGX_OK : NGX_ERROR);
+    ngx_destroy_pool(q->pool);
+}
+
+
+/*
+ * Every node drops its cached answers: one notification for the rows this
+ * worker wrote since the last.  The timer is not cancelable: the rows of
+ * an exiting worker are told too.
+ */
+
+static void
+ngx_dr_scores_notify(ngx_event_t *ev)
+{
+    ngx_pool_t  *pool;
+
+    pool = ngx_create_pool(512, ev->log);
+
+    if (pool == NULL
+        || ngx_dr_pg_query(pool, ev->log, 0, 0,
+                           "SELECT pg_notify('dr_scores', 'INSERT')", 0,
+                           NULL, ngx_dr_scores_notified, NULL)
+           == NULL)
+    {
+        if (pool) {
+            ngx_destroy_pool(pool);
+        }
+
+        ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                      "the nodes could not be told of new scores; their "
+                      "cached answers expire with their time to live");
+    }
+}
+
+
+static void
+ngx_dr_scores_notified(ngx_dr_pg_query_t *q)
+{
+    if (q->rc != NGX_DR_PG_OK) {
+        ngx_log_error(NGX_LOG_WARN, q->log, 0,
+                      "the nodes could not be told of new scores; their "
+                      "cached answers expire with their time to live");
+    }
+
     ngx_destroy_pool(q->pool);
 }
 
