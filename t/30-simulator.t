@@ -1,8 +1,9 @@
 # The provider simulator (t/sim/provider-sim) itself: the three wire
 # formats with their exact success and error shapes and headers, the
-# rolling per-key rate limit and its 429s, forgotten domains, determinism,
-# every fault kind, key hygiene in its counters, and 2,000 requests held
-# open at once.
+# rolling per-key limits of requests and of tokens and their 429s,
+# forgotten domains, determinism, every fault kind, key hygiene in its
+# counters, 2,000 requests held open at once, by one process and by
+# workers whose counters are summed.
 
 use strict;
 use warnings;
@@ -164,13 +165,22 @@ subtest 'command line' => sub {
     ok(-x $sim, 'the simulator is executable');
     my $help = `$^X $sim --help`;
     is($? >> 8, 0, '--help exits 0');
-    like($help, qr/--latency-ms.*--rpm.*--faults/s, '--help lists the options');
+    like($help, qr/--latency-ms.*--rpm.*--tpm.*--faults.*--workers/s,
+        '--help lists the options');
     system("$^X $sim --listen 0.0.0.0:0 >/dev/null 2>&1");
     is($? >> 8, 2, 'a non-loopback address is refused');
     system("$^X $sim --faults bogus=1 >/dev/null 2>&1");
     is($? >> 8, 2, 'an unknown fault kind is refused');
     system("$^X $sim --faults 500=2 >/dev/null 2>&1");
     is($? >> 8, 2, 'a probability above 1 is refused');
+    for my $with ('--rpm 10', '--spec-limits', '--tpm 1000',
+                  '--tpm-provider openai=9000', '--faults 500=0.1',
+                  '--faults-file /nonexistent') {
+        my $err = `$^X $sim --workers 2 $with 2>&1 >/dev/null`;
+        is($? >> 8, 2, "--workers 2 $with is refused");
+        like($err, qr/^provider-sim: --workers 2 cannot be used with .*kept in one process/,
+            '... saying why');
+    }
 };
 
 my $forget_file = "$dir/forget.txt";
@@ -470,8 +480,8 @@ subtest 'stats: shape, traces, keys never stored' => sub {
     gemini($sim, query_key => 1);
     $st = $sim->stats;
     ok($st->{simulated}, 'marked simulated');
-    for my $f (qw(requests accepted rejected_429 over_limit unauthenticated
-                  in_flight max_in_flight faults status)) {
+    for my $f (qw(requests accepted rejected_429 over_limit over_limit_tokens
+                  unauthenticated in_flight max_in_flight faults status)) {
         ok(exists $st->{totals}{$f}, "totals.$f");
     }
     is($st->{totals}{requests}, 4, 'four requests');
@@ -479,8 +489,8 @@ subtest 'stats: shape, traces, keys never stored' => sub {
     is($st->{providers}{openai}{requests}, 2, 'per provider');
     my $k = $st->{providers}{openai}{keys};
     is_deeply([keys %$k], ['k1a2'], 'keys are shown by their last 4 characters');
-    for my $f (qw(requests accepted rejected_429 over_limit in_flight
-                  max_in_flight faults status limit)) {
+    for my $f (qw(requests accepted rejected_429 over_limit over_limit_tokens
+                  in_flight max_in_flight faults status limit limit_tokens)) {
         ok(exists $k->{k1a2}{$f}, "keys.k1a2.$f");
     }
     is($k->{k1a2}{requests}, 1, 'per key requests');
@@ -598,6 +608,171 @@ subtest 'rate limit: rolling window per key' => sub {
     }
     is_deeply([grep { $_ != 200 } @st], [], 'a paced client gets only 200s');
     is($paced->over_limit, 0, '... and over_limit stays 0');
+};
+
+# --------------------------------------------------------------------------
+# A request is charged ceil(characters of its message text / 4) + its
+# max_tokens on arrival; the numbers below are worked out by hand.
+subtest 'token limit: rolling window per key' => sub {
+    my $tl = DR::Sim->start(latency_ms => 0, tpm => 1000, window_s => 2,
+        rpm => 100, tpm_provider => { anthropic => 250 });
+    my $o = sub {    # OpenAI body of $chars characters
+        my ($chars, %f) = @_;
+        my $key = delete $f{key};
+        return chat($tl, '/openai/v1/chat/completions', key => $key,
+            body => { model => 'gpt-4o-mini',
+                messages => [{ role => 'user', content => 'x' x $chars }],
+                %f });
+    };
+
+    my $t1 = time;
+    my $r = $o->(401, max_tokens => 299);    # 101 + 299 = 400
+    is($r->{status}, 200, '400 tokens of 1000: 200');
+    is($r->{headers}{'x-ratelimit-limit-tokens'}, 1000, 'x-ratelimit-limit-tokens');
+    is($r->{headers}{'x-ratelimit-remaining-tokens'}, 600,
+        'x-ratelimit-remaining-tokens: 401 characters are 101 tokens, + 299');
+    like($r->{headers}{'x-ratelimit-reset-tokens'}, qr/^(\d+ms|\d+(\.\d+)?s)$/,
+        'x-ratelimit-reset-tokens is a duration');
+    is($r->{headers}{'x-ratelimit-limit-requests'}, 100, '... beside the request headers');
+    sleep 1;    # the rest come 1 s later: the first leaves the window alone
+
+    # max_completion_tokens is what counts when both are given
+    $r = $o->(400, max_completion_tokens => 300, max_tokens => 5);
+    is($r->{headers}{'x-ratelimit-remaining-tokens'}, 200,
+        'max_completion_tokens wins over max_tokens: 100 + 300 charged');
+
+    my $t429 = time;
+    $r = $o->(4, max_tokens => 200);    # 1 + 200: 1001 > 1000
+    is($r->{status}, 429, 'one token over the limit: 429');
+    is($r->{json}{error}{type}, 'tokens', '... type tokens');
+    is($r->{json}{error}{code}, 'rate_limit_exceeded', '... rate_limit_exceeded');
+    like($r->{json}{error}{message}, qr/^Rate limit reached for gpt-4o-mini in organization org-\w+ on tokens per min \(TPM\): Limit 1000, Used 800, Requested 201\. Please try again in (\d+ms|\d+(\.\d+)?s)\./,
+        '... OpenAI\'s message with the figures');
+    is($r->{headers}{'retry-after'}, 1,
+        'retry-after: until the first request\'s tokens leave, rounded up');
+    is($r->{headers}{'x-ratelimit-remaining-tokens'}, 200, 'remaining tokens on the 429');
+    is($r->{headers}{'x-ratelimit-remaining-requests'}, 98,
+        'a refused request takes no request slot either');
+
+    $r = $o->(4, max_tokens => 199);    # 1 + 199: exactly 1000
+    is($r->{status}, 200, 'up to the limit exactly: 200');
+    is($r->{headers}{'x-ratelimit-remaining-tokens'}, 0, '... 0 remaining');
+    is($o->(4, max_tokens => 1)->{status}, 429, '2 more tokens: 429');
+    is($o->(400, key => 'sk-another-key-zzzz', max_tokens => 300)->{status}, 200,
+        'another key has its own tokens');
+
+    $r = $o->(4);    # 1 + 4096, more than the limit itself
+    is($r->{status}, 429, 'no max_tokens: 4096 are charged, more than the limit');
+    like($r->{json}{error}{message},
+        qr/^Request too large for gpt-4o-mini .* on tokens per min \(TPM\): Limit 1000, Requested 4097\./,
+        '... "Request too large"');
+
+    my $st = $tl->stats->{providers}{openai}{keys}{k1a2};
+    is($st->{over_limit_tokens}, 3, 'the three requests whose tokens did not fit are counted');
+    is($st->{over_limit}, 0, '... not as over the request limit');
+    is($st->{accepted}, 3, '... nor as accepted');
+    is($st->{rejected_429}, 3, '... answered 429');
+    is($st->{limit_tokens}, 1000, 'the key\'s token limit is shown');
+
+    # the window frees the first request's tokens 2 s after it, the
+    # others' 1 s later
+    my $wait = $t429 + 1 - time;
+    $wait = $t1 + 2.05 - time if $t1 + 2.05 - time > $wait;
+    sleep $wait if $wait > 0;
+    $r = $o->(401, max_tokens => 299);
+    is($r->{status}, 200, 'after retry-after, 400 tokens fit again');
+    is($r->{headers}{'x-ratelimit-remaining-tokens'}, 0,
+        '... beside the second\'s 400 and the fourth\'s 200, still in the window');
+
+    # Anthropic (--tpm-provider anthropic=250): the system prompt and every
+    # message count: 40 + 80 + 20 + 19 + 1 (the newline joining two
+    # blocks) = 160 characters, 40 tokens, + 60
+    my $body = { model => 'claude-3-5-haiku-20241022', max_tokens => 60,
+        system => 's' x 40, messages => [
+            { role => 'user', content => 'u' x 80 },
+            { role => 'assistant', content => 'a' x 20 },
+            { role => 'user', content => [{ type => 'text', text => 'b' x 10 },
+                { type => 'text', text => 'c' x 9 }] }] };
+    my $a = messages($tl, body => $body);
+    is($a->{status}, 200, 'Anthropic: 100 tokens of 250');
+    is($a->{headers}{'anthropic-ratelimit-tokens-limit'}, 250,
+        'anthropic-ratelimit-tokens-limit (--tpm-provider)');
+    is($a->{headers}{'anthropic-ratelimit-tokens-remaining'}, 150,
+        'anthropic-ratelimit-tokens-remaining');
+    like($a->{headers}{'anthropic-ratelimit-tokens-reset'},
+        qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, 'anthropic-ratelimit-tokens-reset is RFC 3339');
+    is(messages($tl, body => $body)->{status}, 200, '200 of 250');
+    $a = messages($tl, body => $body);
+    is($a->{status}, 429, '300 of 250: 429');
+    is($a->{json}{error}{type}, 'rate_limit_error', '... rate_limit_error');
+    like($a->{json}{error}{message}, qr/250 tokens per minute/, '... names the limit');
+    ok($a->{headers}{'retry-after'} >= 1, '... retry-after');
+    is($a->{headers}{'anthropic-ratelimit-tokens-remaining'}, 50, '... 50 remaining');
+
+    # Gemini: systemInstruction and contents, 8 + 12 characters, 5 tokens,
+    # + maxOutputTokens 495
+    my $gbody = { systemInstruction => { parts => [{ text => 'z' x 8 }] },
+        contents => [{ role => 'user', parts => [{ text => 'y' x 12 }] }],
+        generationConfig => { maxOutputTokens => 495 } };
+    is(gemini($tl, body => $gbody)->{status}, 200, 'Gemini: 500 of 1000');
+    is(gemini($tl, body => $gbody)->{status}, 200, '1000 of 1000');
+    my $g = gemini($tl, body => $gbody);
+    is($g->{status}, 429, '1500 of 1000: 429');
+    is($g->{json}{error}{status}, 'RESOURCE_EXHAUSTED', '... RESOURCE_EXHAUSTED');
+    my ($qf) = grep { $_->{'@type'} =~ /QuotaFailure/ } @{ $g->{json}{error}{details} };
+    like($qf->{violations}[0]{quotaId}, qr/InputTokens/, '... a token quota');
+    is($qf->{violations}[0]{quotaValue}, 1000, '... of 1000');
+    my ($ri) = grep { $_->{'@type'} =~ /RetryInfo/ } @{ $g->{json}{error}{details} };
+    like($ri->{retryDelay}, qr/^\d+s$/, '... RetryInfo');
+    ok(!exists $g->{headers}{'retry-after'}, '... and no header, as Google');
+
+    my $tot = $tl->stats->{totals};
+    is($tot->{over_limit_tokens}, 5, 'over_limit_tokens in total: 3 OpenAI, 1 Anthropic, 1 Gemini');
+    is($tl->over_limit_tokens, 5, '... DR::Sim reads it');
+    is($tot->{over_limit}, 0, 'over_limit stays 0');
+
+    # over both limits: the requests' 429, counted under both
+    my $both = DR::Sim->start(latency_ms => 0, rpm => 1, tpm => 500);
+    is(chat($both, '/openai/v1/chat/completions', max_tokens => 400)->{status},
+        200, 'rpm 1, tpm 500: the first is accepted');
+    $r = chat($both, '/openai/v1/chat/completions', max_tokens => 400);
+    is($r->{json}{error}{type}, 'requests', 'over both: the requests\' 429');
+    my $bt = $both->stats->{totals};
+    is_deeply([@$bt{qw(over_limit over_limit_tokens)}], [1, 1], '... counted under both');
+
+    # POST /_sim/config sets them too
+    $both->configure(rpm => 0, tpm => 300, tpm_provider => { xai => 0 });
+    my $cfg = $both->stats->{config};
+    is_deeply([@$cfg{qw(tpm tpm_provider)}], [300, { xai => 0 }], 'tpm by POST /_sim/config');
+    is(chat($both, '/openai/v1/chat/completions', key => 'sk-fresh-key-1234',
+        body => { model => 'gpt-4o-mini', max_tokens => 300,
+            messages => [{ role => 'user', content => 'hi' }] })->{status},
+        429, '... 301 of 300: 429');
+    is(chat($both, '/xai/v1/chat/completions', model => 'grok-3-mini',
+        max_tokens => 300)->{status}, 200, '... xai=0: no limit for xai');
+
+    # a client that charges itself the same, in the same window, never
+    # goes over
+    my ($limit, $win) = (1000, 0.5);
+    my $paced = DR::Sim->start(latency_ms => 0, tpm => $limit, window_s => $win);
+    my (@ledger, @status);
+    for my $i (1 .. 10) {
+        my $chars = 100 + 37 * $i;
+        my $need = int(($chars + 3) / 4) + 300;
+        for (;;) {
+            @ledger = grep { $_->[0] > time - $win - 0.01 } @ledger;
+            my $used = 0;
+            $used += $_->[1] for @ledger;
+            last if $used + $need <= $limit;
+            sleep $ledger[0][0] + $win + 0.01 - time;
+        }
+        push @status, chat($paced, '/openai/v1/chat/completions',
+            body => { model => 'gpt-4o-mini', max_tokens => 300,
+                messages => [{ role => 'user', content => 'p' x $chars }] })->{status};
+        push @ledger, [time, $need];    # no earlier than it arrived
+    }
+    is_deeply([grep { $_ != 200 } @status], [], 'a client counting the same tokens gets only 200s');
+    is($paced->over_limit_tokens, 0, '... and over_limit_tokens stays 0');
 };
 
 # --------------------------------------------------------------------------
@@ -723,8 +898,8 @@ subtest 'faults are reproducible and a retry can succeed' => sub {
 subtest '2,000 concurrent requests are held at once' => sub {
     my $n = 2000;
     my $burst = sub {
-        my ($latency) = @_;
-        my $c = DR::Sim->start(latency_ms => $latency);
+        my ($latency, %o) = @_;
+        my $c = DR::Sim->start(latency_ms => $latency, %o);
         my $ua = Mojo::UserAgent->new(connect_timeout => 20,
             request_timeout => 30, inactivity_timeout => 30);
         my $url = $c->url . '/openai/v1/chat/completions';
@@ -771,6 +946,81 @@ subtest '2,000 concurrent requests are held at once' => sub {
             $r->{max}, $r->{el});
     }
     is($r->{max}, $n, "max in flight: $r->{max}");
+
+    # Over workers the maximum is that of the sum at one moment: all 2,000
+    # and no more (a sum of each worker's maximum could be more).  The
+    # workers share the machine's cores with this client, so the requests
+    # are held long enough for it to deliver them all.
+    $r = $burst->(5000, workers => 2);
+    is_deeply($r->{status}, { 200 => $n }, "--workers 2: all $n answered 200");
+    is($r->{max}, $n, "--workers 2: max in flight: $r->{max}");
+    is($r->{left}, 0, '--workers 2: none left in flight');
+    note(sprintf '--workers 2, concurrency at 5000 ms: %d held at once, '
+        . '%.2f s wall time', $r->{max}, $r->{el});
+};
+
+# --------------------------------------------------------------------------
+subtest '--workers: one socket, counters summed' => sub {
+    my $state = "$dir/workers-state.json";
+    my $w = DR::Sim->start(latency_ms => 300, workers => 2, state_file => $state);
+    my $n = 400;
+    my $ua = Mojo::UserAgent->new(request_timeout => 30);
+    my $url = $w->url . '/openai/v1/chat/completions';
+    # the same body every time: ids drawn from it must still differ
+    my $body = encode_json({ model => 'gpt-4o-mini', messages => [{
+        role => 'user', content => prompt(business_analysis => 'stripe.com') }] });
+    my ($done, %status, %ids, %text) = (0);
+    for (1 .. $n) {
+        $ua->post($url => { authorization => "Bearer $OKEY",
+                'content-type' => 'application/json' } => $body => sub {
+            my $res = $_[1]->res;
+            $status{ $res->code // 'error' }++;
+            my $j = eval { $res->json } // {};
+            $ids{ $j->{id} // 'none' }++;
+            $text{ $j->{choices}[0]{message}{content} // 'none' }++;
+            Mojo::IOLoop->stop if ++$done == $n;
+        });
+    }
+    my $guard = Mojo::IOLoop->timer(30 => sub { Mojo::IOLoop->stop });
+    Mojo::IOLoop->start;
+    Mojo::IOLoop->remove($guard);
+    is_deeply(\%status, { 200 => $n }, "$n requests at once: all 200");
+    is(scalar keys %ids, $n, '... each with its own id, whichever worker answered');
+    is(scalar keys %text, 1, '... and the same answer from both workers');
+
+    my $st = $w->stats;
+    is($st->{config}{workers}, 2, 'config: workers 2');
+    is($st->{pid}, $w->pid, 'pid: the process started');
+    is($st->{totals}{requests}, $n, 'requests summed over the workers');
+    is($st->{totals}{status}{200}, $n, '... and statuses');
+    is($st->{providers}{openai}{keys}{k1a2}{requests}, $n, '... and per key');
+    is($st->{totals}{in_flight}, 0, 'none in flight');
+    ok($st->{totals}{max_in_flight} > 1 && $st->{totals}{max_in_flight} <= $n,
+        "max in flight is the simulator's: $st->{totals}{max_in_flight}");
+    is(scalar @{ $st->{recent} }, $n, 'the recent requests of both');
+    my @each = @{ $st->{per_worker} };
+    is(scalar @each, 2, 'per_worker: two');
+    my $sum = 0;
+    $sum += $_->{requests} for @each;
+    is($sum, $n, '... whose requests add up');
+    my %pids = map { $_->{pid} => 1 } @each;
+    ok(keys %pids == 2 && !$pids{ $w->pid }, '... two processes besides the first');
+    note('requests per worker: ' . join ' ', map { $_->{requests} } @each);
+    ok(!$st->{workers_late}, 'every worker answered in time');
+
+    $w->reset;
+    is($w->stats->{totals}{requests}, 0, 'POST /_sim/reset resets every worker');
+    ok(!eval { $w->configure(faults => '500=1'); 1 }, 'POST /_sim/config is refused');
+    like($@, qr/409/, '... with 409');
+
+    chat($w, '/openai/v1/chat/completions') for 1 .. 3;
+    my $pid = $w->pid;
+    $w->stop;
+    ok(!kill(0, $pid) && !grep({ kill 0, $_ } keys %pids), 'stop ends them all');
+    open my $fh, '<', $state or die "$state: $!";
+    my $sj = decode_json(do { local $/; <$fh> });
+    is($sj->{totals}{requests}, 3, 'the state file holds the sum when stopped');
+    is(scalar @{ $sj->{recent} }, 3, '... and the recent requests');
 };
 
 my $pid = $sim->pid;

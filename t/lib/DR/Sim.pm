@@ -4,12 +4,15 @@ package DR::Sim;
 #
 #   my $sim = DR::Sim->start(latency_ms => 50, rpm => 60, seed => 7,
 #                            faults => '500=0.1', forget => ['example.com']);
+#   DR::Sim->start(tpm => 40000, tpm_provider => { anthropic => 20000 });
+#   DR::Sim->start(latency_ms => 300, workers => 2);   # no limit, no fault
 #   $sim->url;                  # http://127.0.0.1:NNNN
 #   $sim->base_url('openai');   # what a provider's base URL becomes
 #   $sim->providers_conf(rpm => 600);  # dr_provider lines of all eight
 #   $sim->crawler_conf(rpm => 600);    # the http block of a crawling node
 #   $sim->stats;                # decoded GET /_sim/stats
 #   $sim->over_limit;           # total over-limit requests (must stay 0)
+#   $sim->over_limit_tokens;    # requests whose tokens did not fit (same)
 #   $sim->reset;                # POST /_sim/reset (counters)
 #   $sim->configure(faults => '429=1');   # POST /_sim/config
 #   $sim->stop;                 # SIGTERM, wait; also done on DESTROY / END
@@ -53,6 +56,7 @@ my %OPT = (
     keys_file => '--keys-file', state_file => '--state-file',
     pid_file => '--pid-file', domains_file => '--domains-file',
     timeout_hold_s => '--timeout-hold-s', max_clients => '--max-clients',
+    tpm => '--tpm', workers => '--workers',
 );
 
 sub start {
@@ -69,9 +73,9 @@ sub start {
         push @args, '--models',
             ref $o{models} ? join(',', @{ $o{models} }) : $o{models};
     }
-    if (defined $o{rpm_provider}) {
-        my $v = $o{rpm_provider};
-        push @args, '--rpm-provider', ref $v
+    for my $k (qw(rpm_provider tpm_provider)) {
+        my $v = $o{$k} // next;
+        push @args, '--' . ($k =~ tr/_/-/r), ref $v
             ? join(',', map { "$_=$v->{$_}" } sort keys %$v) : $v;
     }
     push @args, '--spec-limits' if $o{spec_limits};
@@ -148,18 +152,19 @@ sub providers_conf {
 
 # the http block of a node that crawls against this simulator: the eight
 # providers, the queue's workers, no schedule, the admin API behind keys;
-# $sim->crawler_conf(rpm => 600, lease => '15s', api => 1)
+# $sim->crawler_conf(rpm => 600, lease => '15s', api => 1, cache => 1)
 sub crawler_conf {
     my ($self, %o) = @_;
     my $lease = $o{lease} ? "    dr_runner_lease $o{lease};\n" : '';
     my $api = $o{api} ? "        location / { dr_api; }\n" : '';
+    my $cache = $o{cache} ? "    dr_cache zone=api:1m ttl=60s;\n" : '';
     return <<"CONF" . $self->providers_conf(rpm => $o{rpm}) . <<"SERVER";
     dr_pg "%%PG%%";
     dr_key_secret_file %%SECRET%%;
     dr_auth_cache zone=keys:1m;
     dr_limit_zone zone=limits:1m;
     dr_runner on;
-${lease}    dr_schedule off;
+${lease}${cache}    dr_schedule off;
 CONF
 
     server {
@@ -193,6 +198,11 @@ sub stats {
 
 # total over-limit requests, all providers and keys
 sub over_limit { $_[0]->stats(recent => 0)->{totals}{over_limit} }
+
+# total requests that arrived when their tokens did not fit
+sub over_limit_tokens {
+    $_[0]->stats(recent => 0)->{totals}{over_limit_tokens};
+}
 
 sub reset {
     my ($self, %o) = @_;
