@@ -50,9 +50,11 @@ sub cpu_seconds {
     return ($f[11] + $f[12]) / $ticks;
 }
 
-my %sim_opt = (latency_ms => $latency, seed => 1, max_clients => 20000);
-$sim_opt{workers} = $ENV{DR_BENCH_SIM_WORKERS}
-    if $ENV{DR_BENCH_SIM_WORKERS};
+# the simulator in two processes: one answers about 2,200 calls a second
+# on this kind of machine, well under what one nginx worker asks
+my $sim_workers = $ENV{DR_BENCH_SIM_WORKERS} // 2;
+my %sim_opt = (latency_ms => $latency, seed => 1, max_clients => 20000,
+               workers => $sim_workers);
 my $sim = DR::Sim->start(%sim_opt);
 
 # (1) the reference
@@ -128,6 +130,17 @@ sub metric {
     return $r->{content} =~ /^\Q$name\E (\d+)$/m ? $1 : 0;
 }
 
+# everyone's CPU: the simulator's processes and PostgreSQL's backends
+sub group_cpu {
+    my ($pids) = @_;
+    my $sum = 0;
+    $sum += cpu_seconds($_) for @$pids;
+    return $sum;
+}
+my @sim_pids = ($sim->pid, split ' ', `pgrep -P @{[ $sim->pid ]}`);
+my @pg_pids = split ' ', `pgrep -u postgres postgres`;
+my ($sim0, $pg0) = (group_cpu(\@sim_pids), group_cpu(\@pg_pids));
+
 my $cpu0 = cpu_seconds($worker);
 my $t0 = time;
 my $r = $ua->post("$base/admin/runs", { headers => { 'X-API-Key' => $admin },
@@ -146,6 +159,9 @@ while (time - $t0 < 600) {
 }
 my $elapsed = time - $t0;
 my $cpu = cpu_seconds($worker) - $cpu0;
+@pg_pids = split ' ', `pgrep -u postgres postgres`;
+my $pg_cpu = group_cpu(\@pg_pids) - $pg0;
+my $sim_cpu = group_cpu(\@sim_pids) - $sim0;
 my $peak = metric('dr_provider_calls_in_flight_max');
 
 my ($done, $calls, $stored, $span) = $dbh->selectrow_array(q{SELECT
@@ -175,9 +191,9 @@ printf $out <<'MD',
 # Crawl benchmark
 
 `make bench` (bench/crawl.pl), %s, %d CPUs shared by the simulator,
-PostgreSQL, nginx and wrk. One nginx worker; the simulator answers every
-call in %d ms (+-10%%), no rate limit; 8 providers x %d calls in flight,
-`dr_runner_jobs %d`.
+PostgreSQL, nginx and wrk. One nginx worker; the simulator (%d processes)
+answers every call in %d ms (+-10%%), no rate limit; 8 providers x %d
+calls in flight, `dr_runner_jobs %d`.
 
 | measurement | value |
 |---|---|
@@ -190,19 +206,24 @@ call in %d ms (+-10%%), no rate limit; 8 providers x %d calls in flight,
 | vs the ideal (most in flight / latency = %.0f/s) | %.0f%% |
 | **most calls in flight at once in the worker** | **%d** (highest sampled every 0.2 s: %d) |
 | **worker CPU per 1,000 calls** | **%.3f s** (%.1f s for the run: claim, call, parse, store, score) |
+| PostgreSQL CPU per 1,000 calls | %.3f s (%.1f s; backends that lived through the run) |
+| simulator CPU per 1,000 calls | %.3f s (%.1f s) |
 
 The calls include the claim of each job from PostgreSQL, the request
 through libcurl, the answer parsed, and one statement storing the answer
 with the job's end; the scores of each domain are written after its last
 job. The reference has none of these: it says how fast this simulator
-answers on this machine, which bounds the crawl.
+answers on this machine, which bounds the crawl. The three CPU lines
+add up to what the machine's cores give in the run's time: the crawl's
+rate here is the machine's, not the worker's.
 MD
-    $when, $cpus, $latency, $per_provider, $jobs_held,
+    $when, $cpus, $sim_workers, $latency, $per_provider, $jobs_held,
     $jobs_held, $wrk_seconds, $ref_rps, $ref_p50 // '?', $ref_p99 // '?',
     $ref_err // 0, $ref_sock ? ", $ref_sock" : '',
     $jobs, $done, $stored, $calls, $span, $elapsed, $rps,
     100 * $rps / $ref_rps, $ideal, 100 * $rps / $ideal,
-    $peak, $peak_sampled, $row{cpu_per_1000}, $cpu;
+    $peak, $peak_sampled, $row{cpu_per_1000}, $cpu,
+    1000 * $pg_cpu / $calls, $pg_cpu, 1000 * $sim_cpu / $calls, $sim_cpu;
 close $out;
 
 print "crawl: $jobs jobs, ", sprintf('%.0f calls/s, %.3f s CPU per 1000 '

@@ -413,7 +413,18 @@ ngx_dr_probe_attempt(ngx_dr_probe_job_t *job)
     ttier.period = 60000;
 
     tokens = (ngx_strlen(job->text) + 3) / 4 + NGX_DR_PROBE_MAX_TOKENS;
-    tokens = ngx_min(tokens, ttier.burst);
+
+    if (pr->tpm && tokens > ttier.burst) {
+        /* it could never be charged in full: none is sent */
+        (void) ngx_snprintf((u_char *) job->answer.error,
+                            sizeof(job->answer.error),
+                            "the call counts %ui tokens, more than the "
+                            "%ui its key's token budget holds at once: "
+                            "raise tpm%Z", tokens, ttier.burst);
+        job->answer.kind = NGX_DR_ANSWER_FAIL;
+        ngx_dr_probe_finish(job);
+        return;
+    }
 
     keys = pr->keys.elts;
     k = pr->next_key++ % pr->keys.nelts;

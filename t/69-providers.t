@@ -15,7 +15,8 @@ use JSON::PP;
 use Test::More;
 use Time::HiRes qw(sleep time);
 
-my $sim = DR::Sim->start(latency_ms => 20, seed => 5);
+my $sim = DR::Sim->start(latency_ms => 20, seed => 5,
+                         tpm_provider => { openai => 30000 });
 
 my @openai = ('sim-test-key-openai-FAKE-1111',
               'sim-test-key-openai-FAKE-2222');
@@ -121,7 +122,9 @@ cmp_ok($p{anthropic}{breaker}{failures_in_a_row}, '>=', 5,
 cmp_ok($p{anthropic}{breaker}{half_open_in_seconds}, '>', 0,
        'and the time until a call tries again');
 is($p{openai}{breaker}{state}, 'closed', 'openai\'s stays closed');
-is($sim->over_limit, 0, 'no call over a key\'s limit');
+is($sim->over_limit, 0, 'no call over a key\'s limit of requests');
+is($sim->over_limit_tokens, 0, 'nor of tokens, counted as the provider '
+   . 'counts them');
 
 # wrong uses
 $r = admin('POST', '/admin/providers', '{}');
