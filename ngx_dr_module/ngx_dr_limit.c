@@ -542,12 +542,17 @@ ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key, int64_t key_id,
  * provider has a token budget, its estimated tokens of the key's token
  * bucket; both or neither, so that a call refused for its tokens spends
  * no request.  When refused, retry_ms is the wait until both could pass.
+ *
+ * With "reserve", a call that cannot pass now takes its tokens ahead
+ * (the buckets go below zero) and is told in retry_ms when they will have
+ * come: calls waiting for a key are then served in the order they asked,
+ * from every worker, and none waits behind calls that asked later.
  */
 
 ngx_int_t
 ngx_dr_limit_take_call(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
     ngx_dr_tier_t *tier, ngx_str_t *tkey, ngx_dr_tier_t *ttier,
-    ngx_uint_t tokens, ngx_dr_limit_result_t *res)
+    ngx_uint_t tokens, ngx_uint_t reserve, ngx_dr_limit_result_t *res)
 {
     int64_t               need, period;
     ngx_msec_t            wait;
@@ -570,7 +575,10 @@ ngx_dr_limit_take_call(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
         }
     }
 
-    /* looked up last: making the token bucket may have evicted others */
+    /*
+     * making the request bucket may evict the token bucket to find room:
+     * the token bucket is looked up again, without making it
+     */
 
     ln = ngx_dr_limit_node_locked(ctx, key, tier);
 
@@ -601,7 +609,20 @@ ngx_dr_limit_take_call(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
         need = (int64_t) tokens * ttier->period;
     }
 
-    if (ln->units >= period && (tn == NULL || tn->units >= need)) {
+    wait = 0;
+
+    if (ln->units < period) {
+        wait = (ngx_msec_t) ((period - ln->units + tier->rate - 1)
+                             / tier->rate);
+    }
+
+    if (tn && tn->units < need) {
+        wait = ngx_max(wait, (ngx_msec_t) ((need - tn->units
+                                            + ttier->rate - 1)
+                                           / ttier->rate));
+    }
+
+    if (wait == 0 || reserve) {
         ln->units -= period;
         ln->consumed++;
 
@@ -611,23 +632,9 @@ ngx_dr_limit_take_call(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
         }
 
         res->passed = 1;
-
-    } else {
-        wait = 0;
-
-        if (ln->units < period) {
-            wait = (ngx_msec_t) ((period - ln->units + tier->rate - 1)
-                                 / tier->rate);
-        }
-
-        if (tn && tn->units < need) {
-            wait = ngx_max(wait, (ngx_msec_t) ((need - tn->units
-                                                + ttier->rate - 1)
-                                               / ttier->rate));
-        }
-
-        res->retry_ms = ngx_max(wait, 1);
     }
+
+    res->retry_ms = wait;
 
     res->remaining = ln->units > 0 ? (ngx_uint_t) (ln->units / period) : 0;
 

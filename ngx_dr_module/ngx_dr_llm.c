@@ -137,6 +137,7 @@ ngx_dr_llm_exit_process(ngx_cycle_t *cycle)
 
     /* closes the cached connections through the close callback */
     curl_multi_cleanup(ngx_dr_llm_multi);
+    ngx_dr_metrics_in_flight(0);
     ngx_dr_llm_multi = NULL;
 
     curl_global_cleanup();

@@ -65,6 +65,7 @@ struct ngx_dr_probe_job_s {
     long                      status;
     ngx_msec_t                latency;
     unsigned                  parsed:1;
+    unsigned                  paid:1;       /* its tokens taken ahead */
     unsigned                  calling:1;
     unsigned                  finished:1;
     unsigned                  simulated:1;
@@ -96,6 +97,8 @@ static void ngx_dr_breaker_result(ngx_dr_provider_t *pr, ngx_uint_t ok,
     ngx_log_t *log);
 static ngx_uint_t ngx_dr_provider_index(ngx_dr_provider_t *pr);
 static ngx_int_t ngx_dr_limit_or(ngx_int_t tokens, ngx_uint_t full);
+static void ngx_dr_provider_tiers(ngx_dr_provider_t *pr,
+    ngx_dr_tier_t *tier, ngx_dr_tier_t *ttier);
 static json_t *ngx_dr_providers_base(ngx_str_t *base);
 
 
@@ -363,7 +366,8 @@ ngx_dr_probe_attempt(ngx_dr_probe_job_t *job)
 {
     u_char                     *p;
     ngx_str_t                   bucket, tbucket, *keys;
-    ngx_uint_t                  k, i, tokens;
+    ngx_uint_t                  k, i, tokens, reserve, best;
+    ngx_msec_t                  least;
     ngx_dr_tier_t               tier, ttier;
     ngx_dr_provider_t          *pr;
     ngx_dr_main_conf_t         *dmcf;
@@ -382,6 +386,7 @@ ngx_dr_probe_attempt(ngx_dr_probe_job_t *job)
     }
 
     if (!ngx_dr_breaker_allow(pr)) {
+        job->paid = 0;
         ngx_dr_metrics_call(ngx_dr_provider_index(pr), job->model_index,
                             NGX_DR_M_CALL_BREAKER, 0, 0, 0, 0);
         (void) ngx_cpystrn((u_char *) job->answer.error,
@@ -393,24 +398,22 @@ ngx_dr_probe_attempt(ngx_dr_probe_job_t *job)
         return;
     }
 
+    keys = pr->keys.elts;
+
+    if (job->paid) {
+        /* the tokens it took ahead have come */
+        job->paid = 0;
+        k = job->key - keys;
+        goto call;
+    }
+
     /*
-     * The buckets of each key: a burst of a fiftieth of the minute's
-     * allowance, refilled at the rest, so that no rolling minute ever
-     * holds more than the provider allows and a steady crawl gets 98% of
-     * it.  A token budget is charged what the providers count when a
-     * call arrives: the prompt's tokens (at most one per 4 bytes) and the
+     * A token budget is charged what the providers count when a call
+     * arrives: the prompt's tokens (at most one per 4 bytes) and the
      * longest answer asked for.
      */
 
-    ngx_memzero(&tier, sizeof(ngx_dr_tier_t));
-    tier.burst = ngx_max(pr->rpm / 50, 1);
-    tier.rate = (pr->rpm > tier.burst) ? pr->rpm - tier.burst : 1;
-    tier.period = 60000;
-
-    ngx_memzero(&ttier, sizeof(ngx_dr_tier_t));
-    ttier.burst = ngx_max(pr->tpm / 50, NGX_DR_LLM_TPM_BURST);
-    ttier.rate = pr->tpm - ttier.burst;
-    ttier.period = 60000;
+    ngx_dr_provider_tiers(pr, &tier, &ttier);
 
     tokens = (ngx_strlen(job->text) + 3) / 4 + NGX_DR_PROBE_MAX_TOKENS;
 
@@ -426,43 +429,76 @@ ngx_dr_probe_attempt(ngx_dr_probe_job_t *job)
         return;
     }
 
-    keys = pr->keys.elts;
     k = pr->next_key++ % pr->keys.nelts;
+    best = k;
+    least = NGX_MAX_INT32_VALUE;
     ngx_memzero(&res, sizeof(ngx_dr_limit_result_t));
 
-    for (i = 0; i < pr->keys.nelts; i++, k = (k + 1) % pr->keys.nelts) {
-        p = ngx_snprintf(name, sizeof(name), "p:%V:%ui", &pr->name, k);
-        bucket.data = name;
-        bucket.len = p - name;
+    /*
+     * A key that has its tokens now; else the one whose tokens come first
+     * is charged ahead and the call waits for them, behind the calls
+     * that asked before it in any worker.
+     */
 
-        p = ngx_snprintf(tname, sizeof(tname), "t:%V:%ui", &pr->name, k);
-        tbucket.data = tname;
-        tbucket.len = p - tname;
+    for (reserve = 0; reserve < 2 && !res.passed; reserve++) {
 
-        if (dmcf->limit.shm_zone == NULL) {
-            res.passed = 1;
-            break;
+        for (i = 0; i < pr->keys.nelts; i++, k = (k + 1) % pr->keys.nelts) {
+            if (reserve) {
+                k = best;
+            }
+
+            p = ngx_snprintf(name, sizeof(name), "p:%V:%ui", &pr->name, k);
+            bucket.data = name;
+            bucket.len = p - name;
+
+            p = ngx_snprintf(tname, sizeof(tname), "t:%V:%ui", &pr->name,
+                             k);
+            tbucket.data = tname;
+            tbucket.len = p - tname;
+
+            if (dmcf->limit.shm_zone == NULL) {
+                res.passed = 1;
+                break;
+            }
+
+            if (ngx_dr_limit_take_call(&dmcf->limit, &bucket, &tier,
+                                       pr->tpm ? &tbucket : NULL, &ttier,
+                                       tokens, reserve, &res)
+                != NGX_OK)
+            {
+                res.passed = 0;
+                res.retry_ms = 100;
+            }
+
+            if (res.passed || reserve) {
+                break;
+            }
+
+            if (res.retry_ms < least) {
+                least = res.retry_ms;
+                best = k;
+            }
         }
 
-        if (ngx_dr_limit_take_call(&dmcf->limit, &bucket, &tier,
-                                   pr->tpm ? &tbucket : NULL, &ttier, tokens,
-                                   &res)
-            != NGX_OK)
-        {
-            res.passed = 0;
-            res.retry_ms = 100;
-        }
-
-        if (res.passed) {
+        if (least > NGX_DR_PROBE_TIMEOUT) {
+            /* too many wait already: try again later, charged nothing */
             break;
         }
     }
 
     if (!res.passed) {
-        /* every key is spent: wait for the first token */
-        ngx_add_timer(&job->wait, ngx_max(res.retry_ms, 1));
+        ngx_add_timer(&job->wait, ngx_max(ngx_min(res.retry_ms, 1000), 1));
         return;
     }
+
+    if (res.retry_ms) {
+        job->paid = 1;
+        job->key = &keys[k];
+        ngx_add_timer(&job->wait, res.retry_ms);
+        return;
+    }
+
+call:
 
     job->attempts++;
     job->key = &keys[k];
@@ -867,6 +903,32 @@ ngx_dr_provider_index(ngx_dr_provider_t *pr)
 
 
 /*
+ * The buckets of a provider's keys: a burst of a fiftieth of the minute's
+ * allowance, refilled at the rest, so that no rolling minute ever holds
+ * more than the provider allows and a steady crawl gets 98% of it; the
+ * token budget's holds at least one call.
+ */
+
+static void
+ngx_dr_provider_tiers(ngx_dr_provider_t *pr, ngx_dr_tier_t *tier,
+    ngx_dr_tier_t *ttier)
+{
+    ngx_memzero(tier, sizeof(ngx_dr_tier_t));
+    tier->burst = ngx_max(pr->rpm / 50, 1);
+    tier->rate = (pr->rpm > tier->burst) ? pr->rpm - tier->burst : 1;
+    tier->period = 60000;
+
+    ngx_memzero(ttier, sizeof(ngx_dr_tier_t));
+
+    if (pr->tpm) {
+        ttier->burst = ngx_max(pr->tpm / 50, NGX_DR_LLM_TPM_BURST);
+        ttier->rate = pr->tpm - ttier->burst;
+        ttier->period = 60000;
+    }
+}
+
+
+/*
  * GET /admin/providers: each provider as configured, its keys masked to
  * their last 4 characters (none shown of a key shorter than 16), what
  * each key's buckets hold now, and the state of its circuit breaker.
@@ -881,6 +943,7 @@ ngx_dr_providers_handler(ngx_http_request_t *r)
     ngx_int_t             n;
     ngx_str_t             bucket, *key, *model;
     ngx_uint_t            i, k, state, failures;
+    ngx_dr_tier_t         tier, ttier;
     ngx_dr_provider_t    *pr;
     ngx_dr_counters_t    *m;
     ngx_dr_main_conf_t   *dmcf;
@@ -900,6 +963,8 @@ ngx_dr_providers_handler(ngx_http_request_t *r)
     n = dmcf->providers ? (ngx_int_t) dmcf->providers->nelts : 0;
 
     for (i = 0; i < (ngx_uint_t) n; i++) {
+        ngx_dr_provider_tiers(&pr[i], &tier, &ttier);
+
         models = json_array();
         keys = json_array();
         model = pr[i].models.elts;
@@ -934,15 +999,14 @@ ngx_dr_providers_handler(ngx_http_request_t *r)
                 json_object_set_new(o, "requests_available", json_integer(
                     ngx_dr_limit_or(ngx_dr_limit_tokens(&dmcf->limit,
                                                         &bucket),
-                                    ngx_max(pr[i].rpm / 50, 1))));
+                                    tier.burst)));
 
                 if (pr[i].tpm) {
                     name[0] = 't';
                     json_object_set_new(o, "tokens_available", json_integer(
                         ngx_dr_limit_or(ngx_dr_limit_tokens(&dmcf->limit,
                                                             &bucket),
-                                        ngx_max(pr[i].tpm / 50,
-                                                NGX_DR_LLM_TPM_BURST))));
+                                        ttier.burst)));
                 }
             }
 
@@ -1145,6 +1209,8 @@ ngx_dr_breaker_result(ngx_dr_provider_t *pr, ngx_uint_t ok, ngx_log_t *log)
 
 #define NGX_DR_RUNNER_POLL       500
 #define NGX_DR_RUNNER_REAP       1000
+/* a job's end is not sent later than this before its lease ends */
+#define NGX_DR_RUNNER_MARGIN     1000
 
 
 static void ngx_dr_runner_poll(ngx_event_t *ev);
@@ -1152,6 +1218,7 @@ static void ngx_dr_runner_claimed(ngx_dr_pg_query_t *q);
 static void ngx_dr_runner_job_done(ngx_dr_probe_job_t *job);
 static void ngx_dr_runner_stored(ngx_dr_pg_query_t *q);
 static void ngx_dr_runner_store(ngx_event_t *ev);
+static u_char *ngx_dr_runner_refused(ngx_pool_t *pool, ngx_str_t *error);
 static void ngx_dr_runner_again(ngx_msec_t delay);
 static void ngx_dr_runner_reap(ngx_event_t *ev);
 static void ngx_dr_runner_reaped(ngx_dr_pg_query_t *q);
@@ -1237,8 +1304,14 @@ static const char  ngx_dr_runner_claim_sql[] =
  * are ending at that moment.
  */
 static const char  ngx_dr_runner_reap_sql[] =
-    "UPDATE jobs SET status = 'queued', lease_owner = NULL,"
-    " lease_expires = NULL, not_before = now(), updated_at = now() "
+    "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL,"
+    " not_before = now(), updated_at = now(),"
+    /* a job that outlived twice its attempts' leases kills its workers */
+    " status = CASE WHEN attempts >= 2 * max_attempts THEN 'dead'"
+    "  ELSE 'queued' END,"
+    " last_error = CASE WHEN attempts >= 2 * max_attempts"
+    "  THEN 'its lease expired ' || attempts || ' times'"
+    "  ELSE last_error END "
     "WHERE id IN (SELECT id FROM jobs"
     " WHERE status = 'leased' AND lease_expires < now()"
     " FOR UPDATE SKIP LOCKED)";
@@ -1778,14 +1851,24 @@ failed:
 static void
 ngx_dr_runner_store(ngx_event_t *ev)
 {
+    ngx_msec_int_t    left;
     ngx_dr_queued_t  *qj;
 
     qj = ev->data;
 
-    if (!ngx_exiting
-        && ngx_dr_pg_query(qj->job.pool, qj->job.log, 0, 0, qj->sql,
-                           qj->nparams, qj->params, ngx_dr_runner_stored,
-                           &qj->job)
+    /*
+     * Also while the worker exits: the answer is paid for.  A statement
+     * still waiting for a connection when the lease is about to end gives
+     * up, since another worker may take the job then.
+     */
+
+    left = (ngx_msec_int_t) (qj->lease_end - ngx_current_msec)
+           - NGX_DR_RUNNER_MARGIN;
+
+    if (left > 0
+        && ngx_dr_pg_query(qj->job.pool, qj->job.log, 0, (ngx_msec_t) left,
+                           qj->sql, qj->nparams, qj->params,
+                           ngx_dr_runner_stored, &qj->job)
            != NULL)
     {
         return;
@@ -1800,6 +1883,23 @@ ngx_dr_runner_store(ngx_event_t *ev)
 }
 
 
+static u_char *
+ngx_dr_runner_refused(ngx_pool_t *pool, ngx_str_t *error)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(pool, error->len + sizeof("the answer could not be "
+                                              "stored: "));
+    if (p == NULL) {
+        return NULL;
+    }
+
+    (void) ngx_sprintf(p, "the answer could not be stored: %V%Z", error);
+
+    return p;
+}
+
+
 static void
 ngx_dr_runner_stored(ngx_dr_pg_query_t *q)
 {
@@ -1810,12 +1910,40 @@ ngx_dr_runner_stored(ngx_dr_pg_query_t *q)
     job = q->data;
     qj = job->data;
 
-    if (q->rc != NGX_DR_PG_OK) {
+    if (q->rc == NGX_DR_PG_FAILED && qj->sql == ngx_dr_runner_done_sql) {
+        /*
+         * the database refused the answer itself (a value out of range):
+         * asking again would be refused the same way, so the job is dead
+         * with the database's reason
+         */
+        ngx_log_error(NGX_LOG_ERR, job->log, 0,
+                      "the answer of job %s was refused by the database: "
+                      "%V", qj->id, &q->error);
+
+        qj->params[2] = "0";
+        qj->params[3] = "false";
+        qj->params[4] = (const char *) ngx_dr_runner_refused(job->pool,
+                                                             &q->error);
+        qj->params[1] = (const char *) ngx_dr_runner_owner;
+        qj->params[0] = (const char *) qj->id;
+        qj->sql = ngx_dr_runner_failed_sql;
+        qj->nparams = 5;
+        qj->store_delay = 0;
+
+        if (qj->params[4] != NULL) {
+            ngx_dr_runner_store(&qj->store);
+            return;
+        }
+
+    } else if (q->rc != NGX_DR_PG_OK) {
         qj->store_delay = qj->store_delay ? ngx_min(2 * qj->store_delay, 5000)
                                           : 100;
-        left = (ngx_msec_int_t) (qj->lease_end - ngx_current_msec);
+        left = (ngx_msec_int_t) (qj->lease_end - ngx_current_msec)
+               - NGX_DR_RUNNER_MARGIN;
 
-        if (!ngx_exiting && left > (ngx_msec_int_t) qj->store_delay + 1000) {
+        if (q->rc == NGX_DR_PG_UNAVAILABLE
+            && left > (ngx_msec_int_t) qj->store_delay)
+        {
             ngx_log_error(NGX_LOG_INFO, job->log, 0,
                           "the outcome of job %s could not be stored yet "
                           "(%V); trying again in %M ms", qj->id, &q->error,

@@ -19,6 +19,9 @@
 #include "ngx_dr_score.h"
 
 
+/* a check the database could not answer is asked again, so many times */
+#define NGX_DR_SCORES_TRIES   5
+
 /* the longest a node's cached answers outlive new scores, before NOTIFY */
 #define NGX_DR_SCORES_NOTIFY  100
 
@@ -32,6 +35,8 @@ typedef struct {
     u_char                    run[NGX_INT64_LEN + 1];
     u_char                    domain[NGX_INT64_LEN + 1];
     ngx_log_t                *log;
+    ngx_event_t               retry;
+    ngx_uint_t                tries;
     unsigned                  again:1;
 } ngx_dr_score_pending_t;
 
@@ -63,6 +68,7 @@ struct ngx_dr_rescore_s {
     ngx_uint_t                domains;
     ngx_uint_t                scored;
     ngx_uint_t                unfinished;
+    ngx_uint_t                unscorable;
     ngx_uint_t                failed;
     ngx_msec_t                start;
     ngx_dr_rescore_lane_t     lane[NGX_DR_RESCORE_LANES];
@@ -76,6 +82,7 @@ static ngx_int_t ngx_dr_scores_send(u_char *run, u_char *domain,
     ngx_dr_score_pending_t *pending);
 static void ngx_dr_scores_done(ngx_dr_score_check_t *sc, ngx_int_t rc);
 static void ngx_dr_scores_notify(ngx_event_t *ev);
+static void ngx_dr_scores_retry(ngx_event_t *ev);
 static void ngx_dr_scores_notified(ngx_dr_pg_query_t *q);
 static void ngx_dr_rescore_listed(ngx_dr_pg_query_t *q);
 static void ngx_dr_rescore_next(ngx_dr_rescore_lane_t *lane,
@@ -202,10 +209,10 @@ ngx_dr_scores_check(u_char *run, u_char *domain, ngx_log_t *log,
         return NGX_ERROR;
     }
 
+    ngx_memzero(pd, sizeof(ngx_dr_score_pending_t));
     (void) ngx_cpystrn(pd->run, run, NGX_INT64_LEN + 1);
     (void) ngx_cpystrn(pd->domain, domain, NGX_INT64_LEN + 1);
     pd->log = log;
-    pd->again = 0;
 
     ngx_queue_insert_tail(&ngx_dr_scores_pending, &pd->queue);
 
@@ -336,6 +343,7 @@ ngx_dr_scores_read(ngx_dr_pg_query_t *q)
         ngx_log_error(NGX_LOG_ERR, q->log, 0,
                       "the answers of run %s for \"%s\" could not be "
                       "scored", sc->run, in.domain);
+        rc = NGX_ABORT;
         goto done;
     }
 
@@ -477,6 +485,25 @@ ngx_dr_scores_stored(ngx_dr_pg_query_t *q)
 }
 
 
+static void
+ngx_dr_scores_retry(ngx_event_t *ev)
+{
+    ngx_dr_score_pending_t  *pd;
+
+    pd = ev->data;
+
+    if (ngx_dr_scores_send(pd->run, pd->domain, pd->log, NULL, NULL, pd)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_WARN, pd->log, 0,
+                      "run %s: the scores of domain %s are left to "
+                      "POST /admin/rescore", pd->run, pd->domain);
+        ngx_queue_remove(&pd->queue);
+        ngx_free(pd);
+    }
+}
+
+
 /*
  * Every node drops its cached answers: one notification for the rows this
  * worker wrote since the last.  The timer is not cancelable: the rows of
@@ -535,7 +562,18 @@ ngx_dr_scores_done(ngx_dr_score_check_t *sc, ngx_int_t rc)
         return;
     }
 
-    if (pd->again && !ngx_exiting) {
+    if (rc == NGX_ERROR && pd->tries < NGX_DR_SCORES_TRIES) {
+        /* the database could not answer: once more in a second */
+        pd->tries++;
+        pd->again = 0;
+        pd->retry.handler = ngx_dr_scores_retry;
+        pd->retry.data = pd;
+        pd->retry.log = pd->log;
+        ngx_add_timer(&pd->retry, 1000);
+        return;
+    }
+
+    if (pd->again) {
         pd->again = 0;
 
         if (ngx_dr_scores_send(pd->run, pd->domain, pd->log, NULL,
@@ -549,7 +587,6 @@ ngx_dr_scores_done(ngx_dr_score_check_t *sc, ngx_int_t rc)
     ngx_queue_remove(&pd->queue);
     ngx_free(pd);
 }
-
 
 
 /*
@@ -689,9 +726,14 @@ ngx_dr_rescore_next(ngx_dr_rescore_lane_t *lane, ngx_uint_t first)
     task = lane->task;
 
     for ( ;; ) {
+        if (ngx_exiting) {
+            /* what is left stays as it is: the worker is going away */
+            task->next = task->n;
+        }
+
         at = lane->at + 1;
 
-        if (first || at >= task->n
+        if (first || at >= task->n || ngx_exiting
             || ngx_strcmp(task->pairs[at][1], task->pairs[lane->at][1]) != 0)
         {
             if (task->next >= task->n) {
@@ -743,6 +785,10 @@ ngx_dr_rescore_scored(void *data, ngx_int_t rc)
         lane->task->unfinished++;
         break;
 
+    case NGX_ABORT:
+        lane->task->unscorable++;
+        break;
+
     default:
         lane->task->failed++;
     }
@@ -766,8 +812,9 @@ ngx_dr_rescore_finish(ngx_dr_rescore_t *task)
 
     ngx_log_error(level, task->pool->log, 0,
                   "rescored %ui of %ui runs of %ui domains in %M ms, "
-                  "%ui unfinished, %ui failed", task->scored, task->n,
-                  task->domains, ms, task->unfinished, task->failed);
+                  "%ui unfinished, %ui unscorable, %ui failed",
+                  task->scored, task->n, task->domains, ms,
+                  task->unfinished, task->unscorable, task->failed);
 
     r = task->request;
 
@@ -775,12 +822,16 @@ ngx_dr_rescore_finish(ngx_dr_rescore_t *task)
         task->cleanup->handler = NULL;
         c = r->connection;
 
-        answer = json_pack("{s:I, s:I, s:I, s:I, s:I, s:f}",
+        answer = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}",
                            "domains", (json_int_t) task->domains,
                            "runs", (json_int_t) task->n,
                            "scored", (json_int_t) task->scored,
                            "unfinished", (json_int_t) task->unfinished,
+                           "unscorable", (json_int_t) task->unscorable,
                            "failed", (json_int_t) task->failed,
+                           "not_reached", (json_int_t) (task->n
+                               - task->scored - task->unfinished
+                               - task->unscorable - task->failed),
                            "seconds", ms / 1000.0);
 
         if (answer && task->failed) {
