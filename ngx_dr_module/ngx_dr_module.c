@@ -584,6 +584,7 @@ ngx_dr_init_process(ngx_cycle_t *cycle)
         || ngx_dr_metrics_init_process(cycle) != NGX_OK
         || (dmcf->providers && ngx_dr_llm_init_process(cycle) != NGX_OK)
         || ngx_dr_runner_init_process(cycle) != NGX_OK
+        || ngx_dr_scores_init_process(cycle) != NGX_OK
         || ngx_dr_schedule_init_process(cycle) != NGX_OK)
     {
         return NGX_ERROR;

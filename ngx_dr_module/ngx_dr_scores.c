@@ -19,6 +19,9 @@
 #include "ngx_dr_score.h"
 
 
+/* how often the first worker looks for domains left unscored */
+#define NGX_DR_SCORES_REPAIR  60000
+
 /* a check the database could not answer is asked again, so many times */
 #define NGX_DR_SCORES_TRIES   5
 
@@ -83,6 +86,8 @@ static ngx_int_t ngx_dr_scores_send(u_char *run, u_char *domain,
 static void ngx_dr_scores_done(ngx_dr_score_check_t *sc, ngx_int_t rc);
 static void ngx_dr_scores_notify(ngx_event_t *ev);
 static void ngx_dr_scores_retry(ngx_event_t *ev);
+static void ngx_dr_scores_repair(ngx_event_t *ev);
+static void ngx_dr_scores_repaired(ngx_dr_pg_query_t *q);
 static void ngx_dr_scores_notified(ngx_dr_pg_query_t *q);
 static void ngx_dr_rescore_listed(ngx_dr_pg_query_t *q);
 static void ngx_dr_rescore_next(ngx_dr_rescore_lane_t *lane,
@@ -94,6 +99,7 @@ static void ngx_dr_rescore_cleanup(void *data);
 
 static ngx_queue_t  ngx_dr_scores_pending;
 static ngx_event_t  ngx_dr_scores_notify_ev;
+static ngx_event_t  ngx_dr_scores_repair_ev;
 
 
 /*
@@ -166,6 +172,98 @@ static const char  ngx_dr_scores_store_sql[] =
     " reputation_risk = EXCLUDED.reputation_risk,"
     " risk_level = EXCLUDED.risk_level, alerts = EXCLUDED.alerts,"
     " details = EXCLUDED.details, computed_at = now()";
+
+
+/*
+ * The (run, domain) whose jobs all ended a minute ago or more, in the last
+ * day, without scores: their last job's worker died between its commit
+ * and the check, the check failed five times, or the job was made dead
+ * when its lease had expired too often.  They are checked as the runner
+ * would.
+ */
+static const char  ngx_dr_scores_repair_sql[] =
+    "SELECT j.run_id, j.domain_id FROM jobs j"
+    " WHERE j.updated_at > now() - interval '1 day'"
+    " GROUP BY 1, 2"
+    " HAVING bool_and(j.status IN ('done', 'dead'))"
+    "  AND max(j.updated_at) < now() - interval '1 minute'"
+    "  AND NOT EXISTS (SELECT 1 FROM domain_scores s"
+    "   WHERE s.run_id = j.run_id AND s.domain_id = j.domain_id)"
+    " LIMIT 1000";
+
+
+ngx_int_t
+ngx_dr_scores_init_process(ngx_cycle_t *cycle)
+{
+    ngx_dr_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_dr_module);
+
+    if (dmcf == NULL || !dmcf->runner || ngx_worker != 0) {
+        return NGX_OK;
+    }
+
+    ngx_dr_scores_repair_ev.handler = ngx_dr_scores_repair;
+    ngx_dr_scores_repair_ev.log = cycle->log;
+    ngx_dr_scores_repair_ev.cancelable = 1;
+
+    ngx_add_timer(&ngx_dr_scores_repair_ev,
+                  NGX_DR_SCORES_REPAIR / 2 + ngx_random() % 1000);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_dr_scores_repair(ngx_event_t *ev)
+{
+    ngx_pool_t  *pool;
+
+    if (ngx_exiting) {
+        return;
+    }
+
+    pool = ngx_create_pool(4096, ev->log);
+
+    if (pool == NULL
+        || ngx_dr_pg_query(pool, ev->log, 0, 0, ngx_dr_scores_repair_sql, 0,
+                           NULL, ngx_dr_scores_repaired, NULL)
+           == NULL)
+    {
+        if (pool) {
+            ngx_destroy_pool(pool);
+        }
+
+        ngx_add_timer(ev, NGX_DR_SCORES_REPAIR);
+    }
+}
+
+
+static void
+ngx_dr_scores_repaired(ngx_dr_pg_query_t *q)
+{
+    int  i, n;
+
+    n = (q->rc == NGX_DR_PG_OK) ? PQntuples(q->res) : 0;
+
+    if (n) {
+        ngx_log_error(NGX_LOG_NOTICE, q->log, 0,
+                      "%d (run, domain) whose jobs ended have no scores: "
+                      "checking them", n);
+    }
+
+    for (i = 0; i < n; i++) {
+        (void) ngx_dr_scores_check((u_char *) PQgetvalue(q->res, i, 0),
+                                   (u_char *) PQgetvalue(q->res, i, 1),
+                                   ngx_cycle->log, NULL, NULL);
+    }
+
+    ngx_destroy_pool(q->pool);
+
+    if (!ngx_exiting) {
+        ngx_add_timer(&ngx_dr_scores_repair_ev, NGX_DR_SCORES_REPAIR);
+    }
+}
 
 
 ngx_int_t

@@ -2,7 +2,8 @@
 # answers, its runs in order: rows that were lost or changed (a formula
 # changed, a worker died between the commit of a last job and its check)
 # come back exactly as the runner wrote them; a (run, domain) with jobs
-# left is counted, not scored; bad input changes nothing.
+# left is counted, not scored; bad input changes nothing.  A (run,
+# domain) left unscored is also found by the node itself.
 
 use strict;
 use warnings;
@@ -177,6 +178,21 @@ while (time < $deadline && @{ rows() } < 6) {
     sleep 0.1;
 }
 is_deeply(rows(), $written, 'rescored after the client left');
+
+# a (run, domain) whose jobs ended a while ago without scores (its last
+# job's worker died before the check) is found by the node itself
+$dbh->do(q{UPDATE jobs SET updated_at = now() - interval '2 minutes'
+           WHERE run_id = ?}, undef, $run1);
+$dbh->do(q{DELETE FROM domain_scores WHERE run_id = ? AND domain_id =
+    (SELECT id FROM domains WHERE domain = 'github.com')}, undef, $run1);
+$deadline = time + 75;
+while (time < $deadline && @{ rows() } < 6) {
+    sleep 0.5;
+}
+is_deeply(rows(), $written, 'a domain left unscored is scored within a '
+    . 'minute, without asking');
+ok($t->wait_log(qr/1 \(run, domain\) whose jobs ended have no scores/, 1),
+   'and the node says so');
 
 $t->stop;
 
