@@ -752,6 +752,34 @@ ngx_dr_pg_replica_up(ngx_uint_t i, ngx_str_t *name)
 /* queries */
 
 
+/*
+ * A background query without parameters, in a pool of its own that the
+ * handler destroys with q->pool; NGX_ERROR when it could not be sent (the
+ * pool is gone then).
+ */
+
+ngx_int_t
+ngx_dr_pg_background(ngx_log_t *log, const char *sql,
+    ngx_dr_pg_handler_pt handler, void *data)
+{
+    ngx_pool_t  *pool;
+
+    pool = ngx_create_pool(1024, log);
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_dr_pg_query(pool, log, 0, 0, sql, 0, NULL, handler, data)
+        == NULL)
+    {
+        ngx_destroy_pool(pool);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 ngx_dr_pg_query_t *
 ngx_dr_pg_query(ngx_pool_t *pool, ngx_log_t *log, ngx_uint_t flags,
     ngx_msec_t timeout, const char *sql, int nparams, const char **params,

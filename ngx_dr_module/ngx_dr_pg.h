@@ -93,6 +93,8 @@ ngx_dr_pg_query_t *ngx_dr_pg_query(ngx_pool_t *pool, ngx_log_t *log,
     ngx_uint_t flags, ngx_msec_t timeout, const char *sql,
     int nparams, const char **params, ngx_dr_pg_handler_pt handler,
     void *data);
+ngx_int_t ngx_dr_pg_background(ngx_log_t *log, const char *sql,
+    ngx_dr_pg_handler_pt handler, void *data);
 void ngx_dr_pg_cancel(ngx_dr_pg_query_t *q);
 
 ngx_uint_t ngx_dr_pg_configured(void);

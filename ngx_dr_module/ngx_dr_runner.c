@@ -1395,23 +1395,11 @@ ngx_dr_runner_init_process(ngx_cycle_t *cycle)
 static void
 ngx_dr_runner_reap(ngx_event_t *ev)
 {
-    ngx_pool_t  *pool;
-
-    if (ngx_exiting) {
-        return;
-    }
-
-    pool = ngx_create_pool(512, ev->log);
-
-    if (pool == NULL
-        || ngx_dr_pg_query(pool, ev->log, 0, 0, ngx_dr_runner_reap_sql, 0,
-                           NULL, ngx_dr_runner_reaped, NULL)
-           == NULL)
+    if (!ngx_exiting
+        && ngx_dr_pg_background(ev->log, ngx_dr_runner_reap_sql,
+                                ngx_dr_runner_reaped, NULL)
+           != NGX_OK)
     {
-        if (pool) {
-            ngx_destroy_pool(pool);
-        }
-
         ngx_add_timer(ev, NGX_DR_RUNNER_REAP);
     }
 }

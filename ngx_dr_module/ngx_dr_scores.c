@@ -217,23 +217,11 @@ ngx_dr_scores_init_process(ngx_cycle_t *cycle)
 static void
 ngx_dr_scores_repair(ngx_event_t *ev)
 {
-    ngx_pool_t  *pool;
-
-    if (ngx_exiting) {
-        return;
-    }
-
-    pool = ngx_create_pool(4096, ev->log);
-
-    if (pool == NULL
-        || ngx_dr_pg_query(pool, ev->log, 0, 0, ngx_dr_scores_repair_sql, 0,
-                           NULL, ngx_dr_scores_repaired, NULL)
-           == NULL)
+    if (!ngx_exiting
+        && ngx_dr_pg_background(ev->log, ngx_dr_scores_repair_sql,
+                                ngx_dr_scores_repaired, NULL)
+           != NGX_OK)
     {
-        if (pool) {
-            ngx_destroy_pool(pool);
-        }
-
         ngx_add_timer(ev, NGX_DR_SCORES_REPAIR);
     }
 }
@@ -611,20 +599,11 @@ ngx_dr_scores_retry(ngx_event_t *ev)
 static void
 ngx_dr_scores_notify(ngx_event_t *ev)
 {
-    ngx_pool_t  *pool;
-
-    pool = ngx_create_pool(512, ev->log);
-
-    if (pool == NULL
-        || ngx_dr_pg_query(pool, ev->log, 0, 0,
-                           "SELECT pg_notify('dr_scores', 'INSERT')", 0,
-                           NULL, ngx_dr_scores_notified, NULL)
-           == NULL)
+    if (ngx_dr_pg_background(ev->log,
+                             "SELECT pg_notify('dr_scores', 'INSERT')",
+                             ngx_dr_scores_notified, NULL)
+        != NGX_OK)
     {
-        if (pool) {
-            ngx_destroy_pool(pool);
-        }
-
         ngx_log_error(NGX_LOG_WARN, ev->log, 0,
                       "the nodes could not be told of new scores; their "
                       "cached answers expire with their time to live");
