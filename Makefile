@@ -226,6 +226,7 @@ start: build db $(KEY_SECRET) $(RUN_DIR)/nginx.conf nginx-stop sim-start
 	@echo "  http://127.0.0.1:$(HTTP_PORT)/health    health summary"
 	@echo "  http://127.0.0.1:$(HTTP_PORT)/api/rankings"
 	@echo "  http://127.0.0.1:$(HTTP_PORT)/api/openapi.json"
+	@echo "  http://127.0.0.1:$(HTTP_PORT)/metrics   Prometheus metrics"
 	@echo "  http://127.0.0.1:$(HTTP_PORT)/admin/keys  (admin key below)"
 	@echo
 	@echo "  admin key (also in $(DR_STATE)/admin_key, readable by root):"
