@@ -232,7 +232,7 @@ ngx_dr_auth_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_dr_main_conf_t  *dmcf = conf;
 
     ssize_t            size;
-    ngx_str_t         *value, name, s;
+    ngx_str_t         *value, name;
     ngx_uint_t         i;
     ngx_dr_key_ctx_t  *ctx;
 
@@ -257,11 +257,9 @@ ngx_dr_auth_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (ngx_strncmp(value[i].data, "ttl=", 4) == 0) {
-            s.data = value[i].data + 4;
-            s.len = value[i].len - 4;
-            dmcf->key_ttl = ngx_parse_time(&s, 1);
-
-            if (dmcf->key_ttl == (time_t) NGX_ERROR || dmcf->key_ttl == 0) {
+            if (ngx_dr_conf_time(&value[i], 4, &dmcf->key_ttl) != NGX_OK
+                || dmcf->key_ttl == 0)
+            {
                 goto invalid;
             }
 
@@ -269,11 +267,9 @@ ngx_dr_auth_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (ngx_strncmp(value[i].data, "negative_ttl=", 13) == 0) {
-            s.data = value[i].data + 13;
-            s.len = value[i].len - 13;
-            dmcf->key_negative_ttl = ngx_parse_time(&s, 1);
-
-            if (dmcf->key_negative_ttl == (time_t) NGX_ERROR) {
+            if (ngx_dr_conf_time(&value[i], 13, &dmcf->key_negative_ttl)
+                != NGX_OK)
+            {
                 goto invalid;
             }
 
@@ -294,24 +290,12 @@ ngx_dr_auth_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    dmcf->key_zone = ngx_shared_memory_add(cf, &name, size,
-                                           &ngx_http_dr_module);
+    dmcf->key_zone = ngx_dr_shm_add(cf, &name, size, ctx,
+                                    sizeof(ngx_dr_key_sh_t),
+                                    NGX_DR_AUTH_VERSION, "dr_auth_cache");
     if (dmcf->key_zone == NULL) {
         return NGX_CONF_ERROR;
     }
-
-    if (dmcf->key_zone->data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "zone \"%V\" is already used", &name);
-        return NGX_CONF_ERROR;
-    }
-
-    ctx->size = sizeof(ngx_dr_key_sh_t);
-    ctx->version = NGX_DR_AUTH_VERSION;
-    ctx->what = "dr_auth_cache";
-
-    dmcf->key_zone->init = ngx_dr_shm_init_zone;
-    dmcf->key_zone->data = ctx;
 
     return NGX_CONF_OK;
 

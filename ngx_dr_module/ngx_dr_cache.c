@@ -75,7 +75,7 @@ ngx_dr_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_dr_cache_conf_t  *ccf;
 
     ssize_t              size;
-    ngx_str_t           *value, name, s;
+    ngx_str_t           *value, name;
     ngx_uint_t           i;
     ngx_dr_cache_ctx_t  *ctx;
 
@@ -102,11 +102,9 @@ ngx_dr_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (ngx_strncmp(value[i].data, "ttl=", 4) == 0) {
-            s.data = value[i].data + 4;
-            s.len = value[i].len - 4;
-
-            ccf->ttl = ngx_parse_time(&s, 1);
-            if (ccf->ttl == (time_t) NGX_ERROR || ccf->ttl == 0) {
+            if (ngx_dr_conf_time(&value[i], 4, &ccf->ttl) != NGX_OK
+                || ccf->ttl == 0)
+            {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "\"%V\" has an invalid \"%V\": "
                                    "a time of at least 1s is needed",
@@ -118,11 +116,7 @@ ngx_dr_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (ngx_strncmp(value[i].data, "stale=", 6) == 0) {
-            s.data = value[i].data + 6;
-            s.len = value[i].len - 6;
-
-            ccf->stale = ngx_parse_time(&s, 1);
-            if (ccf->stale == (time_t) NGX_ERROR) {
+            if (ngx_dr_conf_time(&value[i], 6, &ccf->stale) != NGX_OK) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "\"%V\" has an invalid \"%V\"",
                                    &cmd->name, &value[i]);
@@ -158,24 +152,12 @@ ngx_dr_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    ccf->shm_zone = ngx_shared_memory_add(cf, &name, size,
-                                          &ngx_http_dr_module);
+    ccf->shm_zone = ngx_dr_shm_add(cf, &name, size, ctx,
+                                   sizeof(ngx_dr_cache_sh_t),
+                                   NGX_DR_CACHE_VERSION, "dr_cache");
     if (ccf->shm_zone == NULL) {
         return NGX_CONF_ERROR;
     }
-
-    if (ccf->shm_zone->data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "zone \"%V\" is already used", &name);
-        return NGX_CONF_ERROR;
-    }
-
-    ctx->size = sizeof(ngx_dr_cache_sh_t);
-    ctx->version = NGX_DR_CACHE_VERSION;
-    ctx->what = "dr_cache";
-
-    ccf->shm_zone->init = ngx_dr_shm_init_zone;
-    ccf->shm_zone->data = ctx;
 
     return NGX_CONF_OK;
 }

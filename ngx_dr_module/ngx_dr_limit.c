@@ -80,10 +80,21 @@ typedef struct {
 } ngx_dr_limit_row_t;
 
 
+/* does a bucket belong in a batch; with a row, fills it */
+typedef ngx_uint_t (*ngx_dr_limit_pick_pt)(ngx_dr_limit_node_t *ln,
+    ngx_dr_limit_row_t *row);
+
+
 static ngx_dr_limit_node_t *ngx_dr_limit_node_locked(ngx_dr_limit_ctx_t *ctx,
     ngx_str_t *key, ngx_dr_tier_t *tier);
 static void ngx_dr_limit_refill_locked(ngx_dr_limit_node_t *ln,
     ngx_dr_tier_t *tier);
+static ngx_array_t *ngx_dr_limit_collect(ngx_pool_t *pool,
+    ngx_dr_limit_pick_pt pick);
+static ngx_uint_t ngx_dr_limit_pending(ngx_dr_limit_node_t *ln,
+    ngx_dr_limit_row_t *row);
+static ngx_uint_t ngx_dr_limit_consumed(ngx_dr_limit_node_t *ln,
+    ngx_dr_limit_row_t *row);
 static void ngx_dr_limit_flush(ngx_event_t *ev);
 static void ngx_dr_limit_flushed(ngx_dr_pg_query_t *q);
 static void ngx_dr_limit_sync_run(ngx_event_t *ev);
@@ -278,24 +289,12 @@ ngx_dr_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    lcf->shm_zone = ngx_shared_memory_add(cf, &name, size,
-                                          &ngx_http_dr_module);
+    lcf->shm_zone = ngx_dr_shm_add(cf, &name, size, ctx,
+                                   sizeof(ngx_dr_limit_sh_t),
+                                   NGX_DR_LIMIT_VERSION, "dr_limit_zone");
     if (lcf->shm_zone == NULL) {
         return NGX_CONF_ERROR;
     }
-
-    if (lcf->shm_zone->data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "zone \"%V\" is already used", &name);
-        return NGX_CONF_ERROR;
-    }
-
-    ctx->size = sizeof(ngx_dr_limit_sh_t);
-    ctx->version = NGX_DR_LIMIT_VERSION;
-    ctx->what = "dr_limit_zone";
-
-    lcf->shm_zone->init = ngx_dr_shm_init_zone;
-    lcf->shm_zone->data = ctx;
 
     return NGX_CONF_OK;
 }
@@ -946,37 +945,24 @@ static const char  ngx_dr_limit_flush_sql[] =
 
 
 /*
- * Collects the counts not yet flushed, for one INSERT of the batch; on
- * failure they are put back, so nothing is lost while the database is
- * away (except what a full restart of nginx drops with the zone).
+ * The rows of a batch: one for each bucket that pick() wants, filled by
+ * it under the zone's lock (it moves the bucket's counts into the row).
  */
 
-static void
-ngx_dr_limit_flush(ngx_event_t *ev)
+static ngx_array_t *
+ngx_dr_limit_collect(ngx_pool_t *pool, ngx_dr_limit_pick_pt pick)
 {
-    ngx_pool_t           *pool;
     ngx_queue_t          *q;
     ngx_array_t          *rows;
-    const char           *params[4];
     ngx_dr_limit_ctx_t   *ctx;
     ngx_dr_limit_row_t   *row;
     ngx_dr_limit_node_t  *ln;
 
-    if (ngx_exiting) {
-        return;
-    }
-
     ctx = ngx_dr_limit_conf->shm_zone->data;
-
-    pool = ngx_create_pool(4096, ev->log);
-    if (pool == NULL) {
-        goto again;
-    }
 
     rows = ngx_array_create(pool, 64, sizeof(ngx_dr_limit_row_t));
     if (rows == NULL) {
-        ngx_destroy_pool(pool);
-        goto again;
+        return NULL;
     }
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
@@ -987,8 +973,7 @@ ngx_dr_limit_flush(ngx_event_t *ev)
     {
         ln = ngx_queue_data(q, ngx_dr_limit_node_t, sh.queue);
 
-        if (ln->key_id == 0 || (ln->pending == 0 && ln->pending_rejected == 0))
-        {
+        if (!pick(ln, NULL)) {
             continue;
         }
 
@@ -1005,6 +990,26 @@ ngx_dr_limit_flush(ngx_event_t *ev)
 
         row->key.len = ln->sh.key_len;
         ngx_memcpy(row->key.data, ln->sh.key, ln->sh.key_len);
+
+        (void) pick(ln, row);
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rows;
+}
+
+
+/* a key's requests and refusals not yet flushed to its daily usage */
+
+static ngx_uint_t
+ngx_dr_limit_pending(ngx_dr_limit_node_t *ln, ngx_dr_limit_row_t *row)
+{
+    if (ln->key_id == 0 || (ln->pending == 0 && ln->pending_rejected == 0)) {
+        return 0;
+    }
+
+    if (row) {
         row->key_id = ln->key_id;
         row->day = ln->pending_day;
         row->n = ln->pending;
@@ -1014,7 +1019,55 @@ ngx_dr_limit_flush(ngx_event_t *ev)
         ln->pending_rejected = 0;
     }
 
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    return 1;
+}
+
+
+/* a bucket's consumption the cluster has not been told */
+
+static ngx_uint_t
+ngx_dr_limit_consumed(ngx_dr_limit_node_t *ln, ngx_dr_limit_row_t *row)
+{
+    if (ln->consumed == ln->pushed) {
+        return 0;
+    }
+
+    if (row) {
+        row->n = ln->consumed;
+        ln->pushed = ln->consumed;
+    }
+
+    return 1;
+}
+
+
+/*
+ * Collects the counts not yet flushed, for one INSERT of the batch; on
+ * failure they are put back, so nothing is lost while the database is
+ * away (except what a full restart of nginx drops with the zone).
+ */
+
+static void
+ngx_dr_limit_flush(ngx_event_t *ev)
+{
+    ngx_pool_t           *pool;
+    ngx_array_t          *rows;
+    const char           *params[4];
+
+    if (ngx_exiting) {
+        return;
+    }
+
+    pool = ngx_create_pool(4096, ev->log);
+    if (pool == NULL) {
+        goto again;
+    }
+
+    rows = ngx_dr_limit_collect(pool, ngx_dr_limit_pending);
+    if (rows == NULL) {
+        ngx_destroy_pool(pool);
+        goto again;
+    }
 
     if (rows->nelts == 0) {
         ngx_destroy_pool(pool);
@@ -1114,60 +1167,23 @@ ngx_dr_limit_sync_run(ngx_event_t *ev)
 {
     u_char               *p;
     ngx_pool_t           *pool;
-    ngx_queue_t          *q;
     ngx_array_t          *rows;
     const char           *params[4];
-    ngx_dr_limit_ctx_t   *ctx;
-    ngx_dr_limit_row_t   *row;
-    ngx_dr_limit_node_t  *ln;
 
     if (ngx_exiting) {
         return;
     }
-
-    ctx = ngx_dr_limit_conf->shm_zone->data;
 
     pool = ngx_create_pool(4096, ev->log);
     if (pool == NULL) {
         goto again;
     }
 
-    rows = ngx_array_create(pool, 64, sizeof(ngx_dr_limit_row_t));
+    rows = ngx_dr_limit_collect(pool, ngx_dr_limit_consumed);
     if (rows == NULL) {
         ngx_destroy_pool(pool);
         goto again;
     }
-
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-
-    for (q = ngx_queue_head(&ctx->sh->lru);
-         q != ngx_queue_sentinel(&ctx->sh->lru);
-         q = ngx_queue_next(q))
-    {
-        ln = ngx_queue_data(q, ngx_dr_limit_node_t, sh.queue);
-
-        if (ln->consumed == ln->pushed) {
-            continue;
-        }
-
-        row = ngx_array_push(rows);
-        if (row == NULL) {
-            break;
-        }
-
-        row->key.data = ngx_pnalloc(pool, ln->sh.key_len);
-        if (row->key.data == NULL) {
-            rows->nelts--;
-            break;
-        }
-
-        row->key.len = ln->sh.key_len;
-        ngx_memcpy(row->key.data, ln->sh.key, ln->sh.key_len);
-        row->n = ln->consumed;
-        ln->pushed = ln->consumed;
-    }
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     params[0] = (const char *) ngx_dr_cstr(pool, &ngx_dr_limit_conf->node);
     params[1] = (char *) ngx_dr_limit_array(pool, rows, 4);

@@ -6,7 +6,9 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
+#include <ngx_http.h>
 
+#include "ngx_dr_module.h"
 #include "ngx_dr_shm.h"
 
 
@@ -73,6 +75,56 @@ ngx_dr_shm_lookup_locked(ngx_rbtree_t *tree, ngx_str_t *key, uint32_t hash)
     }
 
     return NULL;
+}
+
+
+/*
+ * Adds the zone of a directive: ctx begins as ngx_dr_shm_ctx_t does, and
+ * its shared part (of sh_size bytes) is made by ngx_dr_shm_init_zone().
+ */
+
+ngx_shm_zone_t *
+ngx_dr_shm_add(ngx_conf_t *cf, ngx_str_t *name, ssize_t size, void *ctx,
+    size_t sh_size, ngx_uint_t version, const char *what)
+{
+    ngx_shm_zone_t    *zone;
+    ngx_dr_shm_ctx_t  *c = ctx;
+
+    zone = ngx_shared_memory_add(cf, name, size, &ngx_http_dr_module);
+    if (zone == NULL) {
+        return NULL;
+    }
+
+    if (zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is already used", name);
+        return NULL;
+    }
+
+    c->size = sh_size;
+    c->version = version;
+    c->what = what;
+
+    zone->init = ngx_dr_shm_init_zone;
+    zone->data = ctx;
+
+    return zone;
+}
+
+
+/* the time of a "name=time" argument, after its prefix of skip bytes */
+
+ngx_int_t
+ngx_dr_conf_time(ngx_str_t *arg, size_t skip, time_t *t)
+{
+    ngx_str_t  s;
+
+    s.data = arg->data + skip;
+    s.len = arg->len - skip;
+
+    *t = ngx_parse_time(&s, 1);
+
+    return (*t == (time_t) NGX_ERROR) ? NGX_ERROR : NGX_OK;
 }
 
 

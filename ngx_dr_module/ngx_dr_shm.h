@@ -51,6 +51,10 @@ void ngx_dr_shm_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 ngx_dr_shm_node_t *ngx_dr_shm_lookup_locked(ngx_rbtree_t *tree,
     ngx_str_t *key, uint32_t hash);
+ngx_shm_zone_t *ngx_dr_shm_add(ngx_conf_t *cf, ngx_str_t *name,
+    ssize_t size, void *ctx, size_t sh_size, ngx_uint_t version,
+    const char *what);
+ngx_int_t ngx_dr_conf_time(ngx_str_t *arg, size_t skip, time_t *t);
 ngx_int_t ngx_dr_shm_zone_size(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_str_t *arg, ngx_str_t *name, ssize_t *size);
 
