@@ -87,6 +87,7 @@ typedef ngx_uint_t (*ngx_dr_limit_pick_pt)(ngx_dr_limit_node_t *ln,
 
 static ngx_dr_limit_node_t *ngx_dr_limit_node_locked(ngx_dr_limit_ctx_t *ctx,
     ngx_str_t *key, ngx_dr_tier_t *tier);
+static int64_t ngx_dr_limit_units_locked(ngx_dr_limit_node_t *ln);
 static void ngx_dr_limit_refill_locked(ngx_dr_limit_node_t *ln,
     ngx_dr_tier_t *tier);
 static ngx_array_t *ngx_dr_limit_collect(ngx_pool_t *pool,
@@ -489,10 +490,6 @@ ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key, int64_t key_id,
         ln->pending_day = today;
     }
 
-    ln->period = tier->period;
-    ln->cap = cap;
-    ln->rate = tier->rate;
-
     if (res->passed) {
         ln->pending++;
 
@@ -594,17 +591,11 @@ ngx_dr_limit_take_call(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
     }
 
     ngx_dr_limit_refill_locked(ln, tier);
-    ln->period = tier->period;
-    ln->cap = (int64_t) tier->burst * tier->period;
-    ln->rate = tier->rate;
 
     need = 0;
 
     if (tn) {
         ngx_dr_limit_refill_locked(tn, ttier);
-        tn->period = ttier->period;
-        tn->cap = (int64_t) ttier->burst * ttier->period;
-        tn->rate = ttier->rate;
         need = (int64_t) tokens * ttier->period;
     }
 
@@ -707,36 +698,42 @@ ngx_dr_limit_node_locked(ngx_dr_limit_ctx_t *ctx, ngx_str_t *key,
 }
 
 
-static void
-ngx_dr_limit_refill_locked(ngx_dr_limit_node_t *ln, ngx_dr_tier_t *tier)
+/* a bucket's units now, refilled at its rate since it was last taken */
+
+static int64_t
+ngx_dr_limit_units_locked(ngx_dr_limit_node_t *ln)
 {
-    int64_t         cap;
+    int64_t         units;
     ngx_msec_int_t  elapsed;
 
-    cap = (int64_t) tier->burst * tier->period;
+    units = ln->units;
 
     /* workers' clocks are read at different moments: never go back */
 
     elapsed = (ngx_msec_int_t) (ngx_current_msec - ln->last);
-    if (elapsed <= 0) {
-        if (ln->units > cap) {
-            ln->units = cap;
-        }
 
-        return;
+    if (elapsed > 0) {
+        units = (elapsed >= (ln->cap - units) / (int64_t) ln->rate + 1)
+                ? ln->cap : units + (int64_t) elapsed * (int64_t) ln->rate;
     }
 
-    ln->last = ngx_current_msec;
+    return ngx_min(units, ln->cap);
+}
 
-    if (elapsed >= (cap - ln->units) / (int64_t) tier->rate + 1) {
-        ln->units = cap;
-        return;
-    }
 
-    ln->units += (int64_t) elapsed * tier->rate;
+/* the bucket takes the tier it is used with, and its refill until now */
 
-    if (ln->units > cap) {
-        ln->units = cap;
+static void
+ngx_dr_limit_refill_locked(ngx_dr_limit_node_t *ln, ngx_dr_tier_t *tier)
+{
+    ln->period = tier->period;
+    ln->cap = (int64_t) tier->burst * tier->period;
+    ln->rate = tier->rate;
+
+    ln->units = ngx_dr_limit_units_locked(ln);
+
+    if ((ngx_msec_int_t) (ngx_current_msec - ln->last) > 0) {
+        ln->last = ngx_current_msec;
     }
 }
 
@@ -748,7 +745,6 @@ ngx_dr_limit_tokens(ngx_dr_limit_conf_t *lcf, ngx_str_t *key)
 {
     int64_t               units;
     ngx_int_t             tokens;
-    ngx_msec_int_t        elapsed;
     ngx_dr_limit_ctx_t   *ctx;
     ngx_dr_limit_node_t  *ln;
 
@@ -766,19 +762,7 @@ ngx_dr_limit_tokens(ngx_dr_limit_conf_t *lcf, ngx_str_t *key)
                                   ngx_crc32_short(key->data, key->len));
 
     if (ln && ln->period) {
-        elapsed = (ngx_msec_int_t) (ngx_current_msec - ln->last);
-        units = ln->units;
-
-        if (elapsed > 0) {
-            units = (elapsed >= (ln->cap - units) / (int64_t) ln->rate + 1)
-                    ? ln->cap
-                    : units + (int64_t) elapsed * (int64_t) ln->rate;
-        }
-
-        if (units > ln->cap) {
-            units = ln->cap;
-        }
-
+        units = ngx_dr_limit_units_locked(ln);
         tokens = (units > 0) ? (ngx_int_t) (units / (int64_t) ln->period)
                              : 0;
     }

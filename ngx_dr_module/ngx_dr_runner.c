@@ -1246,6 +1246,10 @@ typedef struct {
 
 
 static void ngx_dr_runner_end(ngx_dr_queued_t *qj);
+static void ngx_dr_runner_send_end(ngx_dr_queued_t *qj, const char *sql,
+    int nparams);
+static void ngx_dr_runner_send_failure(ngx_dr_queued_t *qj, char *delay,
+    ngx_uint_t retryable, char *error);
 
 
 static ngx_event_t   ngx_dr_runner_event;
@@ -1783,12 +1787,8 @@ ngx_dr_runner_job_done(ngx_dr_probe_job_t *job)
         params[13] = job->simulated ? "true" : "false";
         params[14] = (char *) ngx_dr_runner_owner;
 
-        qj->sql = ngx_dr_runner_done_sql;
-        qj->nparams = 15;
         qj->params = params;
-        qj->store_delay = 0;
-
-        ngx_dr_runner_store(&qj->store);
+        ngx_dr_runner_send_end(qj, ngx_dr_runner_done_sql, 15);
         return;
     }
 
@@ -1801,19 +1801,11 @@ ngx_dr_runner_job_done(ngx_dr_probe_job_t *job)
                   "job %s attempt %ui of %ui: %s", qj->id, qj->attempt,
                   qj->max, job->answer.error);
 
-    params[0] = (char *) qj->id;
-    params[1] = (char *) ngx_dr_runner_owner;
-    params[2] = (char *) p;
-    p = ngx_sprintf(p, "%l%Z", delay);
-    params[3] = job->answer.retryable ? "true" : "false";
-    params[4] = job->answer.error;
+    (void) ngx_sprintf(p, "%l%Z", delay);
 
-    qj->sql = ngx_dr_runner_failed_sql;
-    qj->nparams = 5;
     qj->params = params;
-    qj->store_delay = 0;
-
-    ngx_dr_runner_store(&qj->store);
+    ngx_dr_runner_send_failure(qj, (char *) p, job->answer.retryable,
+                               job->answer.error);
     return;
 
 failed:
@@ -1825,6 +1817,33 @@ failed:
 
     ngx_dr_runner_end(qj);
     ngx_destroy_pool(job->pool);
+}
+
+
+/* a job's end: its answer, or its failed attempt and when to try again */
+
+static void
+ngx_dr_runner_send_end(ngx_dr_queued_t *qj, const char *sql, int nparams)
+{
+    qj->sql = sql;
+    qj->nparams = nparams;
+    qj->store_delay = 0;
+
+    ngx_dr_runner_store(&qj->store);
+}
+
+
+static void
+ngx_dr_runner_send_failure(ngx_dr_queued_t *qj, char *delay,
+    ngx_uint_t retryable, char *error)
+{
+    qj->params[0] = (const char *) qj->id;
+    qj->params[1] = (const char *) ngx_dr_runner_owner;
+    qj->params[2] = delay;
+    qj->params[3] = retryable ? "true" : "false";
+    qj->params[4] = error;
+
+    ngx_dr_runner_send_end(qj, ngx_dr_runner_failed_sql, 5);
 }
 
 
@@ -1891,6 +1910,7 @@ ngx_dr_runner_refused(ngx_pool_t *pool, ngx_str_t *error)
 static void
 ngx_dr_runner_stored(ngx_dr_pg_query_t *q)
 {
+    u_char              *p;
     ngx_msec_int_t       left;
     ngx_dr_queued_t     *qj;
     ngx_dr_probe_job_t  *job;
@@ -1908,18 +1928,10 @@ ngx_dr_runner_stored(ngx_dr_pg_query_t *q)
                       "the answer of job %s was refused by the database: "
                       "%V", qj->id, &q->error);
 
-        qj->params[2] = "0";
-        qj->params[3] = "false";
-        qj->params[4] = (const char *) ngx_dr_runner_refused(job->pool,
-                                                             &q->error);
-        qj->params[1] = (const char *) ngx_dr_runner_owner;
-        qj->params[0] = (const char *) qj->id;
-        qj->sql = ngx_dr_runner_failed_sql;
-        qj->nparams = 5;
-        qj->store_delay = 0;
+        p = ngx_dr_runner_refused(job->pool, &q->error);
 
-        if (qj->params[4] != NULL) {
-            ngx_dr_runner_store(&qj->store);
+        if (p != NULL) {
+            ngx_dr_runner_send_failure(qj, "0", 0, (char *) p);
             return;
         }
 
