@@ -93,7 +93,8 @@ static void ngx_dr_rescore_listed(ngx_dr_pg_query_t *q);
 static void ngx_dr_rescore_next(ngx_dr_rescore_lane_t *lane,
     ngx_uint_t first);
 static void ngx_dr_rescore_scored(void *data, ngx_int_t rc);
-static void ngx_dr_rescore_finish(ngx_dr_rescore_t *task);
+static void ngx_dr_rescore_finish(ngx_dr_rescore_t *task,
+    ngx_dr_pg_query_t *q);
 static void ngx_dr_rescore_cleanup(void *data);
 
 
@@ -734,11 +735,8 @@ static void
 ngx_dr_rescore_listed(ngx_dr_pg_query_t *q)
 {
     int                  i, n;
-    ngx_int_t            rc;
     ngx_uint_t           k;
-    ngx_connection_t    *c;
     ngx_dr_rescore_t    *task;
-    ngx_http_request_t  *r;
 
     task = q->data;
     n = (q->rc == NGX_DR_PG_OK) ? PQntuples(q->res) : 0;
@@ -746,19 +744,7 @@ ngx_dr_rescore_listed(ngx_dr_pg_query_t *q)
     task->pairs = ngx_palloc(task->pool, (n + 1) * sizeof(*task->pairs));
 
     if (q->rc != NGX_DR_PG_OK || task->pairs == NULL) {
-        r = task->request;
-
-        if (r) {
-            task->cleanup->handler = NULL;
-            c = r->connection;
-
-            rc = (q->rc != NGX_DR_PG_OK) ? ngx_dr_api_unavailable(r, q)
-                                         : NGX_HTTP_INTERNAL_SERVER_ERROR;
-            ngx_http_finalize_request(r, rc);
-            ngx_http_run_posted_requests(c);
-        }
-
-        ngx_destroy_pool(task->pool);
+        ngx_dr_rescore_finish(task, q);
         return;
     }
 
@@ -815,7 +801,7 @@ ngx_dr_rescore_next(ngx_dr_rescore_lane_t *lane, ngx_uint_t first)
         {
             if (task->next >= task->n) {
                 if (--task->busy == 0) {
-                    ngx_dr_rescore_finish(task);
+                    ngx_dr_rescore_finish(task, NULL);
                 }
 
                 return;
@@ -874,8 +860,10 @@ ngx_dr_rescore_scored(void *data, ngx_int_t rc)
 }
 
 
+/* the answer, if the client is still there: the counts, or why none */
+
 static void
-ngx_dr_rescore_finish(ngx_dr_rescore_t *task)
+ngx_dr_rescore_finish(ngx_dr_rescore_t *task, ngx_dr_pg_query_t *q)
 {
     json_t              *answer;
     ngx_int_t            rc;
@@ -887,18 +875,31 @@ ngx_dr_rescore_finish(ngx_dr_rescore_t *task)
     ms = ngx_current_msec - task->start;
     level = task->failed ? NGX_LOG_ERR : NGX_LOG_NOTICE;
 
-    ngx_log_error(level, task->pool->log, 0,
-                  "rescored %ui of %ui runs of %ui domains in %M ms, "
-                  "%ui unfinished, %ui unscorable, %ui failed",
-                  task->scored, task->n, task->domains, ms,
-                  task->unfinished, task->unscorable, task->failed);
+    if (q == NULL) {
+        ngx_log_error(level, task->pool->log, 0,
+                      "rescored %ui of %ui runs of %ui domains in %M ms, "
+                      "%ui unfinished, %ui unscorable, %ui failed",
+                      task->scored, task->n, task->domains, ms,
+                      task->unfinished, task->unscorable, task->failed);
+    }
 
     r = task->request;
 
-    if (r) {
-        task->cleanup->handler = NULL;
-        c = r->connection;
+    if (r == NULL) {
+        ngx_destroy_pool(task->pool);
+        return;
+    }
 
+    task->cleanup->handler = NULL;
+    c = r->connection;
+
+    if (q && q->rc != NGX_DR_PG_OK) {
+        rc = ngx_dr_api_unavailable(r, q);
+
+    } else if (q) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    } else {
         answer = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}",
                            "domains", (json_int_t) task->domains,
                            "runs", (json_int_t) task->n,
@@ -921,12 +922,12 @@ ngx_dr_rescore_finish(ngx_dr_rescore_t *task)
 
         rc = ngx_dr_json_send(r, task->failed ? NGX_HTTP_SERVICE_UNAVAILABLE
                                               : NGX_HTTP_OK, answer);
-
-        ngx_http_finalize_request(r, rc);
-        ngx_http_run_posted_requests(c);
     }
 
     ngx_destroy_pool(task->pool);
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
 }
 
 
