@@ -31,11 +31,7 @@ ok($t->wait_log(qr/listening for notifications/), 'the node listens');
 
 my $admin = $t->create_key(tier => 'admin');
 
-sub admin {
-    my ($method, $path, $body) = @_;
-    return $t->http($method, $path, headers => { 'X-API-Key' => $admin },
-        defined $body ? (body => $body) : ());
-}
+sub admin { $t->keyed($admin, @_) }
 
 is($t->get('/api/stats')->{json}{platform_stats}{total_domains}, 1,
     'one domain to start with (and the answer is cached)');

@@ -26,11 +26,7 @@ $t->dbh->do(q{INSERT INTO domains (domain, category)
 $t->start;
 
 my $admin = $t->create_key(tier => 'admin');
-sub admin {
-    my ($method, $path, $body) = @_;
-    return $t->http($method, $path, headers => { 'X-API-Key' => $admin },
-        defined $body ? (body => $body) : ());
-}
+sub admin { $t->keyed($admin, @_) }
 
 sub wait_run {
     my ($run, $limit) = @_;

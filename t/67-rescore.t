@@ -35,12 +35,7 @@ $dbh->do(q{INSERT INTO domains (domain, category)
 $t->start;
 
 my $admin = $t->create_key(tier => 'admin');
-sub admin {
-    my ($method, $path, $body, $key) = @_;
-    return $t->http($method, $path, timeout => 60,
-        headers => { 'X-API-Key' => $key // $admin },
-        defined $body ? (body => $body) : ());
-}
+sub admin { $t->keyed($_[3] // $admin, @_[0 .. 2]) }
 
 # every column but the time it was computed, one row per (domain, run)
 my $cols = q{d.domain, s.run_id, s.memory_score, s.ai_consensus, s.cohesion,

@@ -46,12 +46,7 @@ $t->dbh->do(q{INSERT INTO domains (domain, category)
 $t->start;
 
 my $admin = $t->create_key(tier => 'admin');
-sub admin {
-    my ($method, $path, $body, $key) = @_;
-    return $t->http($method, $path, timeout => 60,
-        headers => { 'X-API-Key' => $key // $admin },
-        defined $body ? (body => $body) : ());
-}
+sub admin { $t->keyed($_[3] // $admin, @_[0 .. 2]) }
 
 my $r = admin('GET', '/admin/providers');
 is($r->{status}, 200, 'GET /admin/providers');

@@ -340,6 +340,15 @@ sub http {
 
 sub get { my $self = shift; $self->http('GET', @_) }
 
+# a request carrying an API key, with a body if one is given:
+# $t->keyed($admin, 'POST', '/admin/runs', '{}')
+sub keyed {
+    my ($self, $key, $method, $path, $body) = @_;
+    return $self->http($method, $path, timeout => 60,
+        headers => { 'X-API-Key' => $key },
+        defined $body ? (body => $body) : ());
+}
+
 # n requests on n connections at once; returns the status of each
 sub parallel {
     my ($self, $n, $path, %opt) = @_;
