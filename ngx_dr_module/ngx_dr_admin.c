@@ -1,11 +1,10 @@
 
 /*
- * Domain Runner: the admin API, for keys of the "admin" tier only.
- *
- *   POST   /admin/keys        {name, tier, expires_at?}: 201 and the key,
- *                             shown this once; only its HMAC is stored
- *   GET    /admin/keys        every key, without secrets
- *   DELETE /admin/keys/{id}   revoke: a trigger notifies every node
+ * Domain Runner: the admin API, for keys of the "admin" tier only,
+ * routed by the table ngx_dr_admin_routes: keys (created with their
+ * secret shown once, listed without secrets, revoked with a notification
+ * to every node), domains, runs, the rescore, the probe and the
+ * providers.
  */
 
 
@@ -15,6 +14,11 @@
 #include <openssl/rand.h>
 
 #include "ngx_dr_module.h"
+#include "ngx_dr_http.h"
+#include "ngx_dr_admin.h"
+#include "ngx_dr_auth.h"
+#include "ngx_dr_runner.h"
+#include "ngx_dr_scores.h"
 #include "ngx_dr_validate.h"
 
 
@@ -23,6 +27,41 @@
     "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'"
 
 
+/* what the {id} at the end of a route's path is */
+#define NGX_DR_ADMIN_ID_NONE    0
+#define NGX_DR_ADMIN_ID_NUMBER  1
+#define NGX_DR_ADMIN_ID_DOMAIN  2
+
+
+typedef ngx_int_t (*ngx_dr_admin_handler_pt)(ngx_http_request_t *r,
+    ngx_str_t *id);
+typedef ngx_int_t (*ngx_dr_admin_json_pt)(ngx_http_request_t *r,
+    json_t *body);
+
+
+typedef struct {
+    ngx_str_t                 path;     /* ends in '/' before an {id} */
+    ngx_uint_t                methods;
+    ngx_uint_t                id;       /* NGX_DR_ADMIN_ID_* */
+    ngx_dr_admin_handler_pt   handler;  /* a route without a body */
+    ngx_dr_admin_json_pt      json;     /* or one with a JSON body */
+    const char               *body;     /* what it is; NULL: may be empty */
+    unsigned                  own_body:1;
+} ngx_dr_admin_route_t;
+
+
+static ngx_dr_admin_route_t *ngx_dr_admin_route(ngx_http_request_t *r,
+    ngx_str_t *id, ngx_uint_t *allowed);
+static ngx_int_t ngx_dr_admin_id(ngx_http_request_t *r,
+    ngx_dr_admin_route_t *route, ngx_str_t *id);
+static ngx_int_t ngx_dr_admin_list(ngx_http_request_t *r, ngx_str_t *id);
+static ngx_int_t ngx_dr_admin_revoke(ngx_http_request_t *r, ngx_str_t *id);
+static ngx_int_t ngx_dr_admin_remove_domain(ngx_http_request_t *r,
+    ngx_str_t *id);
+static ngx_int_t ngx_dr_admin_run(ngx_http_request_t *r, ngx_str_t *id);
+static ngx_int_t ngx_dr_admin_probe(ngx_http_request_t *r, ngx_str_t *id);
+static ngx_int_t ngx_dr_admin_providers(ngx_http_request_t *r,
+    ngx_str_t *id);
 static void ngx_dr_admin_body(ngx_http_request_t *r);
 static ngx_int_t ngx_dr_admin_create(ngx_http_request_t *r, json_t *body);
 static ngx_int_t ngx_dr_admin_add_domains(ngx_http_request_t *r,
@@ -49,7 +88,7 @@ static ngx_int_t ngx_dr_admin_listed(ngx_http_request_t *r,
 static ngx_int_t ngx_dr_admin_revoked(ngx_http_request_t *r,
     ngx_dr_pg_query_t *q);
 static ngx_int_t ngx_dr_admin_not_allowed(ngx_http_request_t *r,
-    const char *allow);
+    ngx_uint_t allowed);
 static ngx_int_t ngx_dr_admin_random(u_char *out, size_t n,
     const char *alphabet, size_t size);
 static ngx_int_t ngx_dr_admin_iso_time(const char *s);
@@ -58,6 +97,39 @@ static json_t *ngx_dr_admin_row(PGresult *res, int row);
 
 
 /* domains: the valid ones are added, or made active again */
+static ngx_dr_admin_route_t  ngx_dr_admin_routes[] = {
+
+    { ngx_string("/admin/keys"), NGX_HTTP_GET, NGX_DR_ADMIN_ID_NONE,
+      ngx_dr_admin_list, NULL, NULL, 0 },
+    { ngx_string("/admin/keys"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
+      NULL, ngx_dr_admin_create,
+      "{\"name\", \"tier\", \"expires_at\"?}", 0 },
+    { ngx_string("/admin/keys/"), NGX_HTTP_DELETE, NGX_DR_ADMIN_ID_NUMBER,
+      ngx_dr_admin_revoke, NULL, NULL, 0 },
+
+    { ngx_string("/admin/domains"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
+      NULL, ngx_dr_admin_add_domains,
+      "{\"domains\", \"category\"?, \"cohort\"?, \"priority\"?}", 0 },
+    { ngx_string("/admin/domains/"), NGX_HTTP_DELETE,
+      NGX_DR_ADMIN_ID_DOMAIN, ngx_dr_admin_remove_domain, NULL, NULL, 0 },
+
+    { ngx_string("/admin/runs"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
+      NULL, ngx_dr_admin_create_run,
+      "{\"domains\"?, \"cohort\"?, \"models\"?, \"prompts\"?}", 0 },
+    { ngx_string("/admin/runs/"), NGX_HTTP_GET|NGX_HTTP_HEAD,
+      NGX_DR_ADMIN_ID_NUMBER, ngx_dr_admin_run, NULL, NULL, 0 },
+
+    { ngx_string("/admin/rescore"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
+      NULL, ngx_dr_admin_rescore, NULL, 0 },
+    { ngx_string("/admin/probe"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
+      ngx_dr_admin_probe, NULL, NULL, 1 },
+    { ngx_string("/admin/providers"), NGX_HTTP_GET|NGX_HTTP_HEAD,
+      NGX_DR_ADMIN_ID_NONE, ngx_dr_admin_providers, NULL, NULL, 0 },
+
+    { ngx_null_string, 0, 0, NULL, NULL, NULL, 0 }
+};
+
+
 static const char  ngx_dr_admin_domains_sql[] =
     "WITH input AS (SELECT DISTINCT unnest($1::text[]) AS domain),"
     " ins AS ("
@@ -145,12 +217,11 @@ static const char  ngx_dr_admin_revoke_sql[] =
 ngx_int_t
 ngx_dr_admin_handler(ngx_http_request_t *r)
 {
-    u_char            *start;
-    ngx_int_t          rc;
-    ngx_str_t          id;
-    const char        *params[1];
-    unsigned long      n;
-    ngx_dr_request_t  *req;
+    ngx_int_t              rc;
+    ngx_str_t              id;
+    ngx_uint_t             allowed;
+    ngx_dr_request_t      *req;
+    ngx_dr_admin_route_t  *route;
 
     req = ngx_dr_request(r);
 
@@ -168,51 +239,11 @@ ngx_dr_admin_handler(ngx_http_request_t *r)
                                  "tier");
     }
 
-    if (r->uri.len == sizeof("/admin/probe") - 1
-        && ngx_strncmp(r->uri.data, "/admin/probe", r->uri.len) == 0)
-    {
-        if (r->method != NGX_HTTP_POST) {
-            rc = ngx_http_discard_request_body(r);
-            if (rc != NGX_OK) {
-                return rc;
-            }
+    route = ngx_dr_admin_route(r, &id, &allowed);
 
-            return ngx_dr_admin_not_allowed(r, "POST");
-        }
-
-        return ngx_dr_probe_handler(r);
-    }
-
-    if (r->uri.len == sizeof("/admin/providers") - 1
-        && ngx_strncmp(r->uri.data, "/admin/providers", r->uri.len) == 0)
-    {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-            return ngx_dr_admin_not_allowed(r, "GET, HEAD");
-        }
-
-        return ngx_dr_providers_handler(r);
-    }
-
-    if ((r->uri.len == sizeof("/admin/domains") - 1
-         && ngx_strncmp(r->uri.data, "/admin/domains", r->uri.len) == 0)
-        || (r->uri.len == sizeof("/admin/runs") - 1
-            && ngx_strncmp(r->uri.data, "/admin/runs", r->uri.len) == 0)
-        || (r->uri.len == sizeof("/admin/rescore") - 1
-            && ngx_strncmp(r->uri.data, "/admin/rescore", r->uri.len) == 0))
-    {
-        if (r->method != NGX_HTTP_POST) {
-            rc = ngx_http_discard_request_body(r);
-            if (rc != NGX_OK) {
-                return rc;
-            }
-
-            return ngx_dr_admin_not_allowed(r, "POST");
-        }
+    if (route && route->json) {
+        /* a JSON body, then the route */
+        r->request_body_in_single_buf = 1;
 
         rc = ngx_http_read_client_request_body(r, ngx_dr_admin_body);
         if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
@@ -222,133 +253,19 @@ ngx_dr_admin_handler(ngx_http_request_t *r)
         return NGX_DONE;
     }
 
-    if (r->uri.len > sizeof("/admin/domains/") - 1
-        && ngx_strncmp(r->uri.data, "/admin/domains/", 15) == 0)
-    {
+    if (route == NULL || !route->own_body) {
         rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {
             return rc;
         }
-
-        if (r->method != NGX_HTTP_DELETE) {
-            return ngx_dr_admin_not_allowed(r, "DELETE");
-        }
-
-        start = r->uri.data + 15;
-        id.data = ngx_pnalloc(r->pool, r->uri.data + r->uri.len - start + 1);
-        if (id.data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        rc = ngx_dr_validate_domain(start, r->uri.data + r->uri.len - start,
-                                    id.data, &id.len);
-        if (rc != NGX_DR_VALID_OK) {
-            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST,
-                                     "invalid_domain", "domain: %s",
-                                     ngx_dr_validate_reason(rc));
-        }
-
-        id.data[id.len] = '\0';
-        params[0] = (const char *) id.data;
-
-        return ngx_dr_api_query(r, 0, 0,
-                                "UPDATE domains SET active = false,"
-                                " updated_at = now()"
-                                " WHERE domain = $1 AND active"
-                                " RETURNING domain",
-                                1, params, ngx_dr_admin_domain_removed);
     }
 
-    if (r->uri.len > sizeof("/admin/runs/") - 1
-        && ngx_strncmp(r->uri.data, "/admin/runs/", 12) == 0)
-    {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-            return ngx_dr_admin_not_allowed(r, "GET, HEAD");
-        }
-
-        start = r->uri.data + 12;
-
-        if (ngx_dr_validate_uint(start, r->uri.data + r->uri.len - start, 1,
-                                 (unsigned long) NGX_MAX_INT_T_VALUE, &n)
-            != NGX_DR_VALID_OK)
-        {
-            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_id",
-                                     "a run id is a whole number");
-        }
-
-        id.data = start;
-        id.len = r->uri.data + r->uri.len - start;
-        params[0] = (const char *) ngx_dr_cstr(r->pool, &id);
-
-        return ngx_dr_api_query(r, 0, 0, ngx_dr_admin_run_sql, 1, params,
-                                ngx_dr_admin_run_read);
+    if (route) {
+        return ngx_dr_admin_id(r, route, &id);
     }
 
-    if (r->uri.len == sizeof("/admin/keys") - 1
-        && ngx_strncmp(r->uri.data, "/admin/keys", r->uri.len) == 0)
-    {
-        if (r->method == NGX_HTTP_POST) {
-            r->request_body_in_single_buf = 1;
-
-            rc = ngx_http_read_client_request_body(r, ngx_dr_admin_body);
-            if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-                return rc;
-            }
-
-            return NGX_DONE;
-        }
-
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        if (r->method != NGX_HTTP_GET) {
-            return ngx_dr_admin_not_allowed(r, "GET, POST");
-        }
-
-        return ngx_dr_api_query(r, 0, 0, ngx_dr_admin_list_sql, 0, NULL,
-                                ngx_dr_admin_listed);
-    }
-
-    if (r->uri.len > sizeof("/admin/keys/") - 1
-        && ngx_strncmp(r->uri.data, "/admin/keys/", 12) == 0)
-    {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        start = r->uri.data + 12;
-
-        if (ngx_dr_validate_uint(start, r->uri.data + r->uri.len - start, 1,
-                                 (unsigned long) NGX_MAX_INT_T_VALUE, &n)
-            != NGX_DR_VALID_OK)
-        {
-            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_id",
-                                     "a key id is a whole number");
-        }
-
-        if (r->method != NGX_HTTP_DELETE) {
-            return ngx_dr_admin_not_allowed(r, "DELETE");
-        }
-
-        id.data = start;
-        id.len = r->uri.data + r->uri.len - start;
-        params[0] = (const char *) ngx_dr_cstr(r->pool, &id);
-
-        return ngx_dr_api_query(r, 0, 0, ngx_dr_admin_revoke_sql, 1, params,
-                                ngx_dr_admin_revoked);
-    }
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
+    if (allowed) {
+        return ngx_dr_admin_not_allowed(r, allowed);
     }
 
     return ngx_dr_json_error(r, NGX_HTTP_NOT_FOUND, "not_found",
@@ -356,34 +273,230 @@ ngx_dr_admin_handler(ngx_http_request_t *r)
 }
 
 
-static ngx_int_t
-ngx_dr_admin_not_allowed(ngx_http_request_t *r, const char *allow)
+/*
+ * The route of the request's path and method; with none, allowed is the
+ * methods the path takes (0: no such path).  The {id} of a path that
+ * ends in one is in id, not yet checked.
+ */
+
+static ngx_dr_admin_route_t *
+ngx_dr_admin_route(ngx_http_request_t *r, ngx_str_t *id,
+    ngx_uint_t *allowed)
 {
-    ngx_str_t  value;
+    ngx_dr_admin_route_t  *route;
+
+    *allowed = 0;
+    ngx_str_null(id);
+
+    for (route = ngx_dr_admin_routes; route->path.len; route++) {
+
+        if (route->id == NGX_DR_ADMIN_ID_NONE) {
+            if (r->uri.len != route->path.len
+                || ngx_strncmp(r->uri.data, route->path.data, r->uri.len)
+                   != 0)
+            {
+                continue;
+            }
+
+        } else if (r->uri.len <= route->path.len
+                   || ngx_strncmp(r->uri.data, route->path.data,
+                                  route->path.len)
+                      != 0)
+        {
+            continue;
+        }
+
+        *allowed |= route->methods;
+
+        if (r->method & route->methods) {
+            id->data = r->uri.data + route->path.len;
+            id->len = r->uri.len - route->path.len;
+            return route;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* the {id} of the path checked, then the route without a body */
+
+static ngx_int_t
+ngx_dr_admin_id(ngx_http_request_t *r, ngx_dr_admin_route_t *route,
+    ngx_str_t *id)
+{
+    u_char         *domain;
+    size_t          len;
+    ngx_int_t       rc;
+    unsigned long   n;
+
+    switch (route->id) {
+
+    case NGX_DR_ADMIN_ID_NUMBER:
+        if (ngx_dr_validate_uint(id->data, id->len, 1,
+                                 (unsigned long) NGX_MAX_INT_T_VALUE, &n)
+            != NGX_DR_VALID_OK)
+        {
+            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_id",
+                                     "an id is a whole number");
+        }
+
+        id->data = ngx_dr_cstr(r->pool, id);
+        if (id->data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        break;
+
+    case NGX_DR_ADMIN_ID_DOMAIN:
+        domain = ngx_pnalloc(r->pool, id->len + 1);
+        if (domain == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rc = ngx_dr_validate_domain(id->data, id->len, domain, &len);
+        if (rc != NGX_DR_VALID_OK) {
+            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST,
+                                     "invalid_domain", "domain: %s",
+                                     ngx_dr_validate_reason(rc));
+        }
+
+        domain[len] = '\0';
+        id->data = domain;
+        id->len = len;
+        break;
+
+    default: /* NGX_DR_ADMIN_ID_NONE */
+        break;
+    }
+
+    return route->handler(r, id);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_not_allowed(ngx_http_request_t *r, ngx_uint_t allowed)
+{
+    u_char      *p;
+    ngx_str_t    value;
+    ngx_uint_t   i;
 
     static ngx_str_t  allow_key = ngx_string("Allow");
 
-    value.data = (u_char *) allow;
-    value.len = ngx_strlen(allow);
+    static struct {
+        ngx_uint_t   method;
+        const char  *name;
+    }  methods[] = {
+        { NGX_HTTP_GET, "GET" },
+        { NGX_HTTP_HEAD, "HEAD" },
+        { NGX_HTTP_POST, "POST" },
+        { NGX_HTTP_PATCH, "PATCH" },
+        { NGX_HTTP_DELETE, "DELETE" }
+    };
+
+    p = ngx_pnalloc(r->pool, sizeof("GET, HEAD, POST, PATCH, DELETE"));
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    value.data = p;
+
+    for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        if (allowed & methods[i].method) {
+            p = ngx_sprintf(p, "%s%s", p == value.data ? "" : ", ",
+                            methods[i].name);
+        }
+    }
+
+    value.len = p - value.data;
+    *p = '\0';
 
     if (ngx_dr_http_header(r, &allow_key, &value, NULL) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     return ngx_dr_json_error(r, NGX_HTTP_NOT_ALLOWED, "method_not_allowed",
-                             "this endpoint accepts %s", allow);
+                             "this endpoint accepts %V", &value);
 }
 
 
-/* the body of POST /admin/keys has arrived */
+/* routes without a body */
+
+static ngx_int_t
+ngx_dr_admin_list(ngx_http_request_t *r, ngx_str_t *id)
+{
+    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_list_sql, 0, NULL,
+                             ngx_dr_admin_listed);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_revoke(ngx_http_request_t *r, ngx_str_t *id)
+{
+    const char  *params[1];
+
+    params[0] = (const char *) id->data;
+
+    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_revoke_sql, 1, params,
+                             ngx_dr_admin_revoked);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_remove_domain(ngx_http_request_t *r, ngx_str_t *id)
+{
+    const char  *params[1];
+
+    params[0] = (const char *) id->data;
+
+    return ngx_dr_http_query(r, 0, 0,
+                             "UPDATE domains SET active = false,"
+                             " updated_at = now()"
+                             " WHERE domain = $1 AND active"
+                             " RETURNING domain",
+                             1, params, ngx_dr_admin_domain_removed);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_run(ngx_http_request_t *r, ngx_str_t *id)
+{
+    const char  *params[1];
+
+    params[0] = (const char *) id->data;
+
+    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_run_sql, 1, params,
+                             ngx_dr_admin_run_read);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_probe(ngx_http_request_t *r, ngx_str_t *id)
+{
+    return ngx_dr_probe_handler(r);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_providers(ngx_http_request_t *r, ngx_str_t *id)
+{
+    return ngx_dr_providers_handler(r);
+}
+
+
+/* the body of a route that takes one has arrived */
 
 static void
 ngx_dr_admin_body(ngx_http_request_t *r)
 {
-    json_t        *body;
-    ngx_int_t      rc;
-    ngx_str_t      text;
-    json_error_t   err;
+    json_t                *body;
+    ngx_int_t              rc;
+    ngx_str_t              text, id;
+    ngx_uint_t             allowed;
+    json_error_t           err;
+    ngx_dr_admin_route_t  *route;
+
+    route = ngx_dr_admin_route(r, &id, &allowed);
 
     rc = ngx_dr_http_body(r, NGX_DR_ADMIN_BODY_MAX, &text);
 
@@ -400,18 +513,16 @@ ngx_dr_admin_body(ngx_http_request_t *r)
         return;
     }
 
-    if (text.len == 0 && ngx_strncmp(r->uri.data, "/admin/rescore", 14) == 0)
-    {
-        /* no body: every domain */
-        rc = ngx_dr_admin_rescore(r, NULL);
+    if (text.len == 0 && route->body == NULL) {
+        /* no body: the route's default (a rescore of every domain) */
+        rc = route->json(r, NULL);
         ngx_http_finalize_request(r, rc);
         return;
     }
 
     if (text.len == 0) {
         rc = ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
-                               "a JSON object is needed: "
-                               "{\"name\", \"tier\", \"expires_at\"?}");
+                               "a JSON object is needed: %s", route->body);
         ngx_http_finalize_request(r, rc);
         return;
     }
@@ -427,18 +538,7 @@ ngx_dr_admin_body(ngx_http_request_t *r)
         return;
     }
 
-    if (ngx_strncmp(r->uri.data, "/admin/domains", 14) == 0) {
-        rc = ngx_dr_admin_add_domains(r, body);
-
-    } else if (ngx_strncmp(r->uri.data, "/admin/runs", 11) == 0) {
-        rc = ngx_dr_admin_create_run(r, body);
-
-    } else if (ngx_strncmp(r->uri.data, "/admin/rescore", 14) == 0) {
-        rc = ngx_dr_admin_rescore(r, body);
-
-    } else {
-        rc = ngx_dr_admin_create(r, body);
-    }
+    rc = route->json(r, body);
 
     json_decref(body);
 
@@ -548,7 +648,7 @@ ngx_dr_admin_create(ngx_http_request_t *r, json_t *body)
     params[4] = (expires && json_is_string(expires))
                 ? json_string_value(expires) : NULL;
 
-    return ngx_dr_api_query(r, 0, 0, ngx_dr_admin_create_sql, 5, params,
+    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_create_sql, 5, params,
                             ngx_dr_admin_created);
 }
 
@@ -560,7 +660,7 @@ ngx_dr_admin_created(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
     ngx_dr_request_t  *req;
 
     if (q->rc != NGX_DR_PG_OK) {
-        return ngx_dr_api_unavailable(r, q);
+        return ngx_dr_http_unavailable(r, q);
     }
 
     if (PQntuples(q->res) != 1) {
@@ -593,7 +693,7 @@ ngx_dr_admin_listed(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
     json_t  *list;
 
     if (q->rc != NGX_DR_PG_OK) {
-        return ngx_dr_api_unavailable(r, q);
+        return ngx_dr_http_unavailable(r, q);
     }
 
     list = json_array();
@@ -610,7 +710,7 @@ static ngx_int_t
 ngx_dr_admin_revoked(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
 {
     if (q->rc != NGX_DR_PG_OK) {
-        return ngx_dr_api_unavailable(r, q);
+        return ngx_dr_http_unavailable(r, q);
     }
 
     if (PQntuples(q->res) != 1) {
@@ -746,7 +846,7 @@ ngx_dr_admin_add_domains(ngx_http_request_t *r, json_t *body)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_dr_api_query(r, 0, 0, ngx_dr_admin_domains_sql, 4, params,
+    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_domains_sql, 4, params,
                             ngx_dr_admin_domains_added);
 }
 
@@ -779,7 +879,7 @@ ngx_dr_admin_domains_added(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
     json_int_t   added, valid;
 
     if (q->rc != NGX_DR_PG_OK || PQntuples(q->res) != 1) {
-        return ngx_dr_api_unavailable(r, q);
+        return ngx_dr_http_unavailable(r, q);
     }
 
     invalid = json_loads((char *) ngx_dr_request(r)->admin, 0, NULL);
@@ -798,7 +898,7 @@ static ngx_int_t
 ngx_dr_admin_domain_removed(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
 {
     if (q->rc != NGX_DR_PG_OK) {
-        return ngx_dr_api_unavailable(r, q);
+        return ngx_dr_http_unavailable(r, q);
     }
 
     if (PQntuples(q->res) != 1) {
@@ -906,7 +1006,7 @@ ngx_dr_admin_create_run(ngx_http_request_t *r, json_t *body)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_dr_api_query(r, 0, 0, ngx_dr_admin_run_create_sql, 5, params,
+    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_run_create_sql, 5, params,
                             ngx_dr_admin_run_created);
 }
 
@@ -962,7 +1062,7 @@ static ngx_int_t
 ngx_dr_admin_run_created(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
 {
     if (q->rc != NGX_DR_PG_OK) {
-        return ngx_dr_api_unavailable(r, q);
+        return ngx_dr_http_unavailable(r, q);
     }
 
     if (PQntuples(q->res) != 1) {
@@ -989,7 +1089,7 @@ ngx_dr_admin_run_read(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
     ngx_uint_t  i;
 
     if (q->rc != NGX_DR_PG_OK) {
-        return ngx_dr_api_unavailable(r, q);
+        return ngx_dr_http_unavailable(r, q);
     }
 
     if (PQntuples(q->res) != 1) {

@@ -16,11 +16,17 @@
 #include <ngx_http.h>
 
 #include "ngx_dr_module.h"
+#include "ngx_dr_http.h"
+#include "ngx_dr_counters.h"
+#include "ngx_dr_health.h"
+#include "ngx_dr_api.h"
 #include "ngx_dr_validate.h"
 #include "ngx_dr_score.h"
 
 
-#define NGX_DR_API_MAX_ARGS    8
+#define NGX_DR_API_PARAM(field)  offsetof(ngx_dr_api_params_t, field)
+#define ngx_dr_api_num(ctx, arg)                                             \
+    ((unsigned long *) ((u_char *) &(ctx)->params + (arg)->offset))
 #define NGX_DR_API_ISO_TIME    \
     "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'"
 
@@ -33,9 +39,21 @@ typedef json_t *(*ngx_dr_api_build_pt)(ngx_http_request_t *r,
     ngx_dr_api_ctx_t *ctx, PGresult *res, ngx_uint_t *status);
 
 
-/* a query parameter an endpoint accepts */
+/* the query parameters of every endpoint, by name */
+typedef struct {
+    unsigned long             page;
+    unsigned long             limit;
+    unsigned long             sort;
+    unsigned long             include_alerts;
+    unsigned long             days;
+    ngx_str_t                 search;       /* data NULL: not given */
+} ngx_dr_api_params_t;
+
+
+/* a query parameter an endpoint accepts, and where it goes */
 typedef struct {
     ngx_str_t                 name;
+    size_t                    offset;       /* in ngx_dr_api_params_t */
     ngx_uint_t                type;
     unsigned long             min;
     unsigned long             max;
@@ -49,27 +67,39 @@ typedef struct {
 #define NGX_DR_ARG_SEARCH  3
 
 
+/* what the statement of a data endpoint is given */
+#define NGX_DR_API_NO_PARAMS   0
+#define NGX_DR_API_DOMAIN      1       /* $1: the domain */
+#define NGX_DR_API_HISTORY     2       /* $1: the domain, $2: days */
+
+
+/*
+ * An endpoint: an answer of its own (handler), one of the health checks
+ * (check), or a statement whose rows build() turns into the answer.
+ */
 typedef struct {
     ngx_str_t                 prefix;
     ngx_str_t                 suffix;       /* with a {domain} between */
-    ngx_dr_api_endpoint_pt    handler;
     ngx_dr_api_arg_t         *args;
+    ngx_dr_api_endpoint_pt    handler;
+    ngx_http_handler_pt       check;
+    const char               *sql;
+    ngx_uint_t                params;       /* NGX_DR_API_NO_PARAMS, ... */
+    ngx_dr_api_build_pt       build;
+    const char               *list;         /* the key of a plain list */
     unsigned                  domain:1;
     unsigned                  cached:1;
-    unsigned                  group:5;      /* of the metrics */
+    unsigned                  group:5;      /* of the counters */
 } ngx_dr_api_route_t;
 
 
 struct ngx_dr_api_ctx_s {
     ngx_http_request_t       *request;
     ngx_dr_api_route_t       *route;
-    ngx_dr_api_result_pt      done;
     ngx_dr_api_build_pt       build;
 
     ngx_str_t                 domain;
-    unsigned long             num[NGX_DR_API_MAX_ARGS];
-    ngx_str_t                 str[NGX_DR_API_MAX_ARGS];
-    ngx_uint_t                given[NGX_DR_API_MAX_ARGS];
+    ngx_dr_api_params_t       params;
 
     ngx_int_t                 rc;           /* of a rejection */
     ngx_str_t                 key;          /* cache key; empty: none */
@@ -80,6 +110,7 @@ struct ngx_dr_api_ctx_s {
 
 static ngx_dr_api_route_t *ngx_dr_api_route(ngx_str_t *uri, u_char **start,
     u_char **end);
+static ngx_int_t ngx_dr_api_log(ngx_http_request_t *r);
 static ngx_int_t ngx_dr_api_preflight(ngx_http_request_t *r);
 static ngx_int_t ngx_dr_api_error_page(ngx_http_request_t *r);
 static ngx_int_t ngx_dr_api_args(ngx_http_request_t *r,
@@ -88,7 +119,7 @@ static ngx_int_t ngx_dr_api_reject(ngx_dr_api_ctx_t *ctx,
     ngx_http_request_t *r, ngx_uint_t status, const char *error,
     const char *fmt, ...);
 static ngx_int_t ngx_dr_api_arg_value(ngx_http_request_t *r,
-    ngx_dr_api_ctx_t *ctx, ngx_uint_t i, ngx_str_t *raw);
+    ngx_dr_api_ctx_t *ctx, ngx_dr_api_arg_t *arg, ngx_str_t *raw);
 static ngx_int_t ngx_dr_api_unescape(ngx_pool_t *pool, ngx_str_t *raw,
     ngx_str_t *out);
 static ngx_int_t ngx_dr_api_cache_key(ngx_http_request_t *r,
@@ -100,43 +131,37 @@ static ngx_int_t ngx_dr_api_built(ngx_http_request_t *r,
     ngx_dr_pg_query_t *q);
 static ngx_int_t ngx_dr_api_send_entry(ngx_http_request_t *r,
     ngx_dr_cache_entry_t *entry);
-static void ngx_dr_api_query_done(ngx_dr_pg_query_t *q);
 static void ngx_dr_api_scores_changed(ngx_str_t *channel, ngx_str_t *payload,
     void *data);
 
-static ngx_int_t ngx_dr_api_stats(ngx_http_request_t *r,
-    ngx_dr_api_ctx_t *ctx);
 static ngx_int_t ngx_dr_api_rankings(ngx_http_request_t *r,
-    ngx_dr_api_ctx_t *ctx);
-static ngx_int_t ngx_dr_api_public(ngx_http_request_t *r,
     ngx_dr_api_ctx_t *ctx);
 static ngx_int_t ngx_dr_api_ticker(ngx_http_request_t *r,
     ngx_dr_api_ctx_t *ctx);
-static ngx_int_t ngx_dr_api_categories(ngx_http_request_t *r,
-    ngx_dr_api_ctx_t *ctx);
-static ngx_int_t ngx_dr_api_shadows(ngx_http_request_t *r,
-    ngx_dr_api_ctx_t *ctx);
-static ngx_int_t ngx_dr_api_fire_alarm(ngx_http_request_t *r,
-    ngx_dr_api_ctx_t *ctx);
-static ngx_int_t ngx_dr_api_drift(ngx_http_request_t *r,
-    ngx_dr_api_ctx_t *ctx);
-static ngx_int_t ngx_dr_api_consensus(ngx_http_request_t *r,
-    ngx_dr_api_ctx_t *ctx);
-static ngx_int_t ngx_dr_api_volatility(ngx_http_request_t *r,
-    ngx_dr_api_ctx_t *ctx);
-static ngx_int_t ngx_dr_api_time_series(ngx_http_request_t *r,
-    ngx_dr_api_ctx_t *ctx);
-static ngx_int_t ngx_dr_api_competitive(ngx_http_request_t *r,
-    ngx_dr_api_ctx_t *ctx);
-static ngx_int_t ngx_dr_api_providers(ngx_http_request_t *r,
-    ngx_dr_api_ctx_t *ctx);
 static ngx_int_t ngx_dr_api_openapi(ngx_http_request_t *r,
     ngx_dr_api_ctx_t *ctx);
-static ngx_int_t ngx_dr_api_live(ngx_http_request_t *r,
-    ngx_dr_api_ctx_t *ctx);
-static ngx_int_t ngx_dr_api_ready(ngx_http_request_t *r,
-    ngx_dr_api_ctx_t *ctx);
-static ngx_int_t ngx_dr_api_health(ngx_http_request_t *r,
+
+static json_t *ngx_dr_api_stats_build(ngx_http_request_t *r,
+    ngx_dr_api_ctx_t *ctx, PGresult *res, ngx_uint_t *status);
+static json_t *ngx_dr_api_public_build(ngx_http_request_t *r,
+    ngx_dr_api_ctx_t *ctx, PGresult *res, ngx_uint_t *status);
+static json_t *ngx_dr_api_list_build(ngx_http_request_t *r,
+    ngx_dr_api_ctx_t *ctx, PGresult *res, ngx_uint_t *status);
+static json_t *ngx_dr_api_fire_alarm_build(ngx_http_request_t *r,
+    ngx_dr_api_ctx_t *ctx, PGresult *res, ngx_uint_t *status);
+static json_t *ngx_dr_api_drift_build(ngx_http_request_t *r,
+    ngx_dr_api_ctx_t *ctx, PGresult *res, ngx_uint_t *status);
+static json_t *ngx_dr_api_consensus_build(ngx_http_request_t *r,
+    ngx_dr_api_ctx_t *ctx, PGresult *res, ngx_uint_t *status);
+static json_t *ngx_dr_api_volatility_build(ngx_http_request_t *r,
+    ngx_dr_api_ctx_t *ctx, PGresult *res, ngx_uint_t *status);
+static json_t *ngx_dr_api_time_series_build(ngx_http_request_t *r,
+    ngx_dr_api_ctx_t *ctx, PGresult *res, ngx_uint_t *status);
+static json_t *ngx_dr_api_competitive_build(ngx_http_request_t *r,
+    ngx_dr_api_ctx_t *ctx, PGresult *res, ngx_uint_t *status);
+static json_t *ngx_dr_api_providers_build(ngx_http_request_t *r,
+    ngx_dr_api_ctx_t *ctx, PGresult *res, ngx_uint_t *status);
+static ngx_int_t ngx_dr_api_data(ngx_http_request_t *r,
     ngx_dr_api_ctx_t *ctx);
 
 static json_t *ngx_dr_api_value(PGresult *res, int row, int col);
@@ -159,73 +184,254 @@ static const char  *ngx_dr_api_sorts[] = {
 };
 
 static ngx_dr_api_arg_t  ngx_dr_api_rankings_args[] = {
-    { ngx_string("page"), NGX_DR_ARG_UINT, 1, 100000, 1, NULL },
-    { ngx_string("limit"), NGX_DR_ARG_UINT, 1, 100, 20, NULL },
-    { ngx_string("sort"), NGX_DR_ARG_ENUM, 0, 0, 0, ngx_dr_api_sorts },
-    { ngx_string("search"), NGX_DR_ARG_SEARCH, 0, 0, 0, NULL },
-    { ngx_null_string, 0, 0, 0, 0, NULL }
+    { ngx_string("page"), NGX_DR_API_PARAM(page), NGX_DR_ARG_UINT,
+      1, 100000, 1, NULL },
+    { ngx_string("limit"), NGX_DR_API_PARAM(limit), NGX_DR_ARG_UINT,
+      1, 100, 20, NULL },
+    { ngx_string("sort"), NGX_DR_API_PARAM(sort), NGX_DR_ARG_ENUM,
+      0, 0, 0, ngx_dr_api_sorts },
+    { ngx_string("search"), NGX_DR_API_PARAM(search), NGX_DR_ARG_SEARCH,
+      0, 0, 0, NULL },
+    { ngx_null_string, 0, 0, 0, 0, 0, NULL }
 };
 
 static ngx_dr_api_arg_t  ngx_dr_api_public_args[] = {
-    { ngx_string("include_alerts"), NGX_DR_ARG_BOOL, 0, 1, 0, NULL },
-    { ngx_null_string, 0, 0, 0, 0, NULL }
+    { ngx_string("include_alerts"), NGX_DR_API_PARAM(include_alerts),
+      NGX_DR_ARG_BOOL, 0, 1, 0, NULL },
+    { ngx_null_string, 0, 0, 0, 0, 0, NULL }
 };
 
 static ngx_dr_api_arg_t  ngx_dr_api_ticker_args[] = {
-    { ngx_string("limit"), NGX_DR_ARG_UINT, 1, 20, 5, NULL },
-    { ngx_null_string, 0, 0, 0, 0, NULL }
+    { ngx_string("limit"), NGX_DR_API_PARAM(limit), NGX_DR_ARG_UINT,
+      1, 20, 5, NULL },
+    { ngx_null_string, 0, 0, 0, 0, 0, NULL }
 };
 
 static ngx_dr_api_arg_t  ngx_dr_api_days_args[] = {
-    { ngx_string("days"), NGX_DR_ARG_UINT, 1, 365, 30, NULL },
-    { ngx_null_string, 0, 0, 0, 0, NULL }
+    { ngx_string("days"), NGX_DR_API_PARAM(days), NGX_DR_ARG_UINT,
+      1, 365, 30, NULL },
+    { ngx_null_string, 0, 0, 0, 0, 0, NULL }
 };
 
 static ngx_dr_api_arg_t  ngx_dr_api_no_args[] = {
-    { ngx_null_string, 0, 0, 0, 0, NULL }
+    { ngx_null_string, 0, 0, 0, 0, 0, NULL }
 };
+
+
+/* the statements of the data endpoints */
+
+static const char  ngx_dr_api_stats_sql[] =
+    "SELECT"
+    " (SELECT count(*) FROM domains WHERE active) AS total_domains,"
+    " (SELECT round(avg(memory_score)::numeric, 1)"
+    "   FROM latest_domain_scores) AS average_memory_score,"
+    " (SELECT count(*) FROM responses) AS total_ai_responses,"
+    " (SELECT count(*) FROM latest_domain_scores"
+    "   WHERE risk_level = 'critical') AS critical_risk_domains,"
+    " (SELECT to_char(max(computed_at) AT TIME ZONE 'UTC', "
+    NGX_DR_API_ISO_TIME ") FROM latest_domain_scores) AS last_updated";
+
+
+static const char  ngx_dr_api_public_sql[] =
+    "SELECT d.domain, d.category, s.domain_id IS NOT NULL AS scored,"
+    " round(s.memory_score::numeric, 1) AS memory_score,"
+    " round(s.ai_consensus::numeric, 1) AS ai_consensus,"
+    " round(s.cohesion::numeric, 1) AS cohesion,"
+    " s.models_tracking, s.response_count, s.trend,"
+    " s.models_positive, s.models_neutral, s.models_negative,"
+    " s.risk_level, to_json(s.alerts) AS alerts,"
+    " coalesce(s.details->'key_themes', '[]') AS key_themes,"
+    " to_char(s.computed_at AT TIME ZONE 'UTC', " NGX_DR_API_ISO_TIME
+    ") AS updated_at,"
+    " (SELECT 100.0 * count(*) FILTER (WHERE p.score <= s.score)"
+    "   / nullif(count(*), 0) FROM latest_domain_scores p"
+    "   JOIN domains pd ON pd.id = p.domain_id"
+    "   WHERE pd.category IS NOT DISTINCT FROM d.category) AS percentile "
+    "FROM domains d LEFT JOIN latest_domain_scores s ON s.domain_id = d.id "
+    "WHERE d.domain = $1 AND d.active";
+
+
+static const char  ngx_dr_api_categories_sql[] =
+    "SELECT d.category AS name, count(*) AS \"domainCount\","
+    " round(avg(s.score)::numeric, 1) AS \"averageScore\","
+    " coalesce(to_json((array_agg(d.domain ORDER BY s.score DESC, d.domain)"
+    "   FILTER (WHERE s.score IS NOT NULL))[1:3]), '[]') AS \"topDomains\" "
+    "FROM domains d LEFT JOIN latest_domain_scores s ON s.domain_id = d.id "
+    "WHERE d.active AND d.category IS NOT NULL "
+    "GROUP BY d.category ORDER BY d.category";
+
+
+static const char  ngx_dr_api_shadows_sql[] =
+    "WITH h AS ("
+    " SELECT s.domain_id, s.memory_score, s.details,"
+    "  row_number() OVER w AS rn,"
+    "  lead(s.memory_score) OVER w AS older"
+    " FROM domain_scores s JOIN domains d ON d.id = s.domain_id AND d.active"
+    " WINDOW w AS (PARTITION BY s.domain_id"
+    "              ORDER BY s.computed_at DESC, s.run_id DESC)),"
+    " streak AS ("
+    " SELECT domain_id, coalesce(min(rn) FILTER (WHERE older IS NULL"
+    "   OR memory_score >= older), max(rn) + 1) - 1 AS weeks"
+    " FROM h GROUP BY domain_id) "
+    "SELECT d.domain, round(cur.memory_score::numeric, 1) AS \"currentScore\","
+    " round(prev.memory_score::numeric, 1) AS \"previousScore\","
+    " round((100 * (prev.memory_score - cur.memory_score)"
+    "   / prev.memory_score)::numeric, 1) AS \"declineRate\","
+    " streak.weeks AS \"decliningWeeks\","
+    " coalesce((SELECT json_agg(m.k ORDER BY m.k)"
+    "   FROM jsonb_each(prev.details->'models') m(k, v)"
+    "   WHERE (m.v->>'recognized')::boolean"
+    "     AND NOT coalesce((cur.details->'models'->m.k->>'recognized')"
+    "                      ::boolean, false)), '[]') AS \"modelsForgetting\" "
+    "FROM h cur JOIN h prev ON prev.domain_id = cur.domain_id AND prev.rn = 2"
+    " JOIN streak ON streak.domain_id = cur.domain_id"
+    " JOIN domains d ON d.id = cur.domain_id "
+    "WHERE cur.rn = 1 AND cur.memory_score < prev.memory_score "
+    "ORDER BY 4 DESC, d.domain";
+
+
+static const char  ngx_dr_api_fire_alarm_sql[] =
+    "SELECT d.domain, s.reputation_risk,"
+    " round(s.memory_score::numeric, 1) AS ai_visibility,"
+    " round(s.ai_consensus::numeric, 1) AS brand_clarity,"
+    " coalesce(round((100.0 * s.models_tracking"
+    "   / nullif((SELECT count(*) FROM models WHERE active), 0))::numeric,"
+    "   1), 0) AS monitoring_coverage,"
+    " to_json(s.alerts) AS active_alert_types "
+    "FROM latest_domain_scores s JOIN domains d ON d.id = s.domain_id "
+    "WHERE s.risk_level IN ('high', 'critical') OR cardinality(s.alerts) > 0 "
+    "ORDER BY s.reputation_risk DESC, d.domain";
+
+
+static const char  ngx_dr_api_history_sql[] =
+    "SELECT d.domain, s.domain_id IS NOT NULL AS scored,"
+    " to_char(s.computed_at AT TIME ZONE 'UTC', " NGX_DR_API_ISO_TIME
+    ") AS date,"
+    " round(s.memory_score::numeric, 1) AS memory_score,"
+    " round(s.ai_consensus::numeric, 1) AS ai_consensus,"
+    " s.response_count,"
+    " round(s.drift_score::numeric, 3) AS drift_score,"
+    " s.trend, round(s.volatility::numeric, 1) AS volatility,"
+    " s.risk_level, s.models_tracking,"
+    " coalesce((SELECT jsonb_object_agg(m.k,"
+    "   round((m.v->>'agreement')::numeric, 1))"
+    "   FROM jsonb_each(s.details->'models') m(k, v)"
+    "   WHERE m.v ? 'agreement'), '{}') AS model_agreement,"
+    " s.computed_at > now() - make_interval(days => $2::int) AS in_range "
+    "FROM domains d LEFT JOIN domain_scores s ON s.domain_id = d.id "
+    "WHERE d.domain = $1 AND d.active "
+    "ORDER BY s.computed_at DESC NULLS LAST, s.run_id DESC LIMIT 400";
+
+
+static const char  ngx_dr_api_competitive_sql[] =
+    "WITH me AS (SELECT id, domain, category FROM domains"
+    "            WHERE domain = $1 AND active),"
+    " peers AS ("
+    " SELECT d.id, d.domain, s.score,"
+    "  rank() OVER (ORDER BY s.score DESC) AS rank"
+    " FROM latest_domain_scores s JOIN domains d ON d.id = s.domain_id"
+    " JOIN me ON d.category IS NOT DISTINCT FROM me.category) "
+    "SELECT me.domain, me.category, p.id IS NOT NULL AS scored,"
+    " round(p.score::numeric, 1) AS score, p.rank,"
+    " (SELECT count(*) FROM peers) AS total,"
+    " (SELECT 100.0 * (count(*) FILTER (WHERE o.score < p.score)"
+    "   + 0.5 * count(*) FILTER (WHERE o.score = p.score)) / count(*)"
+    "   FROM peers o) AS percentile,"
+    " (SELECT json_agg(json_build_object('domain', x.domain,"
+    "   'score', round(x.score::numeric, 1), 'rank', x.rank)"
+    "   ORDER BY x.rank, x.domain)"
+    "   FROM (SELECT * FROM peers ORDER BY rank, domain LIMIT 10) x)"
+    "   AS peers "
+    "FROM me LEFT JOIN peers p ON p.id = me.id";
+
+
+static const char  ngx_dr_api_providers_sql[] =
+    "WITH ok AS ("
+    " SELECT m.provider, count(*) AS n,"
+    "  percentile_cont(0.5) WITHIN GROUP (ORDER BY r.latency_ms) AS p50"
+    " FROM responses r JOIN models m ON m.id = r.model_id"
+    " WHERE r.captured_at > now() - interval '24 hours'"
+    " GROUP BY m.provider),"
+    " bad AS ("
+    " SELECT m.provider, sum(j.attempts"
+    "  - CASE WHEN j.status = 'done' THEN 1 ELSE 0 END) AS n"
+    " FROM jobs j JOIN models m ON m.id = j.model_id"
+    " WHERE j.updated_at > now() - interval '24 hours'"
+    " GROUP BY m.provider) "
+    "SELECT m.provider, to_json(array_agg(m.model ORDER BY m.model))"
+    " AS models,"
+    " coalesce(max(ok.n), 0) > 0 AS active,"
+    " (coalesce(max(ok.n), 0) + coalesce(max(bad.n), 0))::int8 AS calls,"
+    " coalesce(max(bad.n), 0)::int8 AS errors,"
+    " round(coalesce(max(bad.n)::numeric / nullif(coalesce(max(ok.n), 0)"
+    "   + coalesce(max(bad.n), 0), 0), 0)::numeric, 4) AS error_rate,"
+    " NULL::text AS breaker_state,"
+    " round(max(ok.p50)::numeric, 1) AS p50_latency_ms "
+    "FROM models m LEFT JOIN ok ON ok.provider = m.provider"
+    " LEFT JOIN bad ON bad.provider = m.provider "
+    "WHERE m.active GROUP BY m.provider ORDER BY m.provider";
+
 
 
 static ngx_dr_api_route_t  ngx_dr_api_routes[] = {
 
-    { ngx_string("/healthz"), ngx_null_string, ngx_dr_api_live,
-      ngx_dr_api_no_args, 0, 0, 0 },
-    { ngx_string("/readyz"), ngx_null_string, ngx_dr_api_ready,
-      ngx_dr_api_no_args, 0, 0, 0 },
-    { ngx_string("/health"), ngx_null_string, ngx_dr_api_health,
-      ngx_dr_api_no_args, 0, 0, 0 },
+    { ngx_string("/healthz"), ngx_null_string, ngx_dr_api_no_args,
+      NULL, ngx_dr_health_live, NULL, NGX_DR_API_NO_PARAMS,
+      NULL, NULL, 0, 0, NGX_DR_GROUP_HEALTH },
+    { ngx_string("/readyz"), ngx_null_string, ngx_dr_api_no_args,
+      NULL, ngx_dr_health_ready, NULL, NGX_DR_API_NO_PARAMS,
+      NULL, NULL, 0, 0, NGX_DR_GROUP_HEALTH },
+    { ngx_string("/health"), ngx_null_string, ngx_dr_api_no_args,
+      NULL, ngx_dr_health_status, NULL, NGX_DR_API_NO_PARAMS,
+      NULL, NULL, 0, 0, NGX_DR_GROUP_HEALTH },
 
-    { ngx_string("/api/stats"), ngx_null_string, ngx_dr_api_stats,
-      ngx_dr_api_no_args, 0, 1, 1 },
-    { ngx_string("/api/rankings"), ngx_null_string, ngx_dr_api_rankings,
-      ngx_dr_api_rankings_args, 0, 1, 2 },
-    { ngx_string("/api/domains/"), ngx_string("/public"), ngx_dr_api_public,
-      ngx_dr_api_public_args, 1, 1, 3 },
-    { ngx_string("/api/domains/"), ngx_string("/competitive"),
-      ngx_dr_api_competitive, ngx_dr_api_no_args, 1, 1, 4 },
-    { ngx_string("/api/ticker"), ngx_null_string, ngx_dr_api_ticker,
-      ngx_dr_api_ticker_args, 0, 1, 5 },
-    { ngx_string("/api/categories"), ngx_null_string, ngx_dr_api_categories,
-      ngx_dr_api_no_args, 0, 1, 6 },
-    { ngx_string("/api/shadows"), ngx_null_string, ngx_dr_api_shadows,
-      ngx_dr_api_no_args, 0, 1, 7 },
-    { ngx_string("/api/fire-alarm-dashboard"), ngx_null_string,
-      ngx_dr_api_fire_alarm, ngx_dr_api_no_args, 0, 1, 8 },
-    { ngx_string("/api/drift/"), ngx_null_string, ngx_dr_api_drift,
-      ngx_dr_api_no_args, 1, 1, 9 },
-    { ngx_string("/api/consensus/"), ngx_null_string, ngx_dr_api_consensus,
-      ngx_dr_api_no_args, 1, 1, 10 },
-    { ngx_string("/api/volatility/"), ngx_null_string,
-      ngx_dr_api_volatility, ngx_dr_api_no_args, 1, 1, 11 },
-    { ngx_string("/api/time-series/"), ngx_null_string,
-      ngx_dr_api_time_series, ngx_dr_api_days_args, 1, 1, 12 },
-    { ngx_string("/api/providers/health"), ngx_null_string,
-      ngx_dr_api_providers, ngx_dr_api_no_args, 0, 1, 13 },
-    { ngx_string("/api/openapi.json"), ngx_null_string, ngx_dr_api_openapi,
-      ngx_dr_api_no_args, 0, 0, 14 },
+    { ngx_string("/api/stats"), ngx_null_string, ngx_dr_api_no_args,
+      NULL, NULL, ngx_dr_api_stats_sql, NGX_DR_API_NO_PARAMS,
+      ngx_dr_api_stats_build, NULL, 0, 1, NGX_DR_GROUP_STATS },
+    { ngx_string("/api/rankings"), ngx_null_string, ngx_dr_api_rankings_args,
+      ngx_dr_api_rankings, NULL, NULL, NGX_DR_API_NO_PARAMS,
+      NULL, NULL, 0, 1, NGX_DR_GROUP_RANKINGS },
+    { ngx_string("/api/domains/"), ngx_string("/public"), ngx_dr_api_public_args,
+      NULL, NULL, ngx_dr_api_public_sql, NGX_DR_API_DOMAIN,
+      ngx_dr_api_public_build, NULL, 1, 1, NGX_DR_GROUP_PUBLIC },
+    { ngx_string("/api/domains/"), ngx_string("/competitive"), ngx_dr_api_no_args,
+      NULL, NULL, ngx_dr_api_competitive_sql, NGX_DR_API_DOMAIN,
+      ngx_dr_api_competitive_build, NULL, 1, 1, NGX_DR_GROUP_COMPETITIVE },
+    { ngx_string("/api/ticker"), ngx_null_string, ngx_dr_api_ticker_args,
+      ngx_dr_api_ticker, NULL, NULL, NGX_DR_API_NO_PARAMS,
+      NULL, NULL, 0, 1, NGX_DR_GROUP_TICKER },
+    { ngx_string("/api/categories"), ngx_null_string, ngx_dr_api_no_args,
+      NULL, NULL, ngx_dr_api_categories_sql, NGX_DR_API_NO_PARAMS,
+      ngx_dr_api_list_build, "categories", 0, 1, NGX_DR_GROUP_CATEGORIES },
+    { ngx_string("/api/shadows"), ngx_null_string, ngx_dr_api_no_args,
+      NULL, NULL, ngx_dr_api_shadows_sql, NGX_DR_API_NO_PARAMS,
+      ngx_dr_api_list_build, "declining", 0, 1, NGX_DR_GROUP_SHADOWS },
+    { ngx_string("/api/fire-alarm-dashboard"), ngx_null_string, ngx_dr_api_no_args,
+      NULL, NULL, ngx_dr_api_fire_alarm_sql, NGX_DR_API_NO_PARAMS,
+      ngx_dr_api_fire_alarm_build, NULL, 0, 1, NGX_DR_GROUP_FIRE_ALARM },
+    { ngx_string("/api/drift/"), ngx_null_string, ngx_dr_api_no_args,
+      NULL, NULL, ngx_dr_api_history_sql, NGX_DR_API_HISTORY,
+      ngx_dr_api_drift_build, NULL, 1, 1, NGX_DR_GROUP_DRIFT },
+    { ngx_string("/api/consensus/"), ngx_null_string, ngx_dr_api_no_args,
+      NULL, NULL, ngx_dr_api_history_sql, NGX_DR_API_HISTORY,
+      ngx_dr_api_consensus_build, NULL, 1, 1, NGX_DR_GROUP_CONSENSUS },
+    { ngx_string("/api/volatility/"), ngx_null_string, ngx_dr_api_no_args,
+      NULL, NULL, ngx_dr_api_history_sql, NGX_DR_API_HISTORY,
+      ngx_dr_api_volatility_build, NULL, 1, 1, NGX_DR_GROUP_VOLATILITY },
+    { ngx_string("/api/time-series/"), ngx_null_string, ngx_dr_api_days_args,
+      NULL, NULL, ngx_dr_api_history_sql, NGX_DR_API_HISTORY,
+      ngx_dr_api_time_series_build, NULL, 1, 1, NGX_DR_GROUP_TIME_SERIES },
+    { ngx_string("/api/providers/health"), ngx_null_string, ngx_dr_api_no_args,
+      NULL, NULL, ngx_dr_api_providers_sql, NGX_DR_API_NO_PARAMS,
+      ngx_dr_api_providers_build, NULL, 0, 1, NGX_DR_GROUP_PROVIDERS },
+    { ngx_string("/api/openapi.json"), ngx_null_string, ngx_dr_api_no_args,
+      ngx_dr_api_openapi, NULL, NULL, NGX_DR_API_NO_PARAMS,
+      NULL, NULL, 0, 0, NGX_DR_GROUP_OPENAPI },
 
-    { ngx_null_string, ngx_null_string, NULL, NULL, 0, 0, 16 }
+    { ngx_null_string, ngx_null_string, NULL, NULL, NULL, NULL, 0, NULL,
+      NULL, 0, 0, NGX_DR_GROUP_OTHER }
 };
+
 
 
 /* the router */
@@ -255,7 +461,7 @@ ngx_dr_api_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    if (route->handler == NULL) {
+    if (route->prefix.len == 0) {
         return ngx_dr_json_error(r, NGX_HTTP_NOT_FOUND, "not_found",
                                  "no such endpoint; the API is described "
                                  "at /api/openapi.json");
@@ -308,7 +514,58 @@ ngx_dr_api_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return route->handler(r, ctx);
+    if (route->check) {
+        return route->check(r);
+    }
+
+    if (route->handler) {
+        return route->handler(r, ctx);
+    }
+
+    return ngx_dr_api_data(r, ctx);
+}
+
+
+/* a data endpoint: its statement with the domain and days it needs */
+
+static ngx_int_t
+ngx_dr_api_data(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
+{
+    int           n;
+    u_char       *p;
+    const char   *params[2];
+
+    n = 0;
+
+    if (ctx->route->params != NGX_DR_API_NO_PARAMS) {
+        params[n++] = (const char *) ngx_dr_cstr(r->pool, &ctx->domain);
+    }
+
+    if (ctx->route->params == NGX_DR_API_HISTORY) {
+        p = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 1);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        /* the whole history, unless the endpoint takes "days" */
+        (void) ngx_sprintf(p, "%ul%Z",
+                           ctx->params.days ? ctx->params.days : 36500);
+        params[n++] = (const char *) p;
+    }
+
+    return ngx_dr_api_serve(r, ctx, ctx->route->sql, n, params,
+                            ctx->route->build);
+}
+
+
+/* the rows of a statement as a list under the route's key */
+
+static json_t *
+ngx_dr_api_list_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
+    PGresult *res, ngx_uint_t *status)
+{
+    return json_pack("{s:o}", ctx->route->list,
+                     ngx_dr_api_rows(res, 0, PQnfields(res)));
 }
 
 
@@ -322,7 +579,7 @@ ngx_dr_api_route(ngx_str_t *uri, u_char **start, u_char **end)
     *start = NULL;
     *end = NULL;
 
-    for (route = ngx_dr_api_routes; route->handler; route++) {
+    for (route = ngx_dr_api_routes; route->prefix.len; route++) {
 
         if (!route->domain) {
             if (uri->len == route->prefix.len
@@ -359,12 +616,60 @@ ngx_dr_api_route(ngx_str_t *uri, u_char **start, u_char **end)
 }
 
 
-ngx_uint_t
-ngx_dr_api_group(ngx_str_t *uri)
-{
-    u_char  *start, *end;
+/* the requests the API and admin locations answered, when they are done */
 
-    return ngx_dr_api_route(uri, &start, &end)->group;
+static ngx_int_t
+ngx_dr_api_log(ngx_http_request_t *r)
+{
+    u_char             *start, *end;
+    ngx_uint_t          group;
+    ngx_msec_int_t      ms;
+    ngx_time_t         *tp;
+    ngx_dr_loc_conf_t  *dlcf;
+
+    if (r != r->main) {
+        return NGX_OK;
+    }
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_dr_module);
+
+    if (dlcf->admin) {
+        group = NGX_DR_GROUP_ADMIN;
+
+    } else if (dlcf->api) {
+        group = ngx_dr_api_route(&r->uri, &start, &end)->group;
+
+    } else {
+        return NGX_OK;
+    }
+
+    tp = ngx_timeofday();
+    ms = (ngx_msec_int_t) ((tp->sec - r->start_sec) * 1000
+                           + (tp->msec - r->start_msec));
+
+    ngx_dr_counters_request(group, r->headers_out.status,
+                            (ngx_msec_t) ngx_max(ms, 0));
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_dr_api_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_dr_api_log;
+
+    return NGX_OK;
 }
 
 
@@ -493,9 +798,10 @@ ngx_dr_api_args(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
     u_char            *p, *last, *amp, *eq;
     ngx_int_t          rc;
     ngx_str_t          name, raw, decoded;
-    ngx_uint_t         i;
+    ngx_uint_t         i, given;
     ngx_dr_api_arg_t  *arg;
 
+    given = 0;
     p = r->args.data;
     last = p + r->args.len;
 
@@ -542,24 +848,24 @@ ngx_dr_api_args(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
                                      &decoded);
         }
 
-        if (ctx->given[i]) {
+        if (given & (1 << i)) {
             return ngx_dr_api_reject(ctx, r, NGX_HTTP_BAD_REQUEST,
                                      "invalid_parameter",
                                      "%V: given more than once",
                                      &arg->name);
         }
 
-        ctx->given[i] = 1;
+        given |= 1 << i;
 
-        rc = ngx_dr_api_arg_value(r, ctx, i, &raw);
+        rc = ngx_dr_api_arg_value(r, ctx, arg, &raw);
         if (rc != NGX_OK) {
             return rc;
         }
     }
 
     for (i = 0, arg = ctx->route->args; arg->name.len; i++, arg++) {
-        if (!ctx->given[i]) {
-            ctx->num[i] = arg->dflt;
+        if (!(given & (1 << i)) && arg->type != NGX_DR_ARG_SEARCH) {
+            *ngx_dr_api_num(ctx, arg) = arg->dflt;
         }
     }
 
@@ -569,14 +875,11 @@ ngx_dr_api_args(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
 
 static ngx_int_t
 ngx_dr_api_arg_value(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
-    ngx_uint_t i, ngx_str_t *raw)
+    ngx_dr_api_arg_t *arg, ngx_str_t *raw)
 {
-    int                n, rc;
-    ngx_str_t          v;
-    ngx_uint_t         k;
-    ngx_dr_api_arg_t  *arg;
-
-    arg = &ctx->route->args[i];
+    int         n, rc;
+    ngx_str_t   v;
+    ngx_uint_t  k;
 
     if (ngx_dr_api_unescape(r->pool, raw, &v) != NGX_OK) {
         return ngx_dr_api_reject(ctx, r, NGX_HTTP_BAD_REQUEST,
@@ -589,7 +892,7 @@ ngx_dr_api_arg_value(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
 
     case NGX_DR_ARG_UINT:
         rc = ngx_dr_validate_uint(v.data, v.len, arg->min, arg->max,
-                                  &ctx->num[i]);
+                                  ngx_dr_api_num(ctx, arg));
         if (rc != NGX_DR_VALID_OK) {
             return ngx_dr_api_reject(ctx, r, NGX_HTTP_BAD_REQUEST,
                                      "invalid_parameter",
@@ -609,7 +912,7 @@ ngx_dr_api_arg_value(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
                                      &arg->name);
         }
 
-        ctx->num[i] = n;
+        *ngx_dr_api_num(ctx, arg) = n;
         return NGX_OK;
 
     case NGX_DR_ARG_ENUM:
@@ -617,7 +920,7 @@ ngx_dr_api_arg_value(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
             if (ngx_strlen(arg->values[k]) == v.len
                 && ngx_strncmp(arg->values[k], v.data, v.len) == 0)
             {
-                ctx->num[i] = k;
+                *ngx_dr_api_num(ctx, arg) = k;
                 return NGX_OK;
             }
         }
@@ -636,7 +939,7 @@ ngx_dr_api_arg_value(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
                                      ngx_dr_validate_reason(rc));
         }
 
-        ctx->str[i] = v;
+        ctx->params.search = v;
         return NGX_OK;
     }
 }
@@ -729,8 +1032,10 @@ ngx_dr_api_cache_key(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
     len = ctx->route->prefix.len + ctx->domain.len + ctx->route->suffix.len;
 
     for (i = 0, arg = ctx->route->args; arg->name.len; i++, arg++) {
-        len += arg->name.len + 2 + NGX_INT_T_LEN + ctx->str[i].len;
+        len += arg->name.len + 2 + NGX_INT_T_LEN;
     }
+
+    len += ctx->params.search.len;
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
@@ -749,10 +1054,11 @@ ngx_dr_api_cache_key(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
         *p++ = '=';
 
         if (arg->type == NGX_DR_ARG_SEARCH) {
-            p = ngx_cpymem(p, ctx->str[i].data, ctx->str[i].len);
+            p = ngx_cpymem(p, ctx->params.search.data,
+                           ctx->params.search.len);
 
         } else {
-            p = ngx_sprintf(p, "%ul", ctx->num[i]);
+            p = ngx_sprintf(p, "%ul", *ngx_dr_api_num(ctx, arg));
         }
     }
 
@@ -763,93 +1069,6 @@ ngx_dr_api_cache_key(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
 
 
 /* the query path */
-
-
-/*
- * Sends the query, keeps the request alive until the outcome arrives, and
- * lets done() write the answer.  A client that goes away ends the request,
- * whose pool cleanup cancels the query.
- */
-
-ngx_int_t
-ngx_dr_api_query(ngx_http_request_t *r, ngx_uint_t flags, ngx_msec_t timeout,
-    const char *sql, int nparams, const char **params,
-    ngx_dr_api_result_pt done)
-{
-    ngx_dr_api_ctx_t   *ctx;
-    ngx_dr_request_t   *req;
-    ngx_dr_pg_query_t  *q;
-
-    req = ngx_dr_request(r);
-    if (req == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ctx = req->api;
-
-    if (ctx == NULL) {
-        ctx = ngx_pcalloc(r->pool, sizeof(ngx_dr_api_ctx_t));
-        if (ctx == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ctx->request = r;
-        req->api = ctx;
-    }
-
-    ctx->done = done;
-
-    q = ngx_dr_pg_query(r->pool, r->connection->log, flags, timeout, sql,
-                        nparams, params, ngx_dr_api_query_done, ctx);
-    if (q == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (!r->discard_body) {
-        r->read_event_handler = ngx_http_test_reading;
-    }
-
-    r->main->count++;
-
-    return NGX_DONE;
-}
-
-
-static void
-ngx_dr_api_query_done(ngx_dr_pg_query_t *q)
-{
-    ngx_int_t            rc;
-    ngx_connection_t    *c;
-    ngx_dr_api_ctx_t    *ctx;
-    ngx_http_request_t  *r;
-
-    ctx = q->data;
-    r = ctx->request;
-    c = r->connection;
-
-    rc = ctx->done(r, q);
-
-    ngx_http_finalize_request(r, rc);
-    ngx_http_run_posted_requests(c);
-}
-
-
-/* the answer of any data endpoint whose query could not be served */
-
-ngx_int_t
-ngx_dr_api_unavailable(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
-{
-    if (q->rc == NGX_DR_PG_UNAVAILABLE) {
-        return ngx_dr_json_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                 "database_unavailable",
-                                 "the database is unavailable: %V",
-                                 &q->error);
-    }
-
-    return ngx_dr_json_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                             "internal_error",
-                             "the database could not answer the query");
-}
 
 
 /*
@@ -887,7 +1106,7 @@ ngx_dr_api_serve(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
         ctx->has_stale = 1;
     }
 
-    return ngx_dr_api_query(r, NGX_DR_PG_READ, 0, sql, nparams, params,
+    return ngx_dr_http_query(r, NGX_DR_PG_READ, 0, sql, nparams, params,
                             ngx_dr_api_built);
 }
 
@@ -913,7 +1132,7 @@ ngx_dr_api_built(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
             return ngx_dr_api_send_entry(r, &ctx->stale);
         }
 
-        return ngx_dr_api_unavailable(r, q);
+        return ngx_dr_http_unavailable(r, q);
     }
 
     status = NGX_HTTP_OK;
@@ -1061,25 +1280,10 @@ ngx_dr_cors_origins(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 /* the endpoints */
 
 
-static ngx_int_t
-ngx_dr_api_live(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
-{
-    return ngx_dr_health_live(r);
-}
 
 
-static ngx_int_t
-ngx_dr_api_ready(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
-{
-    return ngx_dr_health_ready(r);
-}
 
 
-static ngx_int_t
-ngx_dr_api_health(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
-{
-    return ngx_dr_health_status(r);
-}
 
 
 static ngx_int_t
@@ -1105,16 +1309,6 @@ ngx_dr_api_openapi(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
 
 /* GET /api/stats */
 
-static const char  ngx_dr_api_stats_sql[] =
-    "SELECT"
-    " (SELECT count(*) FROM domains WHERE active) AS total_domains,"
-    " (SELECT round(avg(memory_score)::numeric, 1)"
-    "   FROM latest_domain_scores) AS average_memory_score,"
-    " (SELECT count(*) FROM responses) AS total_ai_responses,"
-    " (SELECT count(*) FROM latest_domain_scores"
-    "   WHERE risk_level = 'critical') AS critical_risk_domains,"
-    " (SELECT to_char(max(computed_at) AT TIME ZONE 'UTC', "
-    NGX_DR_API_ISO_TIME ") FROM latest_domain_scores) AS last_updated";
 
 
 static json_t *
@@ -1126,12 +1320,6 @@ ngx_dr_api_stats_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
 }
 
 
-static ngx_int_t
-ngx_dr_api_stats(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
-{
-    return ngx_dr_api_serve(r, ctx, ngx_dr_api_stats_sql, 0, NULL,
-                            ngx_dr_api_stats_build);
-}
 
 
 /* GET /api/rankings */
@@ -1173,7 +1361,7 @@ ngx_dr_api_rankings_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
     long long    total;
     ngx_uint_t   limit;
 
-    limit = ctx->num[1];
+    limit = ctx->params.limit;
     total = ngx_atoof((u_char *) PQgetvalue(res, 0, 0),
                       PQgetlength(res, 0, 0));
 
@@ -1205,7 +1393,7 @@ ngx_dr_api_rankings_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
                      "domains", list,
                      "totalDomains", (json_int_t) total,
                      "totalPages", (json_int_t) ((total + limit - 1) / limit),
-                     "currentPage", (json_int_t) ctx->num[0]);
+                     "currentPage", (json_int_t) ctx->params.page);
 }
 
 
@@ -1220,36 +1408,21 @@ ngx_dr_api_rankings(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    params[0] = ctx->given[3] ? (char *) ctx->str[3].data : NULL;
+    params[0] = (char *) ctx->params.search.data;
     params[1] = (char *) p;
-    p = ngx_sprintf(p, "%ul%Z", ctx->num[1]);
+    p = ngx_sprintf(p, "%ul%Z", ctx->params.limit);
     params[2] = (char *) p;
-    (void) ngx_sprintf(p, "%ul%Z", (ctx->num[0] - 1) * ctx->num[1]);
+    (void) ngx_sprintf(p, "%ul%Z",
+                       (ctx->params.page - 1) * ctx->params.limit);
 
-    return ngx_dr_api_serve(r, ctx, ngx_dr_api_rankings_sql[ctx->num[2]], 3,
+    return ngx_dr_api_serve(r, ctx,
+                            ngx_dr_api_rankings_sql[ctx->params.sort], 3,
                             params, ngx_dr_api_rankings_build);
 }
 
 
 /* GET /api/domains/{domain}/public */
 
-static const char  ngx_dr_api_public_sql[] =
-    "SELECT d.domain, d.category, s.domain_id IS NOT NULL AS scored,"
-    " round(s.memory_score::numeric, 1) AS memory_score,"
-    " round(s.ai_consensus::numeric, 1) AS ai_consensus,"
-    " round(s.cohesion::numeric, 1) AS cohesion,"
-    " s.models_tracking, s.response_count, s.trend,"
-    " s.models_positive, s.models_neutral, s.models_negative,"
-    " s.risk_level, to_json(s.alerts) AS alerts,"
-    " coalesce(s.details->'key_themes', '[]') AS key_themes,"
-    " to_char(s.computed_at AT TIME ZONE 'UTC', " NGX_DR_API_ISO_TIME
-    ") AS updated_at,"
-    " (SELECT 100.0 * count(*) FILTER (WHERE p.score <= s.score)"
-    "   / nullif(count(*), 0) FROM latest_domain_scores p"
-    "   JOIN domains pd ON pd.id = p.domain_id"
-    "   WHERE pd.category IS NOT DISTINCT FROM d.category) AS percentile "
-    "FROM domains d LEFT JOIN latest_domain_scores s ON s.domain_id = d.id "
-    "WHERE d.domain = $1 AND d.active";
 
 
 static const char *
@@ -1332,7 +1505,7 @@ ngx_dr_api_public_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
         return NULL;
     }
 
-    if (ctx->num[0]) {
+    if (ctx->params.include_alerts) {
         level = PQgetvalue(res, 0, ngx_dr_api_col(res, "risk_level"));
         alerts = ngx_dr_api_value(res, 0, ngx_dr_api_col(res, "alerts"));
         list = json_array();
@@ -1356,16 +1529,6 @@ ngx_dr_api_public_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
 }
 
 
-static ngx_int_t
-ngx_dr_api_public(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
-{
-    const char  *params[1];
-
-    params[0] = (const char *) ngx_dr_cstr(r->pool, &ctx->domain);
-
-    return ngx_dr_api_serve(r, ctx, ngx_dr_api_public_sql, 1, params,
-                            ngx_dr_api_public_build);
-}
 
 
 /* GET /api/ticker */
@@ -1445,7 +1608,7 @@ ngx_dr_api_ticker(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    (void) ngx_sprintf(p, "%ul%Z", ctx->num[0]);
+    (void) ngx_sprintf(p, "%ul%Z", ctx->params.limit);
     params[0] = (char *) p;
 
     return ngx_dr_api_serve(r, ctx, ngx_dr_api_ticker_sql, 1, params,
@@ -1455,94 +1618,22 @@ ngx_dr_api_ticker(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
 
 /* GET /api/categories */
 
-static const char  ngx_dr_api_categories_sql[] =
-    "SELECT d.category AS name, count(*) AS \"domainCount\","
-    " round(avg(s.score)::numeric, 1) AS \"averageScore\","
-    " coalesce(to_json((array_agg(d.domain ORDER BY s.score DESC, d.domain)"
-    "   FILTER (WHERE s.score IS NOT NULL))[1:3]), '[]') AS \"topDomains\" "
-    "FROM domains d LEFT JOIN latest_domain_scores s ON s.domain_id = d.id "
-    "WHERE d.active AND d.category IS NOT NULL "
-    "GROUP BY d.category ORDER BY d.category";
 
 
-static json_t *
-ngx_dr_api_categories_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
-    PGresult *res, ngx_uint_t *status)
-{
-    return json_pack("{s:o}", "categories",
-                     ngx_dr_api_rows(res, 0, PQnfields(res)));
-}
 
 
-static ngx_int_t
-ngx_dr_api_categories(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
-{
-    return ngx_dr_api_serve(r, ctx, ngx_dr_api_categories_sql, 0, NULL,
-                            ngx_dr_api_categories_build);
-}
 
 
 /* GET /api/shadows: domains whose memory declines */
 
-static const char  ngx_dr_api_shadows_sql[] =
-    "WITH h AS ("
-    " SELECT s.domain_id, s.memory_score, s.details,"
-    "  row_number() OVER w AS rn,"
-    "  lead(s.memory_score) OVER w AS older"
-    " FROM domain_scores s JOIN domains d ON d.id = s.domain_id AND d.active"
-    " WINDOW w AS (PARTITION BY s.domain_id"
-    "              ORDER BY s.computed_at DESC, s.run_id DESC)),"
-    " streak AS ("
-    " SELECT domain_id, coalesce(min(rn) FILTER (WHERE older IS NULL"
-    "   OR memory_score >= older), max(rn) + 1) - 1 AS weeks"
-    " FROM h GROUP BY domain_id) "
-    "SELECT d.domain, round(cur.memory_score::numeric, 1) AS \"currentScore\","
-    " round(prev.memory_score::numeric, 1) AS \"previousScore\","
-    " round((100 * (prev.memory_score - cur.memory_score)"
-    "   / prev.memory_score)::numeric, 1) AS \"declineRate\","
-    " streak.weeks AS \"decliningWeeks\","
-    " coalesce((SELECT json_agg(m.k ORDER BY m.k)"
-    "   FROM jsonb_each(prev.details->'models') m(k, v)"
-    "   WHERE (m.v->>'recognized')::boolean"
-    "     AND NOT coalesce((cur.details->'models'->m.k->>'recognized')"
-    "                      ::boolean, false)), '[]') AS \"modelsForgetting\" "
-    "FROM h cur JOIN h prev ON prev.domain_id = cur.domain_id AND prev.rn = 2"
-    " JOIN streak ON streak.domain_id = cur.domain_id"
-    " JOIN domains d ON d.id = cur.domain_id "
-    "WHERE cur.rn = 1 AND cur.memory_score < prev.memory_score "
-    "ORDER BY 4 DESC, d.domain";
 
 
-static json_t *
-ngx_dr_api_shadows_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
-    PGresult *res, ngx_uint_t *status)
-{
-    return json_pack("{s:o}", "declining",
-                     ngx_dr_api_rows(res, 0, PQnfields(res)));
-}
 
 
-static ngx_int_t
-ngx_dr_api_shadows(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
-{
-    return ngx_dr_api_serve(r, ctx, ngx_dr_api_shadows_sql, 0, NULL,
-                            ngx_dr_api_shadows_build);
-}
 
 
 /* GET /api/fire-alarm-dashboard */
 
-static const char  ngx_dr_api_fire_alarm_sql[] =
-    "SELECT d.domain, s.reputation_risk,"
-    " round(s.memory_score::numeric, 1) AS ai_visibility,"
-    " round(s.ai_consensus::numeric, 1) AS brand_clarity,"
-    " coalesce(round((100.0 * s.models_tracking"
-    "   / nullif((SELECT count(*) FROM models WHERE active), 0))::numeric,"
-    "   1), 0) AS monitoring_coverage,"
-    " to_json(s.alerts) AS active_alert_types "
-    "FROM latest_domain_scores s JOIN domains d ON d.id = s.domain_id "
-    "WHERE s.risk_level IN ('high', 'critical') OR cardinality(s.alerts) > 0 "
-    "ORDER BY s.reputation_risk DESC, d.domain";
 
 
 static json_t *
@@ -1570,12 +1661,6 @@ ngx_dr_api_fire_alarm_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
 }
 
 
-static ngx_int_t
-ngx_dr_api_fire_alarm(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
-{
-    return ngx_dr_api_serve(r, ctx, ngx_dr_api_fire_alarm_sql, 0, NULL,
-                            ngx_dr_api_fire_alarm_build);
-}
 
 
 /*
@@ -1583,45 +1668,8 @@ ngx_dr_api_fire_alarm(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
  * scores, newest first, with a first row of nulls when it has none.
  */
 
-static const char  ngx_dr_api_history_sql[] =
-    "SELECT d.domain, s.domain_id IS NOT NULL AS scored,"
-    " to_char(s.computed_at AT TIME ZONE 'UTC', " NGX_DR_API_ISO_TIME
-    ") AS date,"
-    " round(s.memory_score::numeric, 1) AS memory_score,"
-    " round(s.ai_consensus::numeric, 1) AS ai_consensus,"
-    " s.response_count,"
-    " round(s.drift_score::numeric, 3) AS drift_score,"
-    " s.trend, round(s.volatility::numeric, 1) AS volatility,"
-    " s.risk_level, s.models_tracking,"
-    " coalesce((SELECT jsonb_object_agg(m.k,"
-    "   round((m.v->>'agreement')::numeric, 1))"
-    "   FROM jsonb_each(s.details->'models') m(k, v)"
-    "   WHERE m.v ? 'agreement'), '{}') AS model_agreement,"
-    " s.computed_at > now() - make_interval(days => $2::int) AS in_range "
-    "FROM domains d LEFT JOIN domain_scores s ON s.domain_id = d.id "
-    "WHERE d.domain = $1 AND d.active "
-    "ORDER BY s.computed_at DESC NULLS LAST, s.run_id DESC LIMIT 400";
 
 
-static ngx_int_t
-ngx_dr_api_history(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
-    ngx_uint_t days, ngx_dr_api_build_pt build)
-{
-    u_char      *p;
-    const char  *params[2];
-
-    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 1);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    (void) ngx_sprintf(p, "%ui%Z", days);
-
-    params[0] = (const char *) ngx_dr_cstr(r->pool, &ctx->domain);
-    params[1] = (char *) p;
-
-    return ngx_dr_api_serve(r, ctx, ngx_dr_api_history_sql, 2, params, build);
-}
 
 
 static json_t *
@@ -1668,11 +1716,6 @@ ngx_dr_api_drift_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
 }
 
 
-static ngx_int_t
-ngx_dr_api_drift(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
-{
-    return ngx_dr_api_history(r, ctx, 36500, ngx_dr_api_drift_build);
-}
 
 
 static json_t *
@@ -1723,11 +1766,6 @@ ngx_dr_api_consensus_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
 }
 
 
-static ngx_int_t
-ngx_dr_api_consensus(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
-{
-    return ngx_dr_api_history(r, ctx, 36500, ngx_dr_api_consensus_build);
-}
 
 
 static json_t *
@@ -1758,11 +1796,6 @@ ngx_dr_api_volatility_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
 }
 
 
-static ngx_int_t
-ngx_dr_api_volatility(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
-{
-    return ngx_dr_api_history(r, ctx, 36500, ngx_dr_api_volatility_build);
-}
 
 
 static json_t *
@@ -1797,36 +1830,10 @@ ngx_dr_api_time_series_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
 }
 
 
-static ngx_int_t
-ngx_dr_api_time_series(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
-{
-    return ngx_dr_api_history(r, ctx, ctx->num[0],
-                              ngx_dr_api_time_series_build);
-}
 
 
 /* GET /api/domains/{domain}/competitive */
 
-static const char  ngx_dr_api_competitive_sql[] =
-    "WITH me AS (SELECT id, domain, category FROM domains"
-    "            WHERE domain = $1 AND active),"
-    " peers AS ("
-    " SELECT d.id, d.domain, s.score,"
-    "  rank() OVER (ORDER BY s.score DESC) AS rank"
-    " FROM latest_domain_scores s JOIN domains d ON d.id = s.domain_id"
-    " JOIN me ON d.category IS NOT DISTINCT FROM me.category) "
-    "SELECT me.domain, me.category, p.id IS NOT NULL AS scored,"
-    " round(p.score::numeric, 1) AS score, p.rank,"
-    " (SELECT count(*) FROM peers) AS total,"
-    " (SELECT 100.0 * (count(*) FILTER (WHERE o.score < p.score)"
-    "   + 0.5 * count(*) FILTER (WHERE o.score = p.score)) / count(*)"
-    "   FROM peers o) AS percentile,"
-    " (SELECT json_agg(json_build_object('domain', x.domain,"
-    "   'score', round(x.score::numeric, 1), 'rank', x.rank)"
-    "   ORDER BY x.rank, x.domain)"
-    "   FROM (SELECT * FROM peers ORDER BY rank, domain LIMIT 10) x)"
-    "   AS peers "
-    "FROM me LEFT JOIN peers p ON p.id = me.id";
 
 
 static json_t *
@@ -1857,16 +1864,6 @@ ngx_dr_api_competitive_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
 }
 
 
-static ngx_int_t
-ngx_dr_api_competitive(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
-{
-    const char  *params[1];
-
-    params[0] = (const char *) ngx_dr_cstr(r->pool, &ctx->domain);
-
-    return ngx_dr_api_serve(r, ctx, ngx_dr_api_competitive_sql, 1, params,
-                            ngx_dr_api_competitive_build);
-}
 
 
 /*
@@ -1875,31 +1872,6 @@ ngx_dr_api_competitive(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
  * crawler's shared memory and is null until the crawler runs here.
  */
 
-static const char  ngx_dr_api_providers_sql[] =
-    "WITH ok AS ("
-    " SELECT m.provider, count(*) AS n,"
-    "  percentile_cont(0.5) WITHIN GROUP (ORDER BY r.latency_ms) AS p50"
-    " FROM responses r JOIN models m ON m.id = r.model_id"
-    " WHERE r.captured_at > now() - interval '24 hours'"
-    " GROUP BY m.provider),"
-    " bad AS ("
-    " SELECT m.provider, sum(j.attempts"
-    "  - CASE WHEN j.status = 'done' THEN 1 ELSE 0 END) AS n"
-    " FROM jobs j JOIN models m ON m.id = j.model_id"
-    " WHERE j.updated_at > now() - interval '24 hours'"
-    " GROUP BY m.provider) "
-    "SELECT m.provider, to_json(array_agg(m.model ORDER BY m.model))"
-    " AS models,"
-    " coalesce(max(ok.n), 0) > 0 AS active,"
-    " (coalesce(max(ok.n), 0) + coalesce(max(bad.n), 0))::int8 AS calls,"
-    " coalesce(max(bad.n), 0)::int8 AS errors,"
-    " round(coalesce(max(bad.n)::numeric / nullif(coalesce(max(ok.n), 0)"
-    "   + coalesce(max(bad.n), 0), 0), 0)::numeric, 4) AS error_rate,"
-    " NULL::text AS breaker_state,"
-    " round(max(ok.p50)::numeric, 1) AS p50_latency_ms "
-    "FROM models m LEFT JOIN ok ON ok.provider = m.provider"
-    " LEFT JOIN bad ON bad.provider = m.provider "
-    "WHERE m.active GROUP BY m.provider ORDER BY m.provider";
 
 
 static json_t *
@@ -1911,12 +1883,6 @@ ngx_dr_api_providers_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
 }
 
 
-static ngx_int_t
-ngx_dr_api_providers(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
-{
-    return ngx_dr_api_serve(r, ctx, ngx_dr_api_providers_sql, 0, NULL,
-                            ngx_dr_api_providers_build);
-}
 
 
 /* rows to JSON */

@@ -21,6 +21,9 @@
 #include <openssl/evp.h>
 
 #include "ngx_dr_module.h"
+#include "ngx_dr_http.h"
+#include "ngx_dr_counters.h"
+#include "ngx_dr_auth.h"
 #include "ngx_dr_shm.h"
 
 
@@ -51,23 +54,6 @@ typedef struct {
 } ngx_dr_key_node_t;
 
 
-typedef struct {
-    ngx_uint_t           version;
-    ngx_rbtree_t         rbtree;
-    ngx_rbtree_node_t    sentinel;
-    ngx_queue_t          lru;
-} ngx_dr_key_sh_t;
-
-
-typedef struct {
-    ngx_dr_key_sh_t     *sh;
-    ngx_slab_pool_t     *shpool;
-    size_t               size;
-    ngx_uint_t           version;
-    const char          *what;
-} ngx_dr_key_ctx_t;
-
-
 static ngx_int_t ngx_dr_auth_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_dr_auth_token(ngx_http_request_t *r, ngx_str_t *token);
 static ngx_int_t ngx_dr_auth_key(ngx_http_request_t *r,
@@ -83,9 +69,6 @@ static ngx_int_t ngx_dr_auth_reject(ngx_http_request_t *r,
 static ngx_int_t ngx_dr_auth_header_filter(ngx_http_request_t *r);
 static void ngx_dr_auth_keys_changed(ngx_str_t *channel, ngx_str_t *payload,
     void *data);
-static void ngx_dr_request_cleanup(void *data);
-static u_char *ngx_dr_request_log(ngx_http_request_t *r,
-    ngx_http_request_t *sr, u_char *buf, size_t len);
 static void ngx_dr_auth_unhex(u_char *hex, u_char *out);
 static ngx_int_t ngx_dr_auth_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -95,7 +78,6 @@ static ngx_int_t ngx_dr_auth_hmac_init(ngx_dr_main_conf_t *dmcf);
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
-static ngx_http_log_handler_pt           ngx_dr_request_log_next;
 
 /* per worker: the HMAC states after the server secret's padded blocks */
 static EVP_MD_CTX  *ngx_dr_auth_inner;
@@ -234,7 +216,6 @@ ngx_dr_auth_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ssize_t            size;
     ngx_str_t         *value, name;
     ngx_uint_t         i;
-    ngx_dr_key_ctx_t  *ctx;
 
     if (dmcf->key_zone) {
         return "is duplicate";
@@ -285,13 +266,8 @@ ngx_dr_auth_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    ctx = ngx_pcalloc(cf->pool, sizeof(ngx_dr_key_ctx_t));
-    if (ctx == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    dmcf->key_zone = ngx_dr_shm_add(cf, &name, size, ctx,
-                                    sizeof(ngx_dr_key_sh_t),
+    dmcf->key_zone = ngx_dr_shm_add(cf, &name, size,
+                                    sizeof(ngx_dr_shm_head_t),
                                     NGX_DR_AUTH_VERSION, "dr_auth_cache");
     if (dmcf->key_zone == NULL) {
         return NGX_CONF_ERROR;
@@ -362,115 +338,6 @@ ngx_dr_auth_init_process(ngx_cycle_t *cycle)
     }
 
     return ngx_dr_pg_listen("dr_keys", ngx_dr_auth_keys_changed, dmcf);
-}
-
-
-/* the request's state, found again after an internal redirect */
-
-ngx_dr_request_t *
-ngx_dr_request(ngx_http_request_t *r)
-{
-    ngx_pool_cleanup_t  *cln;
-    ngx_dr_request_t    *req;
-
-    req = ngx_http_get_module_ctx(r->main, ngx_http_dr_module);
-    if (req) {
-        return req;
-    }
-
-    /* an internal redirect clears the contexts, not the pool */
-
-    for (cln = r->main->pool->cleanup; cln; cln = cln->next) {
-        if (cln->handler == ngx_dr_request_cleanup) {
-            req = cln->data;
-            ngx_http_set_ctx(r->main, req, ngx_http_dr_module);
-            return req;
-        }
-    }
-
-    cln = ngx_pool_cleanup_add(r->main->pool, sizeof(ngx_dr_request_t));
-    if (cln == NULL) {
-        return NULL;
-    }
-
-    req = cln->data;
-    ngx_memzero(req, sizeof(ngx_dr_request_t));
-
-    cln->handler = ngx_dr_request_cleanup;
-    ngx_http_set_ctx(r->main, req, ngx_http_dr_module);
-
-    /*
-     * The error log lines of this request end with its request id; the
-     * id is made only when a line is written (or a provider is called),
-     * not for every request.
-     */
-
-    if (ngx_dr_request_log_next == NULL) {
-        ngx_dr_request_log_next = r->main->log_handler;
-    }
-
-    if (r->main->log_handler == ngx_dr_request_log_next) {
-        r->main->log_handler = ngx_dr_request_log;
-    }
-
-    return req;
-}
-
-
-/* the request id ($request_id), made on first use */
-
-ngx_str_t *
-ngx_dr_request_id(ngx_http_request_t *r)
-{
-    ngx_dr_request_t           *req;
-    ngx_dr_main_conf_t         *dmcf;
-    ngx_http_variable_value_t  *vv;
-
-    req = ngx_http_get_module_ctx(r->main, ngx_http_dr_module);
-
-    if (req == NULL) {
-        return NULL;
-    }
-
-    if (req->request_id.len == 0) {
-        dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
-        vv = ngx_http_get_indexed_variable(r->main, dmcf->request_id);
-
-        if (vv == NULL || vv->not_found) {
-            return NULL;
-        }
-
-        req->request_id.data = vv->data;
-        req->request_id.len = vv->len;
-    }
-
-    return &req->request_id;
-}
-
-
-static u_char *
-ngx_dr_request_log(ngx_http_request_t *r, ngx_http_request_t *sr,
-    u_char *buf, size_t len)
-{
-    u_char     *p;
-    ngx_str_t  *id;
-
-    p = ngx_dr_request_log_next(r, sr, buf, len);
-
-    id = ngx_dr_request_id(r);
-
-    if (id && (size_t) (p - buf) < len) {
-        p = ngx_snprintf(p, len - (p - buf), ", request_id: \"%V\"", id);
-    }
-
-    return p;
-}
-
-
-static void
-ngx_dr_request_cleanup(void *data)
-{
-    /* a marker: the state lives in the pool and goes with it */
 }
 
 
@@ -635,7 +502,7 @@ ngx_dr_auth_key(ngx_http_request_t *r, ngx_dr_request_t *req,
     ngx_str_t             prefix;
     ngx_uint_t            i;
     const char           *params[1];
-    ngx_dr_key_ctx_t     *ctx;
+    ngx_dr_shm_ctx_t     *ctx;
     ngx_dr_key_node_t    *kn, copy;
     ngx_dr_main_conf_t   *dmcf;
     ngx_dr_pg_query_t    *q;
@@ -742,7 +609,7 @@ ngx_dr_auth_loaded(ngx_dr_pg_query_t *q)
     ngx_str_t             prefix;
     ngx_connection_t     *c;
     ngx_dr_request_t     *req;
-    ngx_dr_key_ctx_t     *ctx;
+    ngx_dr_shm_ctx_t     *ctx;
     ngx_dr_key_node_t    *kn, entry;
     ngx_dr_main_conf_t   *dmcf;
     ngx_http_request_t   *r;
@@ -920,7 +787,7 @@ ngx_dr_auth_limit(ngx_http_request_t *r, ngx_dr_request_t *req,
     u_char              *p;
     ngx_int_t            rc;
     ngx_str_t            key;
-    ngx_uint_t           status;
+    ngx_uint_t           status, tier;
     ngx_dr_loc_conf_t   *dlcf;
     ngx_dr_main_conf_t  *dmcf;
 
@@ -930,8 +797,10 @@ ngx_dr_auth_limit(ngx_http_request_t *r, ngx_dr_request_t *req,
     req->auth_state = NGX_DR_AUTH_DONE;
     req->auth_rc = NGX_OK;
 
-    ngx_dr_metrics_auth(req->tier, req->key_id ? NGX_DR_M_AUTH_OK
-                                               : NGX_DR_M_AUTH_ANONYMOUS);
+    tier = ngx_dr_limit_tier_index(&dmcf->limit, req->tier);
+
+    ngx_dr_counters_auth(tier, req->key_id ? NGX_DR_M_AUTH_OK
+                                           : NGX_DR_M_AUTH_ANONYMOUS);
 
     if (dmcf->limit.shm_zone == NULL || req->tier == NULL) {
         return NGX_OK;
@@ -962,13 +831,12 @@ ngx_dr_auth_limit(ngx_http_request_t *r, ngx_dr_request_t *req,
 
     if (req->limit.passed) {
         req->limit_status = NGX_DR_LIMIT_PASSED;
-        ngx_dr_metrics_limit(req->tier, NGX_DR_LIMIT_PASSED);
+        ngx_dr_counters_limit(tier, NGX_DR_LIMIT_PASSED);
         return NGX_OK;
     }
 
-    ngx_dr_metrics_limit(req->tier, dlcf->limit_dry_run
-                                    ? NGX_DR_LIMIT_DRY_RUN
-                                    : NGX_DR_LIMIT_REJECTED);
+    ngx_dr_counters_limit(tier, dlcf->limit_dry_run ? NGX_DR_LIMIT_DRY_RUN
+                                                    : NGX_DR_LIMIT_REJECTED);
 
     ngx_log_error(dlcf->limit_log_level, r->connection->log, 0,
                   "limiting requests%s of %s %V, tier \"%V\"%s",
@@ -1028,7 +896,7 @@ ngx_dr_auth_reject(ngx_http_request_t *r, ngx_dr_request_t *req,
     static ngx_str_t  www_bad = ngx_string("Bearer realm=\"domain-runner\", "
                                            "error=\"invalid_token\"");
 
-    ngx_dr_metrics_auth(NULL,
+    ngx_dr_counters_auth(NGX_DR_M_TIERS,
         ngx_strcmp(error, "missing_key") == 0 ? NGX_DR_M_AUTH_MISSING
         : ngx_strcmp(error, "expired_key") == 0 ? NGX_DR_M_AUTH_EXPIRED
         : ngx_strcmp(error, "revoked_key") == 0 ? NGX_DR_M_AUTH_REVOKED
@@ -1103,7 +971,7 @@ ngx_dr_auth_keys_changed(ngx_str_t *channel, ngx_str_t *payload, void *data)
     ngx_dr_main_conf_t  *dmcf = data;
 
     ngx_queue_t        *q;
-    ngx_dr_key_ctx_t   *ctx;
+    ngx_dr_shm_ctx_t   *ctx;
     ngx_dr_key_node_t  *kn;
 
     ctx = dmcf->key_zone->data;

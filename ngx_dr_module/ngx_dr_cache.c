@@ -38,10 +38,7 @@ typedef struct {
 
 
 typedef struct {
-    ngx_uint_t           version;
-    ngx_rbtree_t         rbtree;
-    ngx_rbtree_node_t    sentinel;
-    ngx_queue_t          lru;
+    ngx_dr_shm_head_t    head;
     ngx_uint_t           generation;
 
     /* read by the metrics */
@@ -51,19 +48,12 @@ typedef struct {
     ngx_atomic_t         entries;
 } ngx_dr_cache_sh_t;
 
-
-typedef struct {
-    ngx_dr_cache_sh_t   *sh;
-    ngx_slab_pool_t     *shpool;
-    size_t               size;
-    ngx_uint_t           version;
-    const char          *what;
-} ngx_dr_cache_ctx_t;
+#define ngx_dr_cache_sh(ctx)  ((ngx_dr_cache_sh_t *) (ctx)->sh)
 
 
-static void ngx_dr_cache_delete_locked(ngx_dr_cache_ctx_t *ctx,
+static void ngx_dr_cache_delete_locked(ngx_dr_shm_ctx_t *ctx,
     ngx_dr_cache_node_t *cn);
-static ngx_uint_t ngx_dr_cache_evict_locked(ngx_dr_cache_ctx_t *ctx,
+static ngx_uint_t ngx_dr_cache_evict_locked(ngx_dr_shm_ctx_t *ctx,
     ngx_uint_t n);
 
 
@@ -77,7 +67,6 @@ ngx_dr_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ssize_t              size;
     ngx_str_t           *value, name;
     ngx_uint_t           i;
-    ngx_dr_cache_ctx_t  *ctx;
 
     ccf = (ngx_dr_cache_conf_t *) ((char *) conf + cmd->offset);
 
@@ -147,12 +136,7 @@ ngx_dr_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ccf->stale = 3600;
     }
 
-    ctx = ngx_pcalloc(cf->pool, sizeof(ngx_dr_cache_ctx_t));
-    if (ctx == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ccf->shm_zone = ngx_dr_shm_add(cf, &name, size, ctx,
+    ccf->shm_zone = ngx_dr_shm_add(cf, &name, size,
                                    sizeof(ngx_dr_cache_sh_t),
                                    NGX_DR_CACHE_VERSION, "dr_cache");
     if (ccf->shm_zone == NULL) {
@@ -175,7 +159,7 @@ ngx_dr_cache_get(ngx_dr_cache_conf_t *ccf, ngx_str_t *key, ngx_pool_t *pool,
 {
     time_t                age;
     ngx_int_t             rc;
-    ngx_dr_cache_ctx_t   *ctx;
+    ngx_dr_shm_ctx_t   *ctx;
     ngx_dr_cache_node_t  *cn;
 
     ctx = ccf->shm_zone->data;
@@ -183,7 +167,7 @@ ngx_dr_cache_get(ngx_dr_cache_conf_t *ccf, ngx_str_t *key, ngx_pool_t *pool,
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    entry->generation = ctx->sh->generation;
+    entry->generation = ngx_dr_cache_sh(ctx)->generation;
 
     cn = (ngx_dr_cache_node_t *) ngx_dr_shm_lookup_locked(&ctx->sh->rbtree,
              key, ngx_crc32_short(key->data, key->len));
@@ -208,7 +192,7 @@ ngx_dr_cache_get(ngx_dr_cache_conf_t *ccf, ngx_str_t *key, ngx_pool_t *pool,
     ngx_memcpy(entry->etag, cn->etag, NGX_DR_CACHE_ETAG_LEN);
     entry->stored = cn->stored;
     entry->fresh = (age < ccf->ttl
-                    && cn->generation == ctx->sh->generation);
+                    && cn->generation == ngx_dr_cache_sh(ctx)->generation);
 
     ngx_queue_remove(&cn->sh.queue);
     ngx_queue_insert_head(&ctx->sh->lru, &cn->sh.queue);
@@ -218,10 +202,10 @@ ngx_dr_cache_get(ngx_dr_cache_conf_t *ccf, ngx_str_t *key, ngx_pool_t *pool,
 done:
 
     if (rc == NGX_OK && entry->fresh) {
-        (void) ngx_atomic_fetch_add(&ctx->sh->hits, 1);
+        (void) ngx_atomic_fetch_add(&ngx_dr_cache_sh(ctx)->hits, 1);
 
     } else {
-        (void) ngx_atomic_fetch_add(&ctx->sh->misses, 1);
+        (void) ngx_atomic_fetch_add(&ngx_dr_cache_sh(ctx)->misses, 1);
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
@@ -237,7 +221,7 @@ ngx_dr_cache_put(ngx_dr_cache_conf_t *ccf, ngx_str_t *key,
     size_t                size;
     uint32_t              hash;
     ngx_uint_t            tries;
-    ngx_dr_cache_ctx_t   *ctx;
+    ngx_dr_shm_ctx_t   *ctx;
     ngx_dr_cache_node_t  *cn, *old;
 
     ctx = ccf->shm_zone->data;
@@ -286,7 +270,7 @@ ngx_dr_cache_put(ngx_dr_cache_conf_t *ccf, ngx_str_t *key,
 
     ngx_rbtree_insert(&ctx->sh->rbtree, &cn->sh.node);
     ngx_queue_insert_head(&ctx->sh->lru, &cn->sh.queue);
-    (void) ngx_atomic_fetch_add(&ctx->sh->entries, 1);
+    (void) ngx_atomic_fetch_add(&ngx_dr_cache_sh(ctx)->entries, 1);
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 }
@@ -295,7 +279,7 @@ ngx_dr_cache_put(ngx_dr_cache_conf_t *ccf, ngx_str_t *key,
 void
 ngx_dr_cache_invalidate(ngx_dr_cache_conf_t *ccf)
 {
-    ngx_dr_cache_ctx_t  *ctx;
+    ngx_dr_shm_ctx_t  *ctx;
 
     if (ccf->shm_zone == NULL) {
         return;
@@ -304,7 +288,7 @@ ngx_dr_cache_invalidate(ngx_dr_cache_conf_t *ccf)
     ctx = ccf->shm_zone->data;
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
-    ctx->sh->generation++;
+    ngx_dr_cache_sh(ctx)->generation++;
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 }
 
@@ -314,7 +298,7 @@ ngx_dr_cache_stats(ngx_dr_cache_conf_t *ccf, ngx_atomic_uint_t *hits,
     ngx_atomic_uint_t *misses, ngx_atomic_uint_t *evictions,
     ngx_atomic_uint_t *entries)
 {
-    ngx_dr_cache_ctx_t  *ctx;
+    ngx_dr_shm_ctx_t  *ctx;
 
     if (ccf->shm_zone == NULL) {
         return NGX_DECLINED;
@@ -322,10 +306,10 @@ ngx_dr_cache_stats(ngx_dr_cache_conf_t *ccf, ngx_atomic_uint_t *hits,
 
     ctx = ccf->shm_zone->data;
 
-    *hits = ctx->sh->hits;
-    *misses = ctx->sh->misses;
-    *evictions = ctx->sh->evictions;
-    *entries = ctx->sh->entries;
+    *hits = ngx_dr_cache_sh(ctx)->hits;
+    *misses = ngx_dr_cache_sh(ctx)->misses;
+    *evictions = ngx_dr_cache_sh(ctx)->evictions;
+    *entries = ngx_dr_cache_sh(ctx)->entries;
 
     return NGX_OK;
 }
@@ -350,17 +334,17 @@ ngx_dr_cache_etag(ngx_str_t *body, u_char *etag)
 
 
 static void
-ngx_dr_cache_delete_locked(ngx_dr_cache_ctx_t *ctx, ngx_dr_cache_node_t *cn)
+ngx_dr_cache_delete_locked(ngx_dr_shm_ctx_t *ctx, ngx_dr_cache_node_t *cn)
 {
     ngx_queue_remove(&cn->sh.queue);
     ngx_rbtree_delete(&ctx->sh->rbtree, &cn->sh.node);
     ngx_slab_free_locked(ctx->shpool, cn);
-    (void) ngx_atomic_fetch_add(&ctx->sh->entries, -1);
+    (void) ngx_atomic_fetch_add(&ngx_dr_cache_sh(ctx)->entries, -1);
 }
 
 
 static ngx_uint_t
-ngx_dr_cache_evict_locked(ngx_dr_cache_ctx_t *ctx, ngx_uint_t n)
+ngx_dr_cache_evict_locked(ngx_dr_shm_ctx_t *ctx, ngx_uint_t n)
 {
     ngx_uint_t            evicted;
     ngx_queue_t          *q;
@@ -376,7 +360,7 @@ ngx_dr_cache_evict_locked(ngx_dr_cache_ctx_t *ctx, ngx_uint_t n)
         ngx_dr_cache_delete_locked(ctx, cn);
     }
 
-    (void) ngx_atomic_fetch_add(&ctx->sh->evictions, evicted);
+    (void) ngx_atomic_fetch_add(&ngx_dr_cache_sh(ctx)->evictions, evicted);
 
     return evicted;
 }

@@ -24,18 +24,19 @@
 #include <ngx_http.h>
 
 #include "ngx_dr_module.h"
+#include "ngx_dr_http.h"
+#include "ngx_dr_counters.h"
 #include "ngx_dr_shm.h"
+#include "ngx_dr_bucket.h"
 
 
 #define NGX_DR_LIMIT_VERSION   1
 #define NGX_DR_LIMIT_EVICT     16
-#define NGX_DR_LIMIT_DAY       86400
 
 
 typedef struct {
     ngx_dr_shm_node_t    sh;
-    ngx_msec_t           last;         /* when units were last refilled */
-    int64_t              units;        /* tokens x period; may be < 0 */
+    ngx_dr_bucket_t      bucket;
     int64_t              key_id;       /* 0: anonymous */
     uint32_t             day;          /* UTC day of "daily" */
     uint32_t             pending_day;
@@ -45,39 +46,9 @@ typedef struct {
     uint64_t             consumed;     /* tokens ever taken here */
     uint64_t             pushed;       /* "consumed" the cluster knows */
     uint64_t             remote;       /* tokens the others took */
-    ngx_msec_t           period;       /* of its tier: a token's units */
-    int64_t              cap;          /* burst x period */
-    ngx_uint_t           rate;         /* units a ms */
     unsigned             synced:1;
     u_char               data[1];
 } ngx_dr_limit_node_t;
-
-
-typedef struct {
-    ngx_uint_t           version;
-    ngx_rbtree_t         rbtree;
-    ngx_rbtree_node_t    sentinel;
-    ngx_queue_t          lru;
-} ngx_dr_limit_sh_t;
-
-
-typedef struct {
-    ngx_dr_limit_sh_t   *sh;
-    ngx_slab_pool_t     *shpool;
-    size_t               size;
-    ngx_uint_t           version;
-    const char          *what;
-} ngx_dr_limit_ctx_t;
-
-
-/* one row of a batch sent to PostgreSQL */
-typedef struct {
-    ngx_str_t            key;
-    int64_t              key_id;
-    uint32_t             day;
-    uint64_t             n;
-    uint64_t             rejected;
-} ngx_dr_limit_row_t;
 
 
 /* does a bucket belong in a batch; with a row, fills it */
@@ -85,23 +56,18 @@ typedef ngx_uint_t (*ngx_dr_limit_pick_pt)(ngx_dr_limit_node_t *ln,
     ngx_dr_limit_row_t *row);
 
 
-static ngx_dr_limit_node_t *ngx_dr_limit_node_locked(ngx_dr_limit_ctx_t *ctx,
+static ngx_dr_limit_node_t *ngx_dr_limit_node_locked(ngx_dr_shm_ctx_t *ctx,
     ngx_str_t *key, ngx_dr_tier_t *tier);
-static int64_t ngx_dr_limit_units_locked(ngx_dr_limit_node_t *ln);
 static void ngx_dr_limit_refill_locked(ngx_dr_limit_node_t *ln,
     ngx_dr_tier_t *tier);
-static ngx_array_t *ngx_dr_limit_collect(ngx_pool_t *pool,
-    ngx_dr_limit_pick_pt pick);
+static ngx_dr_limit_node_t *ngx_dr_limit_lookup_locked(
+    ngx_dr_shm_ctx_t *ctx, ngx_str_t *key);
+static void ngx_dr_limit_remote_locked(ngx_dr_limit_node_t *ln,
+    uint64_t others);
 static ngx_uint_t ngx_dr_limit_pending(ngx_dr_limit_node_t *ln,
     ngx_dr_limit_row_t *row);
 static ngx_uint_t ngx_dr_limit_consumed(ngx_dr_limit_node_t *ln,
     ngx_dr_limit_row_t *row);
-static void ngx_dr_limit_flush(ngx_event_t *ev);
-static void ngx_dr_limit_flushed(ngx_dr_pg_query_t *q);
-static void ngx_dr_limit_sync_run(ngx_event_t *ev);
-static void ngx_dr_limit_synced(ngx_dr_pg_query_t *q);
-static u_char *ngx_dr_limit_array(ngx_pool_t *pool, ngx_array_t *rows,
-    ngx_uint_t field);
 
 
 static ngx_dr_tier_t  ngx_dr_limit_default_tiers[] = {
@@ -114,9 +80,6 @@ static ngx_dr_tier_t  ngx_dr_limit_default_tiers[] = {
 };
 
 
-static ngx_dr_limit_conf_t  *ngx_dr_limit_conf;
-static ngx_event_t           ngx_dr_limit_flush_event;
-static ngx_event_t           ngx_dr_limit_sync_event;
 
 
 /* configuration */
@@ -265,7 +228,6 @@ ngx_dr_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ssize_t              size;
     ngx_str_t           *value, name;
-    ngx_dr_limit_ctx_t  *ctx;
 
     lcf = (ngx_dr_limit_conf_t *) ((char *) conf + cmd->offset);
     value = cf->args->elts;
@@ -285,13 +247,8 @@ ngx_dr_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    ctx = ngx_pcalloc(cf->pool, sizeof(ngx_dr_limit_ctx_t));
-    if (ctx == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    lcf->shm_zone = ngx_dr_shm_add(cf, &name, size, ctx,
-                                   sizeof(ngx_dr_limit_sh_t),
+    lcf->shm_zone = ngx_dr_shm_add(cf, &name, size,
+                                   sizeof(ngx_dr_shm_head_t),
                                    NGX_DR_LIMIT_VERSION, "dr_limit_zone");
     if (lcf->shm_zone == NULL) {
         return NGX_CONF_ERROR;
@@ -424,6 +381,27 @@ ngx_dr_limit_find_tier(ngx_dr_limit_conf_t *lcf, u_char *name, size_t len)
 }
 
 
+/* the tier's place in the counters; NGX_DR_M_TIERS for none */
+
+ngx_uint_t
+ngx_dr_limit_tier_index(ngx_dr_limit_conf_t *lcf, ngx_dr_tier_t *tier)
+{
+    ngx_dr_tier_t  *first;
+
+    if (tier == NULL || lcf->tiers == NULL) {
+        return NGX_DR_M_TIERS;
+    }
+
+    first = lcf->tiers->elts;
+
+    if (tier < first || tier >= first + lcf->tiers->nelts) {
+        return NGX_DR_M_TIERS;
+    }
+
+    return ngx_min((ngx_uint_t) (tier - first), NGX_DR_M_TIERS);
+}
+
+
 /* the bucket */
 
 
@@ -437,14 +415,11 @@ ngx_int_t
 ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key, int64_t key_id,
     ngx_dr_tier_t *tier, ngx_uint_t daily_seed, ngx_dr_limit_result_t *res)
 {
-    int64_t               cap, period, missing;
     uint32_t              today;
-    ngx_dr_limit_ctx_t   *ctx;
+    ngx_dr_shm_ctx_t   *ctx;
     ngx_dr_limit_node_t  *ln;
 
     ctx = lcf->shm_zone->data;
-    period = tier->period;
-    cap = (int64_t) tier->burst * period;
     today = (uint32_t) (ngx_time() / NGX_DR_LIMIT_DAY);
 
     ngx_memzero(res, sizeof(ngx_dr_limit_result_t));
@@ -474,8 +449,8 @@ ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key, int64_t key_id,
     if (tier->daily && ln->daily >= tier->daily) {
         res->daily_exhausted = 1;
 
-    } else if (ln->units >= period) {
-        ln->units -= period;
+    } else if (ngx_dr_bucket_wait(&ln->bucket, 1) == 0) {
+        ngx_dr_bucket_take(&ln->bucket, 1);
         ln->daily++;
         ln->consumed++;
         res->passed = 1;
@@ -497,28 +472,17 @@ ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key, int64_t key_id,
         ln->pending_rejected++;
     }
 
-    res->remaining = ln->units > 0 ? (ngx_uint_t) (ln->units / period) : 0;
-
-    /* seconds until full, and until the next token */
-
-    missing = cap - ln->units;
-    res->reset = (time_t) ((missing + (int64_t) tier->rate * 1000 - 1)
-                           / ((int64_t) tier->rate * 1000));
+    res->remaining = ngx_dr_bucket_tokens(&ln->bucket);
+    res->reset = (time_t) ngx_dr_bucket_full_in(&ln->bucket);
 
     if (!res->passed) {
         if (res->daily_exhausted) {
             res->retry_after = res->daily_reset;
 
         } else {
-            missing = period - ln->units;
-            res->retry_ms = (ngx_msec_t) ((missing + tier->rate - 1)
-                                          / tier->rate);
-            res->retry_after = (time_t) ((missing + (int64_t) tier->rate
-                                          * 1000 - 1)
-                                         / ((int64_t) tier->rate * 1000));
-            if (res->retry_after < 1) {
-                res->retry_after = 1;
-            }
+            res->retry_ms = ngx_dr_bucket_wait(&ln->bucket, 1);
+            res->retry_after = (time_t) ngx_dr_bucket_retry_in(&ln->bucket,
+                                                                1);
         }
     }
 
@@ -550,13 +514,11 @@ ngx_dr_limit_take_call(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
     ngx_dr_tier_t *tier, ngx_str_t *tkey, ngx_dr_tier_t *ttier,
     ngx_uint_t tokens, ngx_uint_t reserve, ngx_dr_limit_result_t *res)
 {
-    int64_t               need, period;
     ngx_msec_t            wait;
-    ngx_dr_limit_ctx_t   *ctx;
+    ngx_dr_shm_ctx_t   *ctx;
     ngx_dr_limit_node_t  *ln, *tn;
 
     ctx = lcf->shm_zone->data;
-    period = tier->period;
     ngx_memzero(res, sizeof(ngx_dr_limit_result_t));
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
@@ -592,32 +554,19 @@ ngx_dr_limit_take_call(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
 
     ngx_dr_limit_refill_locked(ln, tier);
 
-    need = 0;
+    wait = ngx_dr_bucket_wait(&ln->bucket, 1);
 
     if (tn) {
         ngx_dr_limit_refill_locked(tn, ttier);
-        need = (int64_t) tokens * ttier->period;
-    }
-
-    wait = 0;
-
-    if (ln->units < period) {
-        wait = (ngx_msec_t) ((period - ln->units + tier->rate - 1)
-                             / tier->rate);
-    }
-
-    if (tn && tn->units < need) {
-        wait = ngx_max(wait, (ngx_msec_t) ((need - tn->units
-                                            + ttier->rate - 1)
-                                           / ttier->rate));
+        wait = ngx_max(wait, ngx_dr_bucket_wait(&tn->bucket, tokens));
     }
 
     if (wait == 0 || reserve) {
-        ln->units -= period;
+        ngx_dr_bucket_take(&ln->bucket, 1);
         ln->consumed++;
 
         if (tn) {
-            tn->units -= need;
+            ngx_dr_bucket_take(&tn->bucket, tokens);
             tn->consumed += tokens;
         }
 
@@ -625,8 +574,7 @@ ngx_dr_limit_take_call(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
     }
 
     res->retry_ms = wait;
-
-    res->remaining = ln->units > 0 ? (ngx_uint_t) (ln->units / period) : 0;
+    res->remaining = ngx_dr_bucket_tokens(&ln->bucket);
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
@@ -635,7 +583,7 @@ ngx_dr_limit_take_call(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
 
 
 static ngx_dr_limit_node_t *
-ngx_dr_limit_node_locked(ngx_dr_limit_ctx_t *ctx, ngx_str_t *key,
+ngx_dr_limit_node_locked(ngx_dr_shm_ctx_t *ctx, ngx_str_t *key,
     ngx_dr_tier_t *tier)
 {
     size_t                n;
@@ -687,8 +635,8 @@ ngx_dr_limit_node_locked(ngx_dr_limit_ctx_t *ctx, ngx_str_t *key,
     ngx_memcpy(ln->data, key->data, key->len);
 
     /* a new bucket is full */
-    ln->units = (int64_t) tier->burst * tier->period;
-    ln->last = ngx_current_msec;
+    ngx_dr_bucket_init(&ln->bucket, tier->rate, tier->period, tier->burst,
+                       ngx_current_msec);
     ln->day = (uint32_t) (ngx_time() / NGX_DR_LIMIT_DAY);
 
     ngx_rbtree_insert(&ctx->sh->rbtree, &ln->sh.node);
@@ -698,43 +646,13 @@ ngx_dr_limit_node_locked(ngx_dr_limit_ctx_t *ctx, ngx_str_t *key,
 }
 
 
-/* a bucket's units now, refilled at its rate since it was last taken */
-
-static int64_t
-ngx_dr_limit_units_locked(ngx_dr_limit_node_t *ln)
-{
-    int64_t         units;
-    ngx_msec_int_t  elapsed;
-
-    units = ln->units;
-
-    /* workers' clocks are read at different moments: never go back */
-
-    elapsed = (ngx_msec_int_t) (ngx_current_msec - ln->last);
-
-    if (elapsed > 0) {
-        units = (elapsed >= (ln->cap - units) / (int64_t) ln->rate + 1)
-                ? ln->cap : units + (int64_t) elapsed * (int64_t) ln->rate;
-    }
-
-    return ngx_min(units, ln->cap);
-}
-
-
 /* the bucket takes the tier it is used with, and its refill until now */
 
 static void
 ngx_dr_limit_refill_locked(ngx_dr_limit_node_t *ln, ngx_dr_tier_t *tier)
 {
-    ln->period = tier->period;
-    ln->cap = (int64_t) tier->burst * tier->period;
-    ln->rate = tier->rate;
-
-    ln->units = ngx_dr_limit_units_locked(ln);
-
-    if ((ngx_msec_int_t) (ngx_current_msec - ln->last) > 0) {
-        ln->last = ngx_current_msec;
-    }
+    ngx_dr_bucket_refill(&ln->bucket, tier->rate, tier->period, tier->burst,
+                         ngx_current_msec);
 }
 
 
@@ -745,7 +663,7 @@ ngx_dr_limit_tokens(ngx_dr_limit_conf_t *lcf, ngx_str_t *key)
 {
     int64_t               units;
     ngx_int_t             tokens;
-    ngx_dr_limit_ctx_t   *ctx;
+    ngx_dr_shm_ctx_t   *ctx;
     ngx_dr_limit_node_t  *ln;
 
     if (lcf->shm_zone == NULL) {
@@ -761,10 +679,10 @@ ngx_dr_limit_tokens(ngx_dr_limit_conf_t *lcf, ngx_str_t *key)
          ngx_dr_shm_lookup_locked(&ctx->sh->rbtree, key,
                                   ngx_crc32_short(key->data, key->len));
 
-    if (ln && ln->period) {
-        units = ngx_dr_limit_units_locked(ln);
-        tokens = (units > 0) ? (ngx_int_t) (units / (int64_t) ln->period)
-                             : 0;
+    if (ln) {
+        units = ngx_dr_bucket_level(&ln->bucket, ngx_current_msec);
+        tokens = (units > 0)
+                 ? (ngx_int_t) (units / (int64_t) ln->bucket.period) : 0;
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
@@ -883,66 +801,26 @@ ngx_dr_limit_headers(ngx_http_request_t *r, ngx_dr_tier_t *tier,
 }
 
 
-/* background jobs of worker 0: usage flush and cluster sync */
-
-
-ngx_int_t
-ngx_dr_limit_init_process(ngx_cycle_t *cycle, ngx_dr_limit_conf_t *lcf)
-{
-    ngx_dr_limit_conf = lcf;
-
-    if (lcf->shm_zone == NULL || ngx_worker != 0 || !ngx_dr_pg_configured())
-    {
-        return NGX_OK;
-    }
-
-    ngx_dr_limit_flush_event.handler = ngx_dr_limit_flush;
-    ngx_dr_limit_flush_event.log = cycle->log;
-    ngx_dr_limit_flush_event.cancelable = 1;
-    ngx_add_timer(&ngx_dr_limit_flush_event, lcf->flush_interval);
-
-    if (lcf->sync_interval != NGX_CONF_UNSET_MSEC) {
-        ngx_dr_limit_sync_event.handler = ngx_dr_limit_sync_run;
-        ngx_dr_limit_sync_event.log = cycle->log;
-        ngx_dr_limit_sync_event.cancelable = 1;
-        ngx_add_timer(&ngx_dr_limit_sync_event, lcf->sync_interval / 2);
-    }
-
-    return NGX_OK;
-}
-
-
-static const char  ngx_dr_limit_flush_sql[] =
-    "WITH u AS ("
-    " INSERT INTO usage_daily (key_id, day, requests, rejected)"
-    " SELECT u.k, u.d, sum(u.n), sum(u.x)"
-    " FROM unnest($1::int8[], $2::date[], $3::int8[], $4::int8[])"
-    "  AS u(k, d, n, x)"
-    " WHERE EXISTS (SELECT 1 FROM api_keys a WHERE a.id = u.k)"
-    " GROUP BY u.k, u.d"
-    " ON CONFLICT (key_id, day) DO UPDATE"
-    " SET requests = usage_daily.requests + EXCLUDED.requests,"
-    "     rejected = usage_daily.rejected + EXCLUDED.rejected"
-    " RETURNING key_id, requests > 0 AS used) "
-    "UPDATE api_keys SET last_used_at = now()"
-    " WHERE id IN (SELECT key_id FROM u WHERE used)";
-
-
 /*
- * The rows of a batch: one for each bucket that pick() wants, filled by
- * it under the zone's lock (it moves the bucket's counts into the row).
+ * What the usage flush and the cluster sync (ngx_dr_usage.c) take from
+ * the buckets, under the zone's lock: the rows of a batch, one for each
+ * bucket that has something to tell, its counts moved into the row.
  */
 
-static ngx_array_t *
-ngx_dr_limit_collect(ngx_pool_t *pool, ngx_dr_limit_pick_pt pick)
+ngx_array_t *
+ngx_dr_limit_collect(ngx_dr_limit_conf_t *lcf, ngx_pool_t *pool,
+    ngx_uint_t what)
 {
     ngx_queue_t          *q;
     ngx_array_t          *rows;
-    ngx_dr_limit_ctx_t   *ctx;
+    ngx_dr_shm_ctx_t     *ctx;
     ngx_dr_limit_row_t   *row;
     ngx_dr_limit_node_t  *ln;
+    ngx_dr_limit_pick_pt  pick;
 
-    ctx = ngx_dr_limit_conf->shm_zone->data;
+    ctx = lcf->shm_zone->data;
+    pick = (what == NGX_DR_LIMIT_PENDING) ? ngx_dr_limit_pending
+                                          : ngx_dr_limit_consumed;
 
     rows = ngx_array_create(pool, 64, sizeof(ngx_dr_limit_row_t));
     if (rows == NULL) {
@@ -1026,343 +904,86 @@ ngx_dr_limit_consumed(ngx_dr_limit_node_t *ln, ngx_dr_limit_row_t *row)
 
 
 /*
- * Collects the counts not yet flushed, for one INSERT of the batch; on
- * failure they are put back, so nothing is lost while the database is
- * away (except what a full restart of nginx drops with the zone).
+ * The rows of a batch back in their buckets, those still there: counts
+ * the database did not take go back for the next attempt
+ * (NGX_DR_LIMIT_PENDING; NGX_DR_LIMIT_CONSUMED is pushed again from
+ * zero, the others keep the highest figure they saw), and what the other
+ * nodes took (NGX_DR_LIMIT_REMOTE, row->n their total) is taken from the
+ * local bucket.
  */
 
-static void
-ngx_dr_limit_flush(ngx_event_t *ev)
-{
-    ngx_pool_t           *pool;
-    ngx_array_t          *rows;
-    const char           *params[4];
-
-    if (ngx_exiting) {
-        return;
-    }
-
-    pool = ngx_create_pool(4096, ev->log);
-    if (pool == NULL) {
-        goto again;
-    }
-
-    rows = ngx_dr_limit_collect(pool, ngx_dr_limit_pending);
-    if (rows == NULL) {
-        ngx_destroy_pool(pool);
-        goto again;
-    }
-
-    if (rows->nelts == 0) {
-        ngx_destroy_pool(pool);
-        goto again;
-    }
-
-    params[0] = (char *) ngx_dr_limit_array(pool, rows, 0);
-    params[1] = (char *) ngx_dr_limit_array(pool, rows, 1);
-    params[2] = (char *) ngx_dr_limit_array(pool, rows, 2);
-    params[3] = (char *) ngx_dr_limit_array(pool, rows, 3);
-
-    if (params[0] == NULL || params[1] == NULL || params[2] == NULL
-        || params[3] == NULL
-        || ngx_dr_pg_query(pool, ev->log, 0, 0, ngx_dr_limit_flush_sql, 4,
-                           params, ngx_dr_limit_flushed, rows)
-           == NULL)
-    {
-        ngx_destroy_pool(pool);
-        goto again;
-    }
-
-    return;
-
-again:
-
-    ngx_add_timer(ev, ngx_dr_limit_conf->flush_interval);
-}
-
-
-static void
-ngx_dr_limit_flushed(ngx_dr_pg_query_t *q)
+void
+ngx_dr_limit_apply(ngx_dr_limit_conf_t *lcf, ngx_array_t *rows,
+    ngx_uint_t what)
 {
     ngx_uint_t            i;
-    ngx_pool_t           *pool;
-    ngx_array_t          *rows;
-    ngx_dr_limit_ctx_t   *ctx;
+    ngx_dr_shm_ctx_t     *ctx;
     ngx_dr_limit_row_t   *row;
     ngx_dr_limit_node_t  *ln;
 
-    rows = q->data;
-    pool = q->pool;
-    ctx = ngx_dr_limit_conf->shm_zone->data;
-
-    if (q->rc != NGX_DR_PG_OK) {
-        ngx_log_error(NGX_LOG_WARN, q->log, 0,
-                      "daily usage of %ui keys not flushed, kept for the "
-                      "next attempt", rows->nelts);
-
-        row = rows->elts;
-
-        ngx_shmtx_lock(&ctx->shpool->mutex);
-
-        for (i = 0; i < rows->nelts; i++) {
-            ln = (ngx_dr_limit_node_t *)
-                 ngx_dr_shm_lookup_locked(&ctx->sh->rbtree, &row[i].key,
-                                          ngx_crc32_short(row[i].key.data,
-                                                          row[i].key.len));
-            if (ln) {
-                ln->pending += row[i].n;
-                ln->pending_rejected += row[i].rejected;
-            }
-        }
-
-        ngx_shmtx_unlock(&ctx->shpool->mutex);
-    }
-
-    ngx_destroy_pool(pool);
-
-    if (!ngx_exiting) {
-        ngx_add_timer(&ngx_dr_limit_flush_event,
-                      ngx_dr_limit_conf->flush_interval);
-    }
-}
-
-
-static const char  ngx_dr_limit_sync_sql[] =
-    "WITH p AS ("
-    " INSERT INTO limit_consumption (node, bucket, consumed)"
-    " SELECT $1, u.b, u.c FROM unnest($2::text[], $3::int8[]) AS u(b, c)"
-    " ON CONFLICT (node, bucket) DO UPDATE"
-    " SET consumed = EXCLUDED.consumed, updated_at = now()"
-    " RETURNING 1) "
-    "SELECT l.bucket, sum(l.consumed)::int8 FROM limit_consumption l "
-    "WHERE l.node <> $1 AND l.bucket IN"
-    " (SELECT bucket FROM limit_consumption"
-    "  WHERE node <> $1 AND updated_at > now() - $4::interval) "
-    "GROUP BY l.bucket";
-
-
-/*
- * One round trip an interval: push what this node took, pull what the
- * others took, and take their new consumption from the local buckets.
- */
-
-static void
-ngx_dr_limit_sync_run(ngx_event_t *ev)
-{
-    u_char               *p;
-    ngx_pool_t           *pool;
-    ngx_array_t          *rows;
-    const char           *params[4];
-
-    if (ngx_exiting) {
-        return;
-    }
-
-    pool = ngx_create_pool(4096, ev->log);
-    if (pool == NULL) {
-        goto again;
-    }
-
-    rows = ngx_dr_limit_collect(pool, ngx_dr_limit_consumed);
-    if (rows == NULL) {
-        ngx_destroy_pool(pool);
-        goto again;
-    }
-
-    params[0] = (const char *) ngx_dr_cstr(pool, &ngx_dr_limit_conf->node);
-    params[1] = (char *) ngx_dr_limit_array(pool, rows, 4);
-    params[2] = (char *) ngx_dr_limit_array(pool, rows, 2);
-
-    p = ngx_pnalloc(pool, NGX_INT_T_LEN + sizeof(" milliseconds"));
-    if (p) {
-        (void) ngx_sprintf(p, "%M milliseconds%Z",
-                           3 * ngx_dr_limit_conf->sync_interval);
-    }
-
-    params[3] = (char *) p;
-
-    if (params[0] == NULL || params[1] == NULL || params[2] == NULL
-        || params[3] == NULL
-        || ngx_dr_pg_query(pool, ev->log, 0, 0, ngx_dr_limit_sync_sql, 4,
-                           params, ngx_dr_limit_synced, rows)
-           == NULL)
-    {
-        ngx_destroy_pool(pool);
-        goto again;
-    }
-
-    return;
-
-again:
-
-    ngx_add_timer(ev, ngx_dr_limit_conf->sync_interval / 2);
-}
-
-
-static void
-ngx_dr_limit_synced(ngx_dr_pg_query_t *q)
-{
-    int                   i, n;
-    uint64_t              others, delta;
-    ngx_str_t             key;
-    ngx_uint_t            k;
-    ngx_pool_t           *pool;
-    ngx_array_t          *rows;
-    ngx_dr_limit_ctx_t   *ctx;
-    ngx_dr_limit_row_t   *row;
-    ngx_dr_limit_node_t  *ln;
-
-    rows = q->data;
-    pool = q->pool;
-    ctx = ngx_dr_limit_conf->shm_zone->data;
-
-    if (q->rc != NGX_DR_PG_OK) {
-        /* pushed again next time */
-        row = rows->elts;
-
-        ngx_shmtx_lock(&ctx->shpool->mutex);
-
-        for (k = 0; k < rows->nelts; k++) {
-            ln = (ngx_dr_limit_node_t *)
-                 ngx_dr_shm_lookup_locked(&ctx->sh->rbtree, &row[k].key,
-                                          ngx_crc32_short(row[k].key.data,
-                                                          row[k].key.len));
-            if (ln) {
-                ln->pushed = 0;
-            }
-        }
-
-        ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-        goto done;
-    }
-
-    n = PQntuples(q->res);
+    ctx = lcf->shm_zone->data;
+    row = rows->elts;
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    for (i = 0; i < n; i++) {
-        key.data = (u_char *) PQgetvalue(q->res, i, 0);
-        key.len = PQgetlength(q->res, i, 0);
-        others = (uint64_t) ngx_atoof((u_char *) PQgetvalue(q->res, i, 1),
-                                      PQgetlength(q->res, i, 1));
-
-        ln = (ngx_dr_limit_node_t *)
-             ngx_dr_shm_lookup_locked(&ctx->sh->rbtree, &key,
-                                      ngx_crc32_short(key.data, key.len));
+    for (i = 0; i < rows->nelts; i++) {
+        ln = ngx_dr_limit_lookup_locked(ctx, &row[i].key);
         if (ln == NULL) {
             continue;
         }
 
-        if (others < ln->remote) {
-            /* another node restarted and counts from zero */
-            ln->remote = others;
-            ln->synced = 1;
-            continue;
+        switch (what) {
+
+        case NGX_DR_LIMIT_PENDING:
+            ln->pending += row[i].n;
+            ln->pending_rejected += row[i].rejected;
+            break;
+
+        case NGX_DR_LIMIT_CONSUMED:
+            ln->pushed = 0;
+            break;
+
+        default: /* NGX_DR_LIMIT_REMOTE */
+            ngx_dr_limit_remote_locked(ln, row[i].n);
         }
-
-        if (!ln->synced) {
-            /*
-             * A bucket new here: what the others took before it existed
-             * is not its debt, but while it was full, so were theirs.
-             * Taking at most one burst of their consumption makes the
-             * buckets of all nodes together start as one.
-             */
-            ln->remote = others;
-            ln->synced = 1;
-            ln->units -= ngx_min((int64_t) others * (int64_t) ln->period,
-                                 ln->cap);
-            continue;
-        }
-
-        delta = others - ln->remote;
-        ln->remote = others;
-
-        ln->units -= (int64_t) delta * ln->period;
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-done:
-
-    ngx_destroy_pool(pool);
-
-    if (!ngx_exiting) {
-        ngx_add_timer(&ngx_dr_limit_sync_event,
-                      ngx_dr_limit_conf->sync_interval / 2);
-    }
 }
 
 
-/* a PostgreSQL array literal of one field of the rows */
-
-static u_char *
-ngx_dr_limit_array(ngx_pool_t *pool, ngx_array_t *rows, ngx_uint_t field)
+static void
+ngx_dr_limit_remote_locked(ngx_dr_limit_node_t *ln, uint64_t others)
 {
-    u_char              *p, *s;
-    size_t               len, k;
-    ngx_tm_t             tm;
-    ngx_uint_t           i;
-    ngx_dr_limit_row_t  *row;
-
-    row = rows->elts;
-    len = 3;
-
-    for (i = 0; i < rows->nelts; i++) {
-        len += NGX_INT64_LEN + 2 + 2 * row[i].key.len + 3;
+    if (others < ln->remote) {
+        /* another node restarted and counts from zero */
+        ln->remote = others;
+        ln->synced = 1;
+        return;
     }
 
-    s = ngx_pnalloc(pool, len);
-    if (s == NULL) {
-        return NULL;
+    if (!ln->synced) {
+        /*
+         * A bucket new here: what the others took before it existed is
+         * not its debt, but while it was full, so were theirs.  Taking at
+         * most one burst of their consumption makes the buckets of all
+         * nodes together start as one.
+         */
+        ln->remote = others;
+        ln->synced = 1;
+        ngx_dr_bucket_debit(&ln->bucket, others, ln->bucket.cap);
+        return;
     }
 
-    p = s;
-    *p++ = '{';
+    ngx_dr_bucket_debit(&ln->bucket, others - ln->remote, -1);
+    ln->remote = others;
+}
 
-    for (i = 0; i < rows->nelts; i++) {
-        if (i) {
-            *p++ = ',';
-        }
 
-        switch (field) {
-
-        case 0:
-            p = ngx_sprintf(p, "%L", row[i].key_id);
-            break;
-
-        case 1:
-            ngx_gmtime((time_t) row[i].day * NGX_DR_LIMIT_DAY, &tm);
-            p = ngx_sprintf(p, "%4d-%02d-%02d", tm.ngx_tm_year,
-                            tm.ngx_tm_mon, tm.ngx_tm_mday);
-            break;
-
-        case 2:
-            p = ngx_sprintf(p, "%uL", row[i].n);
-            break;
-
-        case 3:
-            p = ngx_sprintf(p, "%uL", row[i].rejected);
-            break;
-
-        default: /* 4: the bucket key, quoted and escaped */
-            *p++ = '"';
-
-            for (k = 0; k < row[i].key.len; k++) {
-                if (row[i].key.data[k] == '"' || row[i].key.data[k] == '\\')
-                {
-                    *p++ = '\\';
-                }
-
-                *p++ = row[i].key.data[k];
-            }
-
-            *p++ = '"';
-        }
-    }
-
-    *p++ = '}';
-    *p = '\0';
-
-    return s;
+static ngx_dr_limit_node_t *
+ngx_dr_limit_lookup_locked(ngx_dr_shm_ctx_t *ctx, ngx_str_t *key)
+{
+    return (ngx_dr_limit_node_t *)
+           ngx_dr_shm_lookup_locked(&ctx->sh->rbtree, key,
+                                    ngx_crc32_short(key->data, key->len));
 }

@@ -17,6 +17,13 @@
 #define NGX_DR_LIMIT_REJECTED  2
 #define NGX_DR_LIMIT_DRY_RUN   3
 
+/* what ngx_dr_limit_collect() takes from the buckets */
+#define NGX_DR_LIMIT_PENDING   0       /* daily usage not yet flushed */
+#define NGX_DR_LIMIT_CONSUMED  1       /* tokens the cluster was not told */
+#define NGX_DR_LIMIT_REMOTE    2       /* tokens the other nodes took */
+
+#define NGX_DR_LIMIT_DAY       86400
+
 
 typedef struct {
     ngx_str_t            name;
@@ -39,6 +46,16 @@ typedef struct {
 } ngx_dr_limit_result_t;
 
 
+/* one row of a batch sent to PostgreSQL */
+typedef struct {
+    ngx_str_t            key;
+    int64_t              key_id;
+    uint32_t             day;
+    uint64_t             n;
+    uint64_t             rejected;
+} ngx_dr_limit_row_t;
+
+
 typedef struct {
     ngx_array_t         *tiers;        /* of ngx_dr_tier_t */
     ngx_shm_zone_t      *shm_zone;
@@ -55,6 +72,8 @@ char *ngx_dr_limit_init_conf(ngx_conf_t *cf, ngx_dr_limit_conf_t *lcf);
 
 ngx_dr_tier_t *ngx_dr_limit_find_tier(ngx_dr_limit_conf_t *lcf,
     u_char *name, size_t len);
+ngx_uint_t ngx_dr_limit_tier_index(ngx_dr_limit_conf_t *lcf,
+    ngx_dr_tier_t *tier);
 ngx_int_t ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
     int64_t key_id, ngx_dr_tier_t *tier, ngx_uint_t daily_seed,
     ngx_dr_limit_result_t *res);
@@ -64,8 +83,10 @@ ngx_int_t ngx_dr_limit_take_call(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
 ngx_int_t ngx_dr_limit_tokens(ngx_dr_limit_conf_t *lcf, ngx_str_t *key);
 ngx_int_t ngx_dr_limit_headers(ngx_http_request_t *r, ngx_dr_tier_t *tier,
     ngx_dr_limit_result_t *res);
-ngx_int_t ngx_dr_limit_init_process(ngx_cycle_t *cycle,
-    ngx_dr_limit_conf_t *lcf);
+ngx_array_t *ngx_dr_limit_collect(ngx_dr_limit_conf_t *lcf,
+    ngx_pool_t *pool, ngx_uint_t what);
+void ngx_dr_limit_apply(ngx_dr_limit_conf_t *lcf, ngx_array_t *rows,
+    ngx_uint_t what);
 
 
 #endif /* _NGX_DR_LIMIT_H_INCLUDED_ */

@@ -21,7 +21,7 @@
 #include <ngx_event.h>
 
 #include "ngx_dr_llm.h"
-#include "ngx_dr_metrics.h"
+#include "ngx_dr_counters.h"
 #include "ngx_dr_pg.h"
 #include "ngx_dr_provider.h"
 
@@ -137,7 +137,7 @@ ngx_dr_llm_exit_process(ngx_cycle_t *cycle)
 
     /* closes the cached connections through the close callback */
     curl_multi_cleanup(ngx_dr_llm_multi);
-    ngx_dr_metrics_in_flight(0);
+    ngx_dr_counters_in_flight(0);
     ngx_dr_llm_multi = NULL;
 
     curl_global_cleanup();
@@ -214,7 +214,7 @@ ngx_dr_llm_start(ngx_dr_llm_call_t *call)
 
     call->state = NGX_DR_LLM_RUNNING;
     ngx_dr_llm_running++;
-    ngx_dr_metrics_in_flight(ngx_dr_llm_running);
+    ngx_dr_counters_in_flight(ngx_dr_llm_running);
 
     return NGX_OK;
 }
@@ -229,7 +229,7 @@ ngx_dr_llm_cancel(ngx_dr_llm_call_t *call)
         /* removing a handle is allowed outside libcurl's callbacks */
         curl_multi_remove_handle(ngx_dr_llm_multi, call->easy);
         ngx_dr_llm_running--;
-        ngx_dr_metrics_in_flight(ngx_dr_llm_running);
+        ngx_dr_counters_in_flight(ngx_dr_llm_running);
         break;
 
     case NGX_DR_LLM_POSTED:
@@ -546,7 +546,7 @@ ngx_dr_llm_finished(void)
         }
 
         ngx_dr_llm_running--;
-        ngx_dr_metrics_in_flight(ngx_dr_llm_running);
+        ngx_dr_counters_in_flight(ngx_dr_llm_running);
 
         call->latency = ngx_current_msec - call->start;
         call->state = NGX_DR_LLM_POSTED;

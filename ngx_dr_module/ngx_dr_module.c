@@ -9,6 +9,18 @@
 #include <ngx_http.h>
 
 #include "ngx_dr_module.h"
+#include "ngx_dr_http.h"
+#include "ngx_dr_counters.h"
+#include "ngx_dr_api.h"
+#include "ngx_dr_admin.h"
+#include "ngx_dr_auth.h"
+#include "ngx_dr_health.h"
+#include "ngx_dr_metrics.h"
+#include "ngx_dr_queue.h"
+#include "ngx_dr_usage.h"
+#include "ngx_dr_llm.h"
+#include "ngx_dr_runner.h"
+#include "ngx_dr_scores.h"
 
 
 static ngx_int_t ngx_dr_preconfiguration(ngx_conf_t *cf);
@@ -303,8 +315,8 @@ ngx_dr_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    if (ngx_dr_metrics_zone(cf) != NGX_OK
-        || ngx_dr_metrics_init(cf) != NGX_OK)
+    if (ngx_dr_counters_zone(cf, &ngx_http_dr_module) != NGX_OK
+        || ngx_dr_api_init(cf) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -341,6 +353,8 @@ ngx_dr_create_main_conf(ngx_conf_t *cf)
     dmcf->runner_lease = NGX_CONF_UNSET_MSEC;
     dmcf->runner_jobs = NGX_CONF_UNSET_UINT;
     dmcf->schedule = NGX_CONF_UNSET;
+    dmcf->key_ttl = NGX_CONF_UNSET;
+    dmcf->key_negative_ttl = NGX_CONF_UNSET;
 
     return dmcf;
 }
@@ -380,13 +394,8 @@ ngx_dr_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (dmcf->key_ttl == 0) {
-        dmcf->key_ttl = 30;
-    }
-
-    if (dmcf->key_negative_ttl == 0) {
-        dmcf->key_negative_ttl = 5;
-    }
+    ngx_conf_init_value(dmcf->key_ttl, 30);
+    ngx_conf_init_value(dmcf->key_negative_ttl, 5);
 
     if (ngx_dr_limit_init_conf(cf, &dmcf->limit) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
@@ -580,8 +589,8 @@ ngx_dr_init_process(ngx_cycle_t *cycle)
     if (ngx_dr_pg_init_process(cycle, &dmcf->pg) != NGX_OK
         || ngx_dr_api_init_process(cycle) != NGX_OK
         || ngx_dr_auth_init_process(cycle) != NGX_OK
-        || ngx_dr_limit_init_process(cycle, &dmcf->limit) != NGX_OK
-        || ngx_dr_metrics_init_process(cycle) != NGX_OK
+        || ngx_dr_usage_init_process(cycle, &dmcf->limit) != NGX_OK
+        || ngx_dr_queue_init_process(cycle) != NGX_OK
         || (dmcf->providers && ngx_dr_llm_init_process(cycle) != NGX_OK)
         || ngx_dr_runner_init_process(cycle) != NGX_OK
         || ngx_dr_scores_init_process(cycle) != NGX_OK

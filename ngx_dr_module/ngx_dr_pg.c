@@ -25,7 +25,7 @@
 #include <netdb.h>
 
 #include "ngx_dr_pg.h"
-#include "ngx_dr_metrics.h"
+#include "ngx_dr_counters.h"
 
 
 #define NGX_DR_PG_BACKOFF_MIN      100
@@ -1017,7 +1017,7 @@ ngx_dr_pg_publish(void)
         }
     }
 
-    ngx_dr_metrics_pg(open, busy, waiting);
+    ngx_dr_counters_pg(open, busy, waiting);
 }
 
 
@@ -1249,9 +1249,7 @@ ngx_dr_pg_connect_failed(ngx_dr_pg_conn_t *conn, const char *reason)
 
     ngx_dr_pg_set_error(s, reason);
 
-    if (ngx_dr_counters) {
-        (void) ngx_atomic_fetch_add(&ngx_dr_counters->pg_connect_errors, 1);
-    }
+    ngx_dr_counters_pg_connect_error();
 
     ngx_log_error(NGX_LOG_ERR, &s->log, 0,
                   "could not connect to PostgreSQL %V (%V): %*s",
@@ -1814,7 +1812,7 @@ ngx_dr_pg_query_done(ngx_event_t *ev)
 
     q->state = NGX_DR_PG_Q_DONE;
 
-    ngx_dr_metrics_pg_query(q->rc, ngx_current_msec - q->start);
+    ngx_dr_counters_pg_query(q->rc, ngx_current_msec - q->start);
 
     /* the handler may free the pool q lives in */
     q->handler(q);

@@ -17,6 +17,10 @@
 #include <ngx_http.h>
 
 #include "ngx_dr_module.h"
+#include "ngx_dr_http.h"
+#include "ngx_dr_counters.h"
+#include "ngx_dr_runner.h"
+#include "ngx_dr_scores.h"
 #include "ngx_dr_llm.h"
 #include "ngx_dr_provider.h"
 #include "ngx_dr_score.h"
@@ -208,7 +212,7 @@ ngx_dr_probe_body(ngx_http_request_t *r)
     out[d.len] = '\0';
     params[0] = (const char *) out;
 
-    n = ngx_dr_api_query(r, 0, 0, ngx_dr_probe_sql, 1, params,
+    n = ngx_dr_http_query(r, 0, 0, ngx_dr_probe_sql, 1, params,
                          ngx_dr_probe_loaded);
 
     ngx_http_finalize_request(r, n);
@@ -228,7 +232,7 @@ ngx_dr_probe_loaded(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
     ngx_dr_probe_job_t   *job;
 
     if (q->rc != NGX_DR_PG_OK) {
-        return ngx_dr_api_unavailable(r, q);
+        return ngx_dr_http_unavailable(r, q);
     }
 
     dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
@@ -387,7 +391,7 @@ ngx_dr_probe_attempt(ngx_dr_probe_job_t *job)
 
     if (!ngx_dr_breaker_allow(pr)) {
         job->paid = 0;
-        ngx_dr_metrics_call(ngx_dr_provider_index(pr), job->model_index,
+        ngx_dr_counters_call(ngx_dr_provider_index(pr), job->model_index,
                             NGX_DR_M_CALL_BREAKER, 0, 0, 0, 0);
         (void) ngx_cpystrn((u_char *) job->answer.error,
                            (u_char *) "the provider's circuit breaker is "
@@ -636,7 +640,7 @@ ngx_dr_probe_answered(ngx_dr_llm_call_t *call)
               : (call->status == 0) ? NGX_DR_M_CALL_ERROR
               : NGX_DR_M_CALL_BAD;
 
-    ngx_dr_metrics_call(ngx_dr_provider_index(job->provider),
+    ngx_dr_counters_call(ngx_dr_provider_index(job->provider),
                         job->model_index, outcome, call->latency,
                         job->answer.input_tokens,
                         job->answer.output_tokens,

@@ -16,6 +16,8 @@
 #include <ngx_http.h>
 
 #include "ngx_dr_module.h"
+#include "ngx_dr_http.h"
+#include "ngx_dr_scores.h"
 #include "ngx_dr_score.h"
 
 
@@ -894,7 +896,7 @@ ngx_dr_rescore_finish(ngx_dr_rescore_t *task, ngx_dr_pg_query_t *q)
     c = r->connection;
 
     if (q && q->rc != NGX_DR_PG_OK) {
-        rc = ngx_dr_api_unavailable(r, q);
+        rc = ngx_dr_http_unavailable(r, q);
 
     } else if (q) {
         rc = NGX_HTTP_INTERNAL_SERVER_ERROR;

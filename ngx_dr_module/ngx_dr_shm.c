@@ -79,16 +79,21 @@ ngx_dr_shm_lookup_locked(ngx_rbtree_t *tree, ngx_str_t *key, uint32_t hash)
 
 
 /*
- * Adds the zone of a directive: ctx begins as ngx_dr_shm_ctx_t does, and
- * its shared part (of sh_size bytes) is made by ngx_dr_shm_init_zone().
+ * Adds the zone of a directive; its shared part (of sh_size bytes, the
+ * head first) is made by ngx_dr_shm_init_zone().
  */
 
 ngx_shm_zone_t *
-ngx_dr_shm_add(ngx_conf_t *cf, ngx_str_t *name, ssize_t size, void *ctx,
+ngx_dr_shm_add(ngx_conf_t *cf, ngx_str_t *name, ssize_t size,
     size_t sh_size, ngx_uint_t version, const char *what)
 {
     ngx_shm_zone_t    *zone;
-    ngx_dr_shm_ctx_t  *c = ctx;
+    ngx_dr_shm_ctx_t  *c;
+
+    c = ngx_pcalloc(cf->pool, sizeof(ngx_dr_shm_ctx_t));
+    if (c == NULL) {
+        return NULL;
+    }
 
     zone = ngx_shared_memory_add(cf, name, size, &ngx_http_dr_module);
     if (zone == NULL) {
@@ -106,7 +111,7 @@ ngx_dr_shm_add(ngx_conf_t *cf, ngx_str_t *name, ssize_t size, void *ctx,
     c->what = what;
 
     zone->init = ngx_dr_shm_init_zone;
-    zone->data = ctx;
+    zone->data = c;
 
     return zone;
 }
@@ -199,8 +204,8 @@ ngx_dr_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
     if (shm_zone->shm.exists) {
-        ctx->sh = ctx->shpool->data;
-        head = ctx->sh;
+        head = ctx->shpool->data;
+        ctx->sh = head;
 
         if (head->version != ctx->version) {
             ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
@@ -213,14 +218,14 @@ ngx_dr_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    ctx->sh = ngx_slab_calloc(ctx->shpool, ctx->size);
-    if (ctx->sh == NULL) {
+    head = ngx_slab_calloc(ctx->shpool, ctx->size);
+    if (head == NULL) {
         return NGX_ERROR;
     }
 
-    ctx->shpool->data = ctx->sh;
+    ctx->sh = head;
+    ctx->shpool->data = head;
 
-    head = ctx->sh;
     head->version = ctx->version;
     ngx_rbtree_init(&head->rbtree, &head->sentinel, ngx_dr_shm_insert_value);
     ngx_queue_init(&head->lru);

@@ -1,10 +1,12 @@
 
 /*
- * Domain Runner: the one JSON writer and the one error responder.
+ * Domain Runner: the HTTP responder, shared by every part that answers.
  *
- * Every answer of the module, errors included, leaves through
- * ngx_dr_json_send(), so every answer has the same content type, the same
- * security headers and a correct length.
+ * The request's state (kept across internal redirects) and its id; the
+ * one JSON writer and the one error responder: every answer of the
+ * module, errors included, leaves through ngx_dr_http_send(), so every
+ * answer has the same content type, the same security headers and a
+ * correct length; and the one way a request waits for a query.
  */
 
 
@@ -13,6 +15,7 @@
 #include <ngx_http.h>
 
 #include "ngx_dr_module.h"
+#include "ngx_dr_http.h"
 
 
 #define NGX_DR_JSON_FLAGS  (JSON_COMPACT | JSON_PRESERVE_ORDER \
@@ -21,8 +24,125 @@
 
 
 
+static void ngx_dr_request_cleanup(void *data);
+static u_char *ngx_dr_request_log(ngx_http_request_t *r,
+    ngx_http_request_t *sr, u_char *buf, size_t len);
+static void ngx_dr_http_query_done(ngx_dr_pg_query_t *q);
+
+
+static ngx_http_log_handler_pt  ngx_dr_request_log_next;
+
 static ngx_str_t  ngx_dr_json_type = ngx_string("application/json");
 static ngx_str_t  ngx_dr_json_charset = ngx_string("utf-8");
+
+
+/* the request's state, found again after an internal redirect */
+
+ngx_dr_request_t *
+ngx_dr_request(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+    ngx_dr_request_t    *req;
+
+    req = ngx_http_get_module_ctx(r->main, ngx_http_dr_module);
+    if (req) {
+        return req;
+    }
+
+    /* an internal redirect clears the contexts, not the pool */
+
+    for (cln = r->main->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_dr_request_cleanup) {
+            req = cln->data;
+            ngx_http_set_ctx(r->main, req, ngx_http_dr_module);
+            return req;
+        }
+    }
+
+    cln = ngx_pool_cleanup_add(r->main->pool, sizeof(ngx_dr_request_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    req = cln->data;
+    ngx_memzero(req, sizeof(ngx_dr_request_t));
+
+    cln->handler = ngx_dr_request_cleanup;
+    ngx_http_set_ctx(r->main, req, ngx_http_dr_module);
+
+    /*
+     * The error log lines of this request end with its request id; the
+     * id is made only when a line is written (or a provider is called),
+     * not for every request.
+     */
+
+    if (ngx_dr_request_log_next == NULL) {
+        ngx_dr_request_log_next = r->main->log_handler;
+    }
+
+    if (r->main->log_handler == ngx_dr_request_log_next) {
+        r->main->log_handler = ngx_dr_request_log;
+    }
+
+    return req;
+}
+
+
+/* the request id ($request_id), made on first use */
+
+ngx_str_t *
+ngx_dr_request_id(ngx_http_request_t *r)
+{
+    ngx_dr_request_t           *req;
+    ngx_dr_main_conf_t         *dmcf;
+    ngx_http_variable_value_t  *vv;
+
+    req = ngx_http_get_module_ctx(r->main, ngx_http_dr_module);
+
+    if (req == NULL) {
+        return NULL;
+    }
+
+    if (req->request_id.len == 0) {
+        dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+        vv = ngx_http_get_indexed_variable(r->main, dmcf->request_id);
+
+        if (vv == NULL || vv->not_found) {
+            return NULL;
+        }
+
+        req->request_id.data = vv->data;
+        req->request_id.len = vv->len;
+    }
+
+    return &req->request_id;
+}
+
+
+static u_char *
+ngx_dr_request_log(ngx_http_request_t *r, ngx_http_request_t *sr,
+    u_char *buf, size_t len)
+{
+    u_char     *p;
+    ngx_str_t  *id;
+
+    p = ngx_dr_request_log_next(r, sr, buf, len);
+
+    id = ngx_dr_request_id(r);
+
+    if (id && (size_t) (p - buf) < len) {
+        p = ngx_snprintf(p, len - (p - buf), ", request_id: \"%V\"", id);
+    }
+
+    return p;
+}
+
+
+static void
+ngx_dr_request_cleanup(void *data)
+{
+    /* a marker: the state lives in the pool and goes with it */
+}
 
 
 /*
@@ -89,10 +209,7 @@ ngx_dr_http_send(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *body,
     ngx_dr_http_cache_t *cache)
 {
     u_char             *p;
-    ngx_int_t           rc;
     ngx_str_t           value, *origin;
-    ngx_buf_t          *b;
-    ngx_chain_t         out;
     ngx_dr_loc_conf_t  *dlcf;
 
     static ngx_str_t  nosniff_key = ngx_string("X-Content-Type-Options");
@@ -117,7 +234,6 @@ ngx_dr_http_send(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *body,
     r->headers_out.content_type = ngx_dr_json_type;
     r->headers_out.content_type_len = ngx_dr_json_type.len;
     r->headers_out.charset = ngx_dr_json_charset;
-    r->headers_out.content_length_n = body->len;
 
     if (r->headers_out.content_length) {
         r->headers_out.content_length->hash = 0;
@@ -198,6 +314,21 @@ ngx_dr_http_send(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *body,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
+
+    return ngx_dr_http_output(r, body);
+}
+
+
+/* the header as it is, then the body from memory */
+
+ngx_int_t
+ngx_dr_http_output(ngx_http_request_t *r, ngx_str_t *body)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    r->headers_out.content_length_n = body->len;
 
     rc = ngx_http_send_header(r);
 
@@ -471,4 +602,76 @@ ngx_dr_http_headers_in(ngx_http_request_t *r, const char *name,
     }
 
     return n;
+}
+
+
+/*
+ * Sends the query, keeps the request alive until the outcome arrives, and
+ * lets done() write the answer.  A client that goes away ends the request,
+ * whose pool cleanup cancels the query.
+ */
+
+ngx_int_t
+ngx_dr_http_query(ngx_http_request_t *r, ngx_uint_t flags, ngx_msec_t timeout,
+    const char *sql, int nparams, const char **params,
+    ngx_dr_http_result_pt done)
+{
+    ngx_dr_request_t   *req;
+    ngx_dr_pg_query_t  *q;
+
+    req = ngx_dr_request(r);
+    if (req == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    req->query_done = done;
+
+    q = ngx_dr_pg_query(r->pool, r->connection->log, flags, timeout, sql,
+                        nparams, params, ngx_dr_http_query_done, r);
+    if (q == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!r->discard_body) {
+        r->read_event_handler = ngx_http_test_reading;
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_dr_http_query_done(ngx_dr_pg_query_t *q)
+{
+    ngx_int_t            rc;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = q->data;
+    c = r->connection;
+
+    rc = ngx_dr_request(r)->query_done(r, q);
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* the answer of any data endpoint whose query could not be served */
+
+ngx_int_t
+ngx_dr_http_unavailable(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
+{
+    if (q->rc == NGX_DR_PG_UNAVAILABLE) {
+        return ngx_dr_json_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "database_unavailable",
+                                 "the database is unavailable: %V",
+                                 &q->error);
+    }
+
+    return ngx_dr_json_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                             "internal_error",
+                             "the database could not answer the query");
 }
