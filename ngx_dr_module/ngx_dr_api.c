@@ -111,7 +111,6 @@ struct ngx_dr_api_ctx_s {
 static ngx_dr_api_route_t *ngx_dr_api_route(ngx_str_t *uri, u_char **start,
     u_char **end);
 static ngx_int_t ngx_dr_api_log(ngx_http_request_t *r);
-static ngx_int_t ngx_dr_api_preflight(ngx_http_request_t *r);
 static ngx_int_t ngx_dr_api_error_page(ngx_http_request_t *r);
 static ngx_int_t ngx_dr_api_args(ngx_http_request_t *r,
     ngx_dr_api_ctx_t *ctx);
@@ -172,6 +171,7 @@ static double ngx_dr_api_double(PGresult *res, int row, const char *name);
 static json_t *ngx_dr_api_trend(PGresult *res, int row, const char *name);
 static json_t *ngx_dr_api_not_found(ngx_http_request_t *r,
     ngx_dr_api_ctx_t *ctx, PGresult *res, ngx_uint_t *status);
+static const char *ngx_dr_api_direction(double trend);
 static double ngx_dr_api_round1(double x);
 
 
@@ -243,6 +243,9 @@ static const char  ngx_dr_api_public_sql[] =
     " coalesce(s.details->'key_themes', '[]') AS key_themes,"
     " to_char(s.computed_at AT TIME ZONE 'UTC', " NGX_DR_API_ISO_TIME
     ") AS updated_at,"
+    " CASE WHEN s.computed_at > now() - interval '24 hours' THEN 'fresh'"
+    "  WHEN s.computed_at > now() - interval '7 days' THEN 'recent'"
+    "  ELSE 'stale' END AS freshness,"
     " (SELECT 100.0 * count(*) FILTER (WHERE p.score <= s.score)"
     "   / nullif(count(*), 0) FROM latest_domain_scores p"
     "   JOIN domains pd ON pd.id = p.domain_id"
@@ -468,7 +471,7 @@ ngx_dr_api_handler(ngx_http_request_t *r)
     }
 
     if (r->method == NGX_HTTP_OPTIONS) {
-        return ngx_dr_api_preflight(r);
+        return ngx_dr_http_preflight(r);
     }
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -673,52 +676,6 @@ ngx_dr_api_init(ngx_conf_t *cf)
 }
 
 
-/* CORS preflight: answered here, without a query */
-
-static ngx_int_t
-ngx_dr_api_preflight(ngx_http_request_t *r)
-{
-    ngx_str_t  *origin;
-
-    static ngx_str_t  acao_key = ngx_string("Access-Control-Allow-Origin");
-    static ngx_str_t  acam_key = ngx_string("Access-Control-Allow-Methods");
-    static ngx_str_t  acam = ngx_string("GET, HEAD, OPTIONS");
-    static ngx_str_t  acah_key = ngx_string("Access-Control-Allow-Headers");
-    static ngx_str_t  acah = ngx_string("Authorization, X-API-Key, "
-                                        "If-None-Match, Content-Type");
-    static ngx_str_t  acma_key = ngx_string("Access-Control-Max-Age");
-    static ngx_str_t  acma = ngx_string("600");
-    static ngx_str_t  vary_key = ngx_string("Vary");
-    static ngx_str_t  vary = ngx_string("Origin");
-    static ngx_str_t  allow_key = ngx_string("Allow");
-
-    origin = ngx_dr_http_cors_origin(r);
-
-    if (origin == NULL) {
-        return ngx_dr_json_error(r, NGX_HTTP_FORBIDDEN,
-                                 "origin_not_allowed",
-                                 "cross-origin requests from this origin "
-                                 "are not allowed");
-    }
-
-    if (ngx_dr_http_header(r, &acao_key, origin, NULL) != NGX_OK
-        || ngx_dr_http_header(r, &acam_key, &acam, NULL) != NGX_OK
-        || ngx_dr_http_header(r, &acah_key, &acah, NULL) != NGX_OK
-        || ngx_dr_http_header(r, &acma_key, &acma, NULL) != NGX_OK
-        || ngx_dr_http_header(r, &vary_key, &vary, NULL) != NGX_OK
-        || ngx_dr_http_header(r, &allow_key, &acam, NULL) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    r->headers_out.status = NGX_HTTP_NO_CONTENT;
-    r->headers_out.content_length_n = 0;
-    r->header_only = 1;
-
-    return ngx_http_send_header(r);
-}
-
-
 /*
  * nginx's own errors (a request line too long, a malformed request, a body
  * too large) reach the API location through error_page and are answered
@@ -797,7 +754,7 @@ ngx_dr_api_args(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
 {
     u_char            *p, *last, *amp, *eq;
     ngx_int_t          rc;
-    ngx_str_t          name, raw, decoded;
+    ngx_str_t          name, raw;
     ngx_uint_t         i, given;
     ngx_dr_api_arg_t  *arg;
 
@@ -833,19 +790,12 @@ ngx_dr_api_args(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
         }
 
         if (arg->name.len == 0) {
-            if (ngx_dr_api_unescape(r->pool, &name, &decoded) != NGX_OK
-                || ngx_dr_validate_search(decoded.data, decoded.len)
-                   != NGX_DR_VALID_OK)
-            {
-                return ngx_dr_api_reject(ctx, r, NGX_HTTP_BAD_REQUEST,
-                                         "invalid_parameter",
-                                         "unknown query parameter");
-            }
-
-            return ngx_dr_api_reject(ctx, r, NGX_HTTP_BAD_REQUEST,
-                                     "invalid_parameter",
-                                     "unknown query parameter \"%V\"",
-                                     &decoded);
+            /*
+             * not a parameter of this endpoint: ignored, as the original
+             * API did (clients add cache busters such as "_t"), and no
+             * part of the cache key
+             */
+            continue;
         }
 
         if (given & (1 << i)) {
@@ -1338,7 +1288,9 @@ ngx_dr_api_stats_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
     " x.models_negative AS \"modelsNegative\","                              \
     " CASE WHEN x.computed_at > now() - interval '24 hours' THEN 'fresh'"    \
     "  WHEN x.computed_at > now() - interval '7 days' THEN 'recent'"         \
-    "  ELSE 'stale' END AS \"dataFreshness\" "                               \
+    "  ELSE 'stale' END AS \"dataFreshness\","                               \
+    " to_char(x.computed_at AT TIME ZONE 'UTC', " NGX_DR_API_ISO_TIME       \
+    ") AS \"lastUpdated\" "                                                  \
     "FROM (SELECT count(*) AS n FROM m) t "                                  \
     "LEFT JOIN LATERAL (SELECT * FROM m ORDER BY " order                     \
     " LIMIT $2 OFFSET $3) x ON true "                                        \
@@ -1446,7 +1398,7 @@ ngx_dr_api_public_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
     PGresult *res, ngx_uint_t *status)
 {
     int          pos, neu, neg;
-    json_t      *ai, *profile, *answer, *alerts, *list, *a;
+    json_t      *ai, *profile, *freshness, *answer, *alerts, *list, *a;
     size_t       i;
     double       pct;
     const char  *position, *reputation, *level;
@@ -1480,13 +1432,15 @@ ngx_dr_api_public_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
         reputation = "mixed";
     }
 
-    ai = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}",
+    ai = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:s}",
                    "memory_score", ngx_dr_api_value(res, 0, 3),
                    "ai_consensus", ngx_dr_api_value(res, 0, 4),
                    "cohesion", ngx_dr_api_value(res, 0, 5),
                    "models_tracking", ngx_dr_api_value(res, 0, 6),
                    "response_count", ngx_dr_api_value(res, 0, 7),
-                   "trend", ngx_dr_api_trend(res, 0, "trend"));
+                   "trend", ngx_dr_api_trend(res, 0, "trend"),
+                   "trend_direction",
+                   ngx_dr_api_direction(ngx_dr_api_double(res, 0, "trend")));
 
     profile = json_pack("{s:o, s:s, s:o, s:s}",
                         "category", ngx_dr_api_value(res, 0, 1),
@@ -1496,10 +1450,19 @@ ngx_dr_api_public_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
                                          ngx_dr_api_col(res, "key_themes")),
                         "reputation", reputation);
 
-    answer = json_pack("{s:o, s:o, s:o}",
+    freshness = json_pack("{s:o, s:o}",
+                          "last_updated",
+                          ngx_dr_api_value(res, 0,
+                                           ngx_dr_api_col(res, "updated_at")),
+                          "status",
+                          ngx_dr_api_value(res, 0,
+                                           ngx_dr_api_col(res, "freshness")));
+
+    answer = json_pack("{s:o, s:o, s:o, s:o}",
                        "domain", ngx_dr_api_value(res, 0, 0),
                        "ai_intelligence", ai,
-                       "business_profile", profile);
+                       "business_profile", profile,
+                       "data_freshness", freshness);
 
     if (answer == NULL) {
         return NULL;
@@ -1691,8 +1654,7 @@ ngx_dr_api_drift_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
 
     /* a change of memory within a point either way is no direction */
 
-    direction = (trend > 1.0) ? "improving"
-                : (trend < -1.0) ? "declining" : "stable";
+    direction = ngx_dr_api_direction(trend);
 
     history = json_array();
 
@@ -1906,8 +1868,19 @@ ngx_dr_api_not_found(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
                          &ctx->domain);
     }
 
-    return json_pack("{s:s, s:s#}", "error", "not_found",
-                     "message", msg, (int) (p - msg));
+    return json_pack("{s:s, s:s#, s:s#}", "error", "not_found",
+                     "message", msg, (int) (p - msg),
+                     "detail", msg, (int) (p - msg));
+}
+
+
+/* a change of memory within a point either way is no direction */
+
+static const char *
+ngx_dr_api_direction(double trend)
+{
+    return (trend > 1.0) ? "improving"
+           : (trend < -1.0) ? "declining" : "stable";
 }
 
 

@@ -359,6 +359,22 @@ ngx_dr_auth_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
+    if (dlcf->cors && ngx_dr_http_is_preflight(r)) {
+        /*
+         * A browser's preflight never carries a key: where cross-origin
+         * requests are configured it is answered without one (204 for
+         * an allowed origin, 403 for another) and takes no token.  The
+         * API answers its own; elsewhere (a proxied location) it is
+         * answered here, before the upstream.
+         */
+        if (dlcf->api) {
+            return NGX_DECLINED;
+        }
+
+        ngx_http_finalize_request(r, ngx_dr_http_preflight(r));
+        return NGX_DONE;
+    }
+
     req = ngx_dr_request(r);
     if (req == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -788,6 +804,7 @@ ngx_dr_auth_limit(ngx_http_request_t *r, ngx_dr_request_t *req,
     ngx_int_t            rc;
     ngx_str_t            key;
     ngx_uint_t           status, tier;
+    const char          *message;
     ngx_dr_loc_conf_t   *dlcf;
     ngx_dr_main_conf_t  *dmcf;
 
@@ -863,11 +880,13 @@ ngx_dr_auth_limit(ngx_http_request_t *r, ngx_dr_request_t *req,
         return NGX_DONE;
     }
 
+    message = req->limit.daily_exhausted
+              ? "the daily quota of this key is used up"
+              : "too many requests: slow down";
+
     rc = ngx_dr_json_send(r, status,
-        json_pack("{s:s, s:s, s:I}", "error", "rate_limited",
-                  "message", req->limit.daily_exhausted
-                             ? "the daily quota of this key is used up"
-                             : "too many requests: slow down",
+        json_pack("{s:s, s:s, s:s, s:I}", "error", "rate_limited",
+                  "message", message, "detail", message,
                   "retry_after", (json_int_t) req->limit.retry_after));
 
     /* the request (and req with it) may be gone after this */

@@ -82,11 +82,12 @@ ngx_dr_health_ready_done(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
             reason = json_string("the database did not answer");
         }
 
-        body = json_pack("{s:s, s:s, s:s, s:o}",
+        body = json_pack("{s:s, s:s, s:s, s:O, s:o}",
                          "status", "not_ready",
                          "database", "unavailable",
                          "error", "database_unavailable",
-                         "message", reason);
+                         "message", reason,
+                         "detail", reason);
     }
 
     if (body == NULL) {
@@ -135,6 +136,8 @@ ngx_dr_health_ready_done(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
             json_object_set_new(body, "status", json_string("not_ready"));
             json_object_set_new(body, "error", json_string("no_provider"));
             json_object_set_new(body, "message",
+                json_string("every provider's circuit breaker is open"));
+            json_object_set_new(body, "detail",
                 json_string("every provider's circuit breaker is open"));
             return ngx_dr_json_send(r, NGX_HTTP_SERVICE_UNAVAILABLE, body);
         }

@@ -28,6 +28,7 @@ static void ngx_dr_request_cleanup(void *data);
 static u_char *ngx_dr_request_log(ngx_http_request_t *r,
     ngx_http_request_t *sr, u_char *buf, size_t len);
 static void ngx_dr_http_query_done(ngx_dr_pg_query_t *q);
+static ngx_uint_t ngx_dr_http_header_list(ngx_str_t *value);
 
 
 static ngx_http_log_handler_pt  ngx_dr_request_log_next;
@@ -398,7 +399,8 @@ ngx_dr_http_cors_origin(ngx_http_request_t *r)
 
 
 /*
- * Errors are {"error": code, "message": text}: code is a stable word a
+ * Errors are {"error": code, "message": text, "detail": text}: detail is
+ * the original API's field, for its clients; code is a stable word a
  * client can branch on, text says what was wrong for a person.
  */
 
@@ -415,8 +417,9 @@ ngx_dr_json_error(ngx_http_request_t *r, ngx_uint_t status,
     last = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
     va_end(args);
 
-    body = json_pack("{s:s, s:s#}", "error", error,
-                     "message", msg, (int) (last - msg));
+    body = json_pack("{s:s, s:s#, s:s#}", "error", error,
+                     "message", msg, (int) (last - msg),
+                     "detail", msg, (int) (last - msg));
 
     if (body == NULL) {
         /* the text quoted something that is not UTF-8: keep it readable */
@@ -427,8 +430,9 @@ ngx_dr_json_error(ngx_http_request_t *r, ngx_uint_t status,
             }
         }
 
-        body = json_pack("{s:s, s:s#}", "error", error,
-                         "message", msg, (int) (last - msg));
+        body = json_pack("{s:s, s:s#, s:s#}", "error", error,
+                         "message", msg, (int) (last - msg),
+                         "detail", msg, (int) (last - msg));
     }
 
     return ngx_dr_json_send(r, status, body);
@@ -562,6 +566,117 @@ ngx_dr_http_body(ngx_http_request_t *r, size_t max, ngx_str_t *out)
     out->len = len;
 
     return NGX_OK;
+}
+
+
+/*
+ * A CORS preflight: a browser asks, before a cross-origin request, with
+ * OPTIONS, Origin and Access-Control-Request-Method, never with a key.
+ */
+
+ngx_uint_t
+ngx_dr_http_is_preflight(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    return r->method == NGX_HTTP_OPTIONS
+           && ngx_dr_http_headers_in(r, "Origin", &h, 1)
+           && ngx_dr_http_headers_in(r, "Access-Control-Request-Method", &h,
+                                     1);
+}
+
+
+/*
+ * The answer to a preflight, without a query: 204 for an origin of
+ * dr_cors_origins, allowing the method and the request headers the
+ * browser asks for (a list of header names, nothing else), or 403.
+ */
+
+ngx_int_t
+ngx_dr_http_preflight(ngx_http_request_t *r)
+{
+    ngx_str_t           *origin, headers, methods;
+    ngx_table_elt_t     *h;
+    ngx_dr_loc_conf_t   *dlcf;
+
+    static ngx_str_t  acao_key = ngx_string("Access-Control-Allow-Origin");
+    static ngx_str_t  acam_key = ngx_string("Access-Control-Allow-Methods");
+    static ngx_str_t  api_methods = ngx_string("GET, HEAD, OPTIONS");
+    static ngx_str_t  any_methods = ngx_string("GET, HEAD, POST, PUT, "
+                                               "PATCH, DELETE, OPTIONS");
+    static ngx_str_t  acah_key = ngx_string("Access-Control-Allow-Headers");
+    static ngx_str_t  acah = ngx_string("Authorization, X-API-Key, "
+                                        "If-None-Match, Content-Type");
+    static ngx_str_t  acma_key = ngx_string("Access-Control-Max-Age");
+    static ngx_str_t  acma = ngx_string("600");
+    static ngx_str_t  vary_key = ngx_string("Vary");
+    static ngx_str_t  vary = ngx_string("Origin, Access-Control-Request-"
+                                        "Headers");
+    static ngx_str_t  allow_key = ngx_string("Allow");
+
+    origin = ngx_dr_http_cors_origin(r);
+
+    if (origin == NULL) {
+        return ngx_dr_json_error(r, NGX_HTTP_FORBIDDEN,
+                                 "origin_not_allowed",
+                                 "cross-origin requests from this origin "
+                                 "are not allowed");
+    }
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_dr_module);
+    methods = dlcf->api ? api_methods : any_methods;
+
+    headers = acah;
+
+    if (ngx_dr_http_headers_in(r, "Access-Control-Request-Headers", &h, 1)
+        && ngx_dr_http_header_list(&h->value))
+    {
+        headers = h->value;
+    }
+
+    if (ngx_dr_http_header(r, &acao_key, origin, NULL) != NGX_OK
+        || ngx_dr_http_header(r, &acam_key, &methods, NULL) != NGX_OK
+        || ngx_dr_http_header(r, &acah_key, &headers, NULL) != NGX_OK
+        || ngx_dr_http_header(r, &acma_key, &acma, NULL) != NGX_OK
+        || ngx_dr_http_header(r, &vary_key, &vary, NULL) != NGX_OK
+        || ngx_dr_http_header(r, &allow_key, &methods, NULL) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.status = NGX_HTTP_NO_CONTENT;
+    r->headers_out.content_length_n = 0;
+    r->header_only = 1;
+
+    return ngx_http_send_header(r);
+}
+
+
+/* a comma-separated list of header names, and nothing else */
+
+static ngx_uint_t
+ngx_dr_http_header_list(ngx_str_t *value)
+{
+    u_char  *p, c;
+
+    if (value->len == 0 || value->len > 1024) {
+        return 0;
+    }
+
+    for (p = value->data; p < value->data + value->len; p++) {
+        c = *p;
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == ','
+            || c == ' ')
+        {
+            continue;
+        }
+
+        return 0;
+    }
+
+    return 1;
 }
 
 

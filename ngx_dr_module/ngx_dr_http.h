@@ -35,6 +35,8 @@ ngx_int_t ngx_dr_http_output(ngx_http_request_t *r, ngx_str_t *body);
 ngx_int_t ngx_dr_http_header(ngx_http_request_t *r, ngx_str_t *key,
     ngx_str_t *value, ngx_table_elt_t **elt);
 ngx_str_t *ngx_dr_http_cors_origin(ngx_http_request_t *r);
+ngx_uint_t ngx_dr_http_is_preflight(ngx_http_request_t *r);
+ngx_int_t ngx_dr_http_preflight(ngx_http_request_t *r);
 ngx_uint_t ngx_dr_http_headers_in(ngx_http_request_t *r, const char *name,
     ngx_table_elt_t **out, ngx_uint_t max);
 ngx_int_t ngx_dr_http_body(ngx_http_request_t *r, size_t max,

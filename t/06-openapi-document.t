@@ -288,22 +288,24 @@ my %shapes = (
     'GET /healthz 200' => { status => 1, version => 1 },
     'GET /readyz 200' => { status => 1, database => 1, %readiness_parts },
     'GET /readyz 503' => { status => 1, database => 1, error => 1,
-                           message => 1, %readiness_parts },
+                           message => 1, detail => 1, %readiness_parts },
     'GET /api/stats 200' => { platform_stats => { total_domains => 1,
         average_memory_score => 1, total_ai_responses => 1,
         critical_risk_domains => 1, last_updated => 1 } },
     'GET /api/rankings 200' => {
         domains => [{ domain => 1, score => 1, trend => 1,
                       modelsPositive => 1, modelsNeutral => 1,
-                      modelsNegative => 1, dataFreshness => 1 }],
+                      modelsNegative => 1, dataFreshness => 1,
+                      lastUpdated => 1 }],
         totalDomains => 1, totalPages => 1, currentPage => 1 },
     'GET /api/domains/{domain}/public 200' => {
         domain => 1,
         ai_intelligence => { memory_score => 1, ai_consensus => 1,
             cohesion => 1, models_tracking => 1, response_count => 1,
-            trend => 1 },
+            trend => 1, trend_direction => 1 },
         business_profile => { category => 1, market_position => 1,
             key_themes => 1, reputation => 1 },
+        data_freshness => { last_updated => 1, status => 1 },
         'alerts?' => [{ type => 1, severity => 1, message => 1 }],
         updated_at => 1 },
     'GET /api/ticker 200' => {
@@ -350,11 +352,13 @@ my %shapes = (
         providers => [{ provider => 1, models => 1, active => 1, calls => 1,
                         errors => 1, error_rate => 1, breaker_state => 1,
                         p50_latency_ms => 1 }] },
-    'GET /api/rankings 400' => { error => 1, message => 1 },
-    'GET /api/drift/{domain} 404' => { error => 1, message => 1 },
-    'GET /api/stats 405' => { error => 1, message => 1 },
-    'GET /api/stats 429' => { error => 1, message => 1, retry_after => 1 },
-    'GET /api/stats 503' => { error => 1, message => 1 },
+    'GET /api/rankings 400' => { error => 1, message => 1, detail => 1 },
+    'GET /api/drift/{domain} 404' => { error => 1, message => 1,
+                                       detail => 1 },
+    'GET /api/stats 405' => { error => 1, message => 1, detail => 1 },
+    'GET /api/stats 429' => { error => 1, message => 1, detail => 1,
+                              retry_after => 1 },
+    'GET /api/stats 503' => { error => 1, message => 1, detail => 1 },
 );
 
 # the shape a schema describes, in the notation above
@@ -440,9 +444,10 @@ for my $name (sort keys %{$doc->{components}{schemas}}) {
 is($strict_errors, 0, 'every object schema is strict and typed');
 
 my $schemas = $doc->{components}{schemas};
-is_deeply($schemas->{Error}{required}, [qw(error message)], 'Error');
+is_deeply($schemas->{Error}{required}, [qw(error message detail)],
+    'Error');
 is_deeply([sort @{$schemas->{RateLimited}{required}}],
-    [qw(error message retry_after)], 'RateLimited');
+    [qw(detail error message retry_after)], 'RateLimited');
 is($schemas->{RateLimited}{properties}{retry_after}{type}, 'integer',
     'retry_after is an integer');
 is_deeply($schemas->{PlatformStats}{properties}{last_updated}{type},
@@ -472,19 +477,23 @@ my %good = (
         domains => [
             { domain => 'alpha.example', score => 72.45, trend => '+2.5%',
               modelsPositive => 3, modelsNeutral => 1, modelsNegative => 0,
-              dataFreshness => 'fresh' },
+              dataFreshness => 'fresh',
+              lastUpdated => '2026-11-29T12:00:00Z' },
             { domain => 'beta.example', score => 30, trend => "\x{b1}0.0%",
               modelsPositive => 0, modelsNeutral => 0, modelsNegative => 2,
-              dataFreshness => 'stale' } ],
+              dataFreshness => 'stale',
+              lastUpdated => '2026-11-01T12:00:00Z' } ],
         totalDomains => 2, totalPages => 1, currentPage => 1 },
     public => {
         domain => 'alpha.example',
         ai_intelligence => { memory_score => 66.7, ai_consensus => 41.2,
             cohesion => 100, models_tracking => 3, response_count => 9,
-            trend => '-1.0%' },
+            trend => '-1.0%', trend_direction => 'stable' },
         business_profile => { category => undef,
             market_position => 'emerging', key_themes => [qw(payments api)],
             reputation => 'mixed' },
+        data_freshness => { last_updated => '2026-11-29T12:00:00Z',
+                            status => 'fresh' },
         updated_at => '2026-11-29T12:00:00Z' },
     providers => {
         providers => [
@@ -527,10 +536,12 @@ DR::OpenAPI::response_ok('GET', '/api/providers/health', 200,
     body($good{providers}), 'helper: a correct providers answer passes');
 DR::OpenAPI::response_ok('GET', '/api/ticker', 429,
     body({ error => 'rate_limited', message => 'over 10/min',
-           retry_after => 6 }), 'helper: a correct 429 passes');
+           detail => 'over 10/min', retry_after => 6 }),
+    'helper: a correct 429 passes');
 DR::OpenAPI::response_ok('GET', '/readyz', 503,
     body({ status => 'not_ready', database => 'unavailable',
-           error => 'database_unavailable', message => 'timed out' }),
+           error => 'database_unavailable', message => 'timed out',
+           detail => 'timed out' }),
     'helper: a correct not-ready answer passes');
 
 # each: [operation, status, base body, how to break it, expected error]

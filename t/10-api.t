@@ -83,7 +83,8 @@ is_deeply([map { $_->{domain} } @{$j->{domains}}],
 is_deeply([map { $_->{score} } @{$j->{domains}}], [100, 60, 59],
     'ranking scores 0.7 x memory + 0.3 x 100 x (1 - drift)');
 keys_are($j->{domains}[0], [qw(domain score trend modelsPositive
-    modelsNeutral modelsNegative dataFreshness)], 'a ranked domain');
+    modelsNeutral modelsNegative dataFreshness lastUpdated)],
+    'a ranked domain');
 is_deeply([map { $_->{trend} } @{$j->{domains}}],
     ['±0.0%', '-20.0%', '+5.0%'], 'trends as signed strings');
 is_deeply([map { $_->{dataFreshness} } @{$j->{domains}}],
@@ -130,11 +131,12 @@ is_deeply($j->{domains}, [], 'SQL in search is just text');
 # public profile
 $j = api('/api/domains/alpha.example/public',
     '/api/domains/{domain}/public');
-keys_are($j, [qw(domain ai_intelligence business_profile updated_at)],
-    'public');
+keys_are($j, [qw(domain ai_intelligence business_profile data_freshness
+    updated_at)], 'public');
 is_deeply($j->{ai_intelligence}, {
     memory_score => 60, ai_consensus => 35, cohesion => 66.7,
     models_tracking => 3, response_count => 9, trend => '-20.0%',
+    trend_direction => 'declining',
 }, 'public: ai_intelligence of alpha');
 is_deeply($j->{business_profile}, {
     category => 'Technology',

@@ -120,8 +120,6 @@ my @cases = (
       'truncated percent-encoding' ],
 
     # parameters
-    [ '/api/rankings?colour=red', 400, 'invalid_parameter',
-      'an unknown parameter' ],
     [ '/api/rankings?page=1&page=2', 400, 'invalid_parameter',
       'a parameter twice' ],
 
