@@ -268,7 +268,7 @@ ngx_dr_auth_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     dmcf->key_zone = ngx_dr_shm_add(cf, &name, size,
                                     sizeof(ngx_dr_shm_head_t),
-                                    NGX_DR_AUTH_VERSION, "dr_auth_cache");
+                                    NGX_DR_AUTH_VERSION, "dr_auth_cache", NULL);
     if (dmcf->key_zone == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -424,7 +424,12 @@ ngx_dr_auth_handler(ngx_http_request_t *r)
 
         req->tier = ngx_dr_limit_find_tier(&dmcf->limit,
                                            (u_char *) "anonymous", 9);
-        req->key_label = r->connection->addr_text;
+        if (ngx_dr_limit_client(&dmcf->limit, r->connection, r->pool,
+                                &req->key_label)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
 
         return ngx_dr_auth_limit(r, req, 0);
     }
@@ -839,9 +844,14 @@ ngx_dr_auth_limit(ngx_http_request_t *r, ngx_dr_request_t *req,
                           daily_seed, &req->limit)
         != NGX_OK)
     {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "dr_limit_zone is too small for even one more key");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (req->limit.zone_full) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "dr_limit_zone is full of buckets that cannot go "
+                      "without forgiving their clients: %V refused",
+                      &req->key_label);
     }
 
     req->limited = 1;
@@ -880,12 +890,15 @@ ngx_dr_auth_limit(ngx_http_request_t *r, ngx_dr_request_t *req,
         return NGX_DONE;
     }
 
-    message = req->limit.daily_exhausted
+    message = req->limit.zone_full
+              ? "too many clients at once: try again in a moment"
+              : req->limit.daily_exhausted
               ? "the daily quota of this key is used up"
               : "too many requests: slow down";
 
     rc = ngx_dr_json_send(r, status,
-        json_pack("{s:s, s:s, s:s, s:I}", "error", "rate_limited",
+        json_pack("{s:s, s:s, s:s, s:I}", "error",
+                  req->limit.zone_full ? "limit_zone_full" : "rate_limited",
                   "message", message, "detail", message,
                   "retry_after", (json_int_t) req->limit.retry_after));
 

@@ -138,7 +138,7 @@ ngx_dr_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ccf->shm_zone = ngx_dr_shm_add(cf, &name, size,
                                    sizeof(ngx_dr_cache_sh_t),
-                                   NGX_DR_CACHE_VERSION, "dr_cache");
+                                   NGX_DR_CACHE_VERSION, "dr_cache", NULL);
     if (ccf->shm_zone == NULL) {
         return NGX_CONF_ERROR;
     }

@@ -30,8 +30,10 @@
 #include "ngx_dr_bucket.h"
 
 
-#define NGX_DR_LIMIT_VERSION   1
-#define NGX_DR_LIMIT_EVICT     16
+#define NGX_DR_LIMIT_VERSION   2
+#define NGX_DR_LIMIT_EVICT     16      /* freed at most for one bucket */
+#define NGX_DR_LIMIT_LOOK      64      /* looked at for them, at most */
+#define NGX_DR_LIMIT_NODE_SIZE 256     /* a bucket in the zone, about */
 
 
 typedef struct {
@@ -47,8 +49,23 @@ typedef struct {
     uint64_t             pushed;       /* "consumed" the cluster knows */
     uint64_t             remote;       /* tokens the others took */
     unsigned             synced:1;
+    unsigned             anonymous:1;  /* in the anonymous reserve */
     u_char               data[1];
 } ngx_dr_limit_node_t;
+
+
+/*
+ * The zone: buckets of keys and providers in the head's LRU, anonymous
+ * clients' in a reserve of their own, so that no churn of addresses can
+ * push a key's bucket out.
+ */
+typedef struct {
+    ngx_dr_shm_head_t    head;
+    ngx_queue_t          anonymous;    /* LRU of the anonymous reserve */
+    ngx_uint_t           nanonymous;
+} ngx_dr_limit_sh_t;
+
+#define ngx_dr_limit_sh(ctx)  ((ngx_dr_limit_sh_t *) (ctx)->sh)
 
 
 /* does a bucket belong in a batch; with a row, fills it */
@@ -56,8 +73,13 @@ typedef ngx_uint_t (*ngx_dr_limit_pick_pt)(ngx_dr_limit_node_t *ln,
     ngx_dr_limit_row_t *row);
 
 
-static ngx_dr_limit_node_t *ngx_dr_limit_node_locked(ngx_dr_shm_ctx_t *ctx,
-    ngx_str_t *key, ngx_dr_tier_t *tier);
+static ngx_dr_limit_node_t *ngx_dr_limit_node_locked(
+    ngx_dr_limit_conf_t *lcf, ngx_dr_shm_ctx_t *ctx, ngx_str_t *key,
+    ngx_dr_tier_t *tier);
+static ngx_uint_t ngx_dr_limit_evict_locked(ngx_dr_limit_conf_t *lcf,
+    ngx_dr_shm_ctx_t *ctx, ngx_queue_t *lru);
+static ngx_uint_t ngx_dr_limit_is_anonymous(ngx_str_t *key);
+static void ngx_dr_limit_init_sh(ngx_dr_shm_head_t *head);
 static void ngx_dr_limit_refill_locked(ngx_dr_limit_node_t *ln,
     ngx_dr_tier_t *tier);
 static ngx_dr_limit_node_t *ngx_dr_limit_lookup_locked(
@@ -248,13 +270,65 @@ ngx_dr_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     lcf->shm_zone = ngx_dr_shm_add(cf, &name, size,
-                                   sizeof(ngx_dr_shm_head_t),
-                                   NGX_DR_LIMIT_VERSION, "dr_limit_zone");
+                                   sizeof(ngx_dr_limit_sh_t),
+                                   NGX_DR_LIMIT_VERSION, "dr_limit_zone",
+                                   ngx_dr_limit_init_sh);
     if (lcf->shm_zone == NULL) {
         return NGX_CONF_ERROR;
     }
 
+    /* anonymous clients may hold about half of the buckets that fit */
+    lcf->anonymous_max = ngx_max((size_t) size / (2 * NGX_DR_LIMIT_NODE_SIZE),
+                                 8);
+
     return NGX_CONF_OK;
+}
+
+
+/* dr_limit_anonymous_prefix [ipv4=N] [ipv6=N] */
+
+char *
+ngx_dr_limit_anonymous_prefix(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_dr_limit_conf_t  *lcf;
+
+    ngx_int_t    n;
+    ngx_str_t   *value;
+    ngx_uint_t   i, v6;
+
+    lcf = (ngx_dr_limit_conf_t *) ((char *) conf + cmd->offset);
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        v6 = (ngx_strncmp(value[i].data, "ipv6=", 5) == 0);
+
+        if (!v6 && ngx_strncmp(value[i].data, "ipv4=", 5) != 0) {
+            goto invalid;
+        }
+
+        n = ngx_atoi(value[i].data + 5, value[i].len - 5);
+
+        if (n < 1 || n > (v6 ? 128 : 32)) {
+            goto invalid;
+        }
+
+        if (v6) {
+            lcf->anonymous_v6 = n;
+
+        } else {
+            lcf->anonymous_v4 = n;
+        }
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\" takes ipv4=1..32 and ipv6=1..128, not "
+                       "\"%V\"", &cmd->name, &value[i]);
+    return NGX_CONF_ERROR;
 }
 
 
@@ -348,6 +422,8 @@ ngx_dr_limit_init_conf(ngx_conf_t *cf, ngx_dr_limit_conf_t *lcf)
     }
 
     ngx_conf_init_msec_value(lcf->flush_interval, 10000);
+    ngx_conf_init_uint_value(lcf->anonymous_v4, 32);
+    ngx_conf_init_uint_value(lcf->anonymous_v6, 64);
 
     if (lcf->sync_interval != NGX_CONF_UNSET_MSEC && lcf->node.len == 0) {
         lcf->node = cf->cycle->hostname;
@@ -378,6 +454,95 @@ ngx_dr_limit_find_tier(ngx_dr_limit_conf_t *lcf, u_char *name, size_t len)
     }
 
     return NULL;
+}
+
+
+static void
+ngx_dr_limit_init_sh(ngx_dr_shm_head_t *head)
+{
+    ngx_queue_init(&((ngx_dr_limit_sh_t *) head)->anonymous);
+}
+
+
+/*
+ * An anonymous client: its address's network of the configured prefix
+ * ("2001:db8:1:2::/64", "192.0.2.7/32"), so that one /64 of IPv6, whose
+ * owner has all of its addresses, is one client.
+ */
+
+ngx_int_t
+ngx_dr_limit_client(ngx_dr_limit_conf_t *lcf, ngx_connection_t *c,
+    ngx_pool_t *pool, ngx_str_t *label)
+{
+    u_char               *p, *bytes;
+    size_t                len;
+    ngx_uint_t            i, bits, nbytes;
+    struct sockaddr_in    sin;
+#if (NGX_HAVE_INET6)
+    struct sockaddr_in6   sin6;
+#endif
+
+    switch (c->sockaddr->sa_family) {
+
+    case AF_INET:
+        ngx_memcpy(&sin, c->sockaddr, sizeof(struct sockaddr_in));
+        bytes = (u_char *) &sin.sin_addr;
+        nbytes = 4;
+        bits = lcf->anonymous_v4;
+        sin.sin_port = 0;
+        break;
+
+#if (NGX_HAVE_INET6)
+    case AF_INET6:
+        ngx_memcpy(&sin6, c->sockaddr, sizeof(struct sockaddr_in6));
+        bytes = sin6.sin6_addr.s6_addr;
+        nbytes = 16;
+        bits = lcf->anonymous_v6;
+        sin6.sin6_port = 0;
+        break;
+#endif
+
+    default:
+        /* a unix socket: one client */
+        *label = c->addr_text;
+        return NGX_OK;
+    }
+
+    for (i = 0; i < nbytes; i++) {
+        if (bits >= 8) {
+            bits -= 8;
+            continue;
+        }
+
+        bytes[i] &= (u_char) (0xff << (8 - bits));
+        bits = 0;
+    }
+
+    p = ngx_pnalloc(pool, NGX_SOCKADDR_STRLEN + 4);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+#if (NGX_HAVE_INET6)
+    if (nbytes == 16) {
+        len = ngx_sock_ntop((struct sockaddr *) &sin6,
+                            sizeof(struct sockaddr_in6), p,
+                            NGX_SOCKADDR_STRLEN, 0);
+    } else
+#endif
+    {
+        len = ngx_sock_ntop((struct sockaddr *) &sin,
+                            sizeof(struct sockaddr_in), p,
+                            NGX_SOCKADDR_STRLEN, 0);
+    }
+
+    label->data = p;
+    label->len = ngx_sprintf(p + len, "/%ui",
+                             nbytes == 16 ? lcf->anonymous_v6
+                                          : lcf->anonymous_v4)
+                 - p;
+
+    return NGX_OK;
 }
 
 
@@ -416,7 +581,7 @@ ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key, int64_t key_id,
     ngx_dr_tier_t *tier, ngx_uint_t daily_seed, ngx_dr_limit_result_t *res)
 {
     uint32_t              today;
-    ngx_dr_shm_ctx_t   *ctx;
+    ngx_dr_shm_ctx_t     *ctx;
     ngx_dr_limit_node_t  *ln;
 
     ctx = lcf->shm_zone->data;
@@ -427,10 +592,14 @@ ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key, int64_t key_id,
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    ln = ngx_dr_limit_node_locked(ctx, key, tier);
+    ln = ngx_dr_limit_node_locked(lcf, ctx, key, tier);
     if (ln == NULL) {
+        /* no room without forgiving another client: this one waits */
         ngx_shmtx_unlock(&ctx->shpool->mutex);
-        return NGX_ERROR;
+        res->zone_full = 1;
+        res->retry_after = 1;
+        res->retry_ms = 1000;
+        return NGX_OK;
     }
 
     if (ln->key_id == 0 && key_id) {
@@ -515,7 +684,7 @@ ngx_dr_limit_take_call(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
     ngx_uint_t tokens, ngx_uint_t reserve, ngx_dr_limit_result_t *res)
 {
     ngx_msec_t            wait;
-    ngx_dr_shm_ctx_t   *ctx;
+    ngx_dr_shm_ctx_t     *ctx;
     ngx_dr_limit_node_t  *ln, *tn;
 
     ctx = lcf->shm_zone->data;
@@ -526,7 +695,7 @@ ngx_dr_limit_take_call(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
     tn = NULL;
 
     if (tkey) {
-        tn = ngx_dr_limit_node_locked(ctx, tkey, ttier);
+        tn = ngx_dr_limit_node_locked(lcf, ctx, tkey, ttier);
         if (tn == NULL) {
             ngx_shmtx_unlock(&ctx->shpool->mutex);
             return NGX_ERROR;
@@ -538,7 +707,7 @@ ngx_dr_limit_take_call(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
      * the token bucket is looked up again, without making it
      */
 
-    ln = ngx_dr_limit_node_locked(ctx, key, tier);
+    ln = ngx_dr_limit_node_locked(lcf, ctx, key, tier);
 
     if (tkey) {
         tn = (ngx_dr_limit_node_t *)
@@ -582,49 +751,66 @@ ngx_dr_limit_take_call(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
 }
 
 
+/*
+ * The bucket of key, made full when it is new.  Room is made only by
+ * buckets that lose nothing by going: full, with their usage flushed and
+ * their consumption told to the cluster; an anonymous client finds room
+ * only in the anonymous reserve.  NULL: no room without forgiving
+ * another client, and the new client is refused instead.
+ */
+
 static ngx_dr_limit_node_t *
-ngx_dr_limit_node_locked(ngx_dr_shm_ctx_t *ctx, ngx_str_t *key,
-    ngx_dr_tier_t *tier)
+ngx_dr_limit_node_locked(ngx_dr_limit_conf_t *lcf, ngx_dr_shm_ctx_t *ctx,
+    ngx_str_t *key, ngx_dr_tier_t *tier)
 {
     size_t                n;
     uint32_t              hash;
-    ngx_uint_t            i;
-    ngx_queue_t          *q;
+    ngx_uint_t            anonymous;
+    ngx_queue_t          *lru;
+    ngx_dr_limit_sh_t    *sh;
     ngx_dr_limit_node_t  *ln;
 
+    sh = ngx_dr_limit_sh(ctx);
     hash = ngx_crc32_short(key->data, key->len);
+    anonymous = ngx_dr_limit_is_anonymous(key);
 
-    ln = (ngx_dr_limit_node_t *) ngx_dr_shm_lookup_locked(&ctx->sh->rbtree,
+    ln = (ngx_dr_limit_node_t *) ngx_dr_shm_lookup_locked(&sh->head.rbtree,
                                                           key, hash);
     if (ln) {
+        lru = ln->anonymous ? &sh->anonymous : &sh->head.lru;
         ngx_queue_remove(&ln->sh.queue);
-        ngx_queue_insert_head(&ctx->sh->lru, &ln->sh.queue);
+        ngx_queue_insert_head(lru, &ln->sh.queue);
         return ln;
     }
 
     n = offsetof(ngx_dr_limit_node_t, data) + key->len;
+    ln = NULL;
 
-    ln = ngx_slab_alloc_locked(ctx->shpool, n);
+    if (anonymous) {
+        if (sh->nanonymous < lcf->anonymous_max) {
+            ln = ngx_slab_alloc_locked(ctx->shpool, n);
+        }
+
+        if (ln == NULL && ngx_dr_limit_evict_locked(lcf, ctx, &sh->anonymous))
+        {
+            ln = ngx_slab_alloc_locked(ctx->shpool, n);
+        }
+
+    } else {
+        ln = ngx_slab_alloc_locked(ctx->shpool, n);
+
+        /* anonymous clients make room first, then other keys */
+
+        if (ln == NULL
+            && (ngx_dr_limit_evict_locked(lcf, ctx, &sh->anonymous)
+                || ngx_dr_limit_evict_locked(lcf, ctx, &sh->head.lru)))
+        {
+            ln = ngx_slab_alloc_locked(ctx->shpool, n);
+        }
+    }
 
     if (ln == NULL) {
-        /* the least recently used buckets go: they are full by now */
-
-        for (i = 0; i < NGX_DR_LIMIT_EVICT; i++) {
-            if (ngx_queue_empty(&ctx->sh->lru)) {
-                break;
-            }
-
-            q = ngx_queue_last(&ctx->sh->lru);
-            ngx_queue_remove(q);
-            ln = ngx_queue_data(q, ngx_dr_limit_node_t, sh.queue);
-            ngx_rbtree_delete(&ctx->sh->rbtree, &ln->sh.node);
-            ngx_slab_free_locked(ctx->shpool, ln);
-        }
-
-        ln = ngx_slab_alloc_locked(ctx->shpool, n);
-        if (ln == NULL) {
-            return NULL;
-        }
+        return NULL;
     }
 
     ngx_memzero(ln, offsetof(ngx_dr_limit_node_t, data));
@@ -638,11 +824,86 @@ ngx_dr_limit_node_locked(ngx_dr_shm_ctx_t *ctx, ngx_str_t *key,
     ngx_dr_bucket_init(&ln->bucket, tier->rate, tier->period, tier->burst,
                        ngx_current_msec);
     ln->day = (uint32_t) (ngx_time() / NGX_DR_LIMIT_DAY);
+    ln->anonymous = anonymous;
 
-    ngx_rbtree_insert(&ctx->sh->rbtree, &ln->sh.node);
-    ngx_queue_insert_head(&ctx->sh->lru, &ln->sh.queue);
+    ngx_rbtree_insert(&sh->head.rbtree, &ln->sh.node);
+
+    if (anonymous) {
+        ngx_queue_insert_head(&sh->anonymous, &ln->sh.queue);
+        sh->nanonymous++;
+
+    } else {
+        ngx_queue_insert_head(&sh->head.lru, &ln->sh.queue);
+    }
 
     return ln;
+}
+
+
+/*
+ * Frees, from the least recently used end of lru, up to a few buckets
+ * that lose nothing by going; how many.
+ */
+
+static ngx_uint_t
+ngx_dr_limit_evict_locked(ngx_dr_limit_conf_t *lcf, ngx_dr_shm_ctx_t *ctx,
+    ngx_queue_t *lru)
+{
+    ngx_uint_t            looked, freed;
+    ngx_queue_t          *q, *prev;
+    ngx_dr_limit_sh_t    *sh;
+    ngx_dr_limit_node_t  *ln;
+
+    sh = ngx_dr_limit_sh(ctx);
+    freed = 0;
+    looked = 0;
+
+    for (q = ngx_queue_last(lru);
+         q != ngx_queue_sentinel(lru)
+         && looked < NGX_DR_LIMIT_LOOK && freed < NGX_DR_LIMIT_EVICT;
+         q = prev)
+    {
+        prev = ngx_queue_prev(q);
+        ln = ngx_queue_data(q, ngx_dr_limit_node_t, sh.queue);
+        looked++;
+
+        if (ngx_dr_bucket_level(&ln->bucket, ngx_current_msec)
+               < ln->bucket.cap
+            || ln->pending || ln->pending_rejected
+            || (lcf->sync_interval != NGX_CONF_UNSET_MSEC
+                && ln->consumed != ln->pushed))
+        {
+            continue;
+        }
+
+        if (ln->anonymous) {
+            sh->nanonymous--;
+        }
+
+        ngx_queue_remove(q);
+        ngx_rbtree_delete(&sh->head.rbtree, &ln->sh.node);
+        ngx_slab_free_locked(ctx->shpool, ln);
+        freed++;
+    }
+
+    return freed;
+}
+
+
+/* "t:<tier>:a:<address>": a bucket of the anonymous reserve */
+
+static ngx_uint_t
+ngx_dr_limit_is_anonymous(ngx_str_t *key)
+{
+    u_char  *p;
+
+    if (key->len < 4 || key->data[0] != 't' || key->data[1] != ':') {
+        return 0;
+    }
+
+    p = ngx_strlchr(key->data + 2, key->data + key->len, ':');
+
+    return p && p + 2 < key->data + key->len && p[1] == 'a' && p[2] == ':';
 }
 
 
@@ -663,7 +924,7 @@ ngx_dr_limit_tokens(ngx_dr_limit_conf_t *lcf, ngx_str_t *key)
 {
     int64_t               units;
     ngx_int_t             tokens;
-    ngx_dr_shm_ctx_t   *ctx;
+    ngx_dr_shm_ctx_t     *ctx;
     ngx_dr_limit_node_t  *ln;
 
     if (lcf->shm_zone == NULL) {

@@ -43,6 +43,7 @@ typedef struct {
     time_t               daily_reset;  /* s until the next UTC day */
     unsigned             passed:1;
     unsigned             daily_exhausted:1;
+    unsigned             zone_full:1;   /* refused: no room for a bucket */
 } ngx_dr_limit_result_t;
 
 
@@ -62,16 +63,23 @@ typedef struct {
     ngx_msec_t           sync_interval;
     ngx_str_t            node;
     ngx_msec_t           flush_interval;
+    ngx_uint_t           anonymous_max;    /* buckets of the reserve */
+    ngx_uint_t           anonymous_v4;     /* prefix length of a client */
+    ngx_uint_t           anonymous_v6;
 } ngx_dr_limit_conf_t;
 
 
 char *ngx_dr_limit_tier(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_dr_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_dr_limit_sync(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_dr_limit_anonymous_prefix(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 char *ngx_dr_limit_init_conf(ngx_conf_t *cf, ngx_dr_limit_conf_t *lcf);
 
 ngx_dr_tier_t *ngx_dr_limit_find_tier(ngx_dr_limit_conf_t *lcf,
     u_char *name, size_t len);
+ngx_int_t ngx_dr_limit_client(ngx_dr_limit_conf_t *lcf, ngx_connection_t *c,
+    ngx_pool_t *pool, ngx_str_t *label);
 ngx_uint_t ngx_dr_limit_tier_index(ngx_dr_limit_conf_t *lcf,
     ngx_dr_tier_t *tier);
 ngx_int_t ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,

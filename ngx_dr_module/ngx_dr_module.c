@@ -231,6 +231,13 @@ static ngx_command_t  ngx_dr_commands[] = {
       offsetof(ngx_dr_main_conf_t, limit),
       NULL },
 
+    { ngx_string("dr_limit_anonymous_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_dr_limit_anonymous_prefix,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_dr_main_conf_t, limit),
+      NULL },
+
     { ngx_string("dr_usage_flush"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -349,6 +356,8 @@ ngx_dr_create_main_conf(ngx_conf_t *cf)
     dmcf->cache.stale = NGX_CONF_UNSET;
     dmcf->limit.sync_interval = NGX_CONF_UNSET_MSEC;
     dmcf->limit.flush_interval = NGX_CONF_UNSET_MSEC;
+    dmcf->limit.anonymous_v4 = NGX_CONF_UNSET_UINT;
+    dmcf->limit.anonymous_v6 = NGX_CONF_UNSET_UINT;
     dmcf->runner = NGX_CONF_UNSET;
     dmcf->runner_lease = NGX_CONF_UNSET_MSEC;
     dmcf->runner_jobs = NGX_CONF_UNSET_UINT;

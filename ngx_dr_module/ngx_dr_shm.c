@@ -85,7 +85,8 @@ ngx_dr_shm_lookup_locked(ngx_rbtree_t *tree, ngx_str_t *key, uint32_t hash)
 
 ngx_shm_zone_t *
 ngx_dr_shm_add(ngx_conf_t *cf, ngx_str_t *name, ssize_t size,
-    size_t sh_size, ngx_uint_t version, const char *what)
+    size_t sh_size, ngx_uint_t version, const char *what,
+    ngx_dr_shm_init_pt init)
 {
     ngx_shm_zone_t    *zone;
     ngx_dr_shm_ctx_t  *c;
@@ -109,6 +110,7 @@ ngx_dr_shm_add(ngx_conf_t *cf, ngx_str_t *name, ssize_t size,
     c->size = sh_size;
     c->version = version;
     c->what = what;
+    c->init = init;
 
     zone->init = ngx_dr_shm_init_zone;
     zone->data = c;
@@ -229,6 +231,10 @@ ngx_dr_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     head->version = ctx->version;
     ngx_rbtree_init(&head->rbtree, &head->sentinel, ngx_dr_shm_insert_value);
     ngx_queue_init(&head->lru);
+
+    if (ctx->init) {
+        ctx->init(head);
+    }
 
     len = sizeof(" in  zone \"\"") + ngx_strlen(ctx->what)
           + shm_zone->shm.name.len;

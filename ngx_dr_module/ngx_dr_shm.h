@@ -36,12 +36,17 @@ typedef struct {
 } ngx_dr_shm_head_t;
 
 
+/* what a zone of its own adds to a new head (queues of its own, ...) */
+typedef void (*ngx_dr_shm_init_pt)(ngx_dr_shm_head_t *head);
+
+
 /*
  * The zone's data in the configuration; the shared part of a zone holds
  * ngx_dr_shm_head_t as its first member, and more after it if it needs.
  */
 typedef struct {
     ngx_dr_shm_head_t   *sh;
+    ngx_dr_shm_init_pt   init;
     ngx_slab_pool_t     *shpool;
     size_t               size;         /* of *sh */
     ngx_uint_t           version;
@@ -55,7 +60,8 @@ void ngx_dr_shm_insert_value(ngx_rbtree_node_t *temp,
 ngx_dr_shm_node_t *ngx_dr_shm_lookup_locked(ngx_rbtree_t *tree,
     ngx_str_t *key, uint32_t hash);
 ngx_shm_zone_t *ngx_dr_shm_add(ngx_conf_t *cf, ngx_str_t *name,
-    ssize_t size, size_t sh_size, ngx_uint_t version, const char *what);
+    ssize_t size, size_t sh_size, ngx_uint_t version, const char *what,
+    ngx_dr_shm_init_pt init);
 ngx_int_t ngx_dr_conf_time(ngx_str_t *arg, size_t skip, time_t *t);
 ngx_int_t ngx_dr_shm_zone_size(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_str_t *arg, ngx_str_t *name, ssize_t *size);
