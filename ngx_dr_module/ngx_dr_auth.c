@@ -24,34 +24,15 @@
 #include "ngx_dr_http.h"
 #include "ngx_dr_counters.h"
 #include "ngx_dr_auth.h"
-#include "ngx_dr_shm.h"
+#include "ngx_dr_keys.h"
 
 
 #define NGX_DR_AUTH_NONE       0
 #define NGX_DR_AUTH_PENDING    1
 #define NGX_DR_AUTH_DONE       2
 
-#define NGX_DR_KEY_PREFIX_LEN  8
-#define NGX_DR_KEY_SECRET_LEN  32
-#define NGX_DR_KEY_LEN         (3 + NGX_DR_KEY_PREFIX_LEN + 1 \
-                                + NGX_DR_KEY_SECRET_LEN)
-
-#define NGX_DR_AUTH_VERSION    1
 
 
-typedef struct {
-    ngx_dr_shm_node_t    sh;
-    time_t               cached;
-    time_t               expires;      /* 0: never */
-    int64_t              key_id;       /* 0: no such key */
-    uint64_t             used_today;
-    uint32_t             day;
-    u_char               hash[32];
-    u_char               tier[32];
-    uint8_t              tier_len;
-    unsigned             revoked:1;
-    u_char               data[NGX_DR_KEY_PREFIX_LEN];
-} ngx_dr_key_node_t;
 
 
 static ngx_int_t ngx_dr_auth_handler(ngx_http_request_t *r);
@@ -59,17 +40,19 @@ static ngx_int_t ngx_dr_auth_token(ngx_http_request_t *r, ngx_str_t *token);
 static ngx_int_t ngx_dr_auth_key(ngx_http_request_t *r,
     ngx_dr_request_t *req, ngx_str_t *token);
 static ngx_int_t ngx_dr_auth_cached(ngx_http_request_t *r,
-    ngx_dr_request_t *req, ngx_dr_key_node_t *kn);
-static void ngx_dr_auth_loaded(ngx_dr_pg_query_t *q);
+    ngx_dr_request_t *req, ngx_dr_key_t *kn);
+static ngx_int_t ngx_dr_auth_refuse(ngx_http_request_t *r,
+    ngx_dr_request_t *req, const char *error, const char *message);
+static ngx_int_t ngx_dr_auth_lookups(ngx_http_request_t *r,
+    ngx_dr_request_t *req, ngx_str_t *client);
+static void ngx_dr_auth_found(ngx_http_request_t *r, ngx_dr_key_t *key,
+    ngx_int_t rc);
 static ngx_int_t ngx_dr_auth_limit(ngx_http_request_t *r,
     ngx_dr_request_t *req, ngx_uint_t daily_seed);
 static ngx_int_t ngx_dr_auth_reject(ngx_http_request_t *r,
     ngx_dr_request_t *req, ngx_uint_t status, const char *error,
     const char *message);
 static ngx_int_t ngx_dr_auth_header_filter(ngx_http_request_t *r);
-static void ngx_dr_auth_keys_changed(ngx_str_t *channel, ngx_str_t *payload,
-    void *data);
-static void ngx_dr_auth_unhex(u_char *hex, u_char *out);
 static ngx_int_t ngx_dr_auth_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
@@ -104,14 +87,6 @@ static ngx_http_variable_t  ngx_dr_auth_vars[] = {
 };
 
 
-static const char  ngx_dr_auth_sql[] =
-    "SELECT k.id, encode(k.secret_hash, 'hex'), k.tier,"
-    " coalesce(extract(epoch FROM k.expires_at)::int8, 0),"
-    " k.revoked_at IS NOT NULL,"
-    " coalesce((SELECT u.requests FROM usage_daily u"
-    "   WHERE u.key_id = k.id AND u.day = (now() AT TIME ZONE 'UTC')::date),"
-    "   0) "
-    "FROM api_keys k WHERE k.prefix = $1";
 
 
 /* configuration */
@@ -206,83 +181,6 @@ ngx_dr_auth_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* dr_auth_cache zone=name:size [ttl=time] [negative_ttl=time] */
-
-char *
-ngx_dr_auth_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_dr_main_conf_t  *dmcf = conf;
-
-    ssize_t            size;
-    ngx_str_t         *value, name;
-    ngx_uint_t         i;
-
-    if (dmcf->key_zone) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-    name.len = 0;
-    size = 0;
-
-    for (i = 1; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
-            if (ngx_dr_shm_zone_size(cf, cmd, &value[i], &name, &size)
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "ttl=", 4) == 0) {
-            if (ngx_dr_conf_time(&value[i], 4, &dmcf->key_ttl) != NGX_OK
-                || dmcf->key_ttl == 0)
-            {
-                goto invalid;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "negative_ttl=", 13) == 0) {
-            if (ngx_dr_conf_time(&value[i], 13, &dmcf->key_negative_ttl)
-                != NGX_OK)
-            {
-                goto invalid;
-            }
-
-            continue;
-        }
-
-        goto invalid;
-    }
-
-    if (name.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" needs zone=name:size", &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    dmcf->key_zone = ngx_dr_shm_add(cf, &name, size,
-                                    sizeof(ngx_dr_shm_head_t),
-                                    NGX_DR_AUTH_VERSION, "dr_auth_cache", NULL);
-    if (dmcf->key_zone == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "\"%V\" has an invalid \"%V\": it takes "
-                       "zone=name:size, ttl=time and negative_ttl=time",
-                       &cmd->name, &value[i]);
-    return NGX_CONF_ERROR;
-}
 
 
 ngx_int_t
@@ -326,19 +224,6 @@ ngx_dr_auth_add_variables(ngx_conf_t *cf)
 }
 
 
-ngx_int_t
-ngx_dr_auth_init_process(ngx_cycle_t *cycle)
-{
-    ngx_dr_main_conf_t  *dmcf;
-
-    dmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_dr_module);
-
-    if (dmcf == NULL || dmcf->key_zone == NULL || ngx_worker != 0) {
-        return NGX_OK;
-    }
-
-    return ngx_dr_pg_listen("dr_keys", ngx_dr_auth_keys_changed, dmcf);
-}
 
 
 /* the access phase */
@@ -520,14 +405,11 @@ ngx_dr_auth_key(ngx_http_request_t *r, ngx_dr_request_t *req,
     ngx_str_t *token)
 {
     u_char               *p;
-    ngx_str_t             prefix;
+    ngx_int_t             rc;
+    ngx_str_t             client;
     ngx_uint_t            i;
-    const char           *params[1];
-    ngx_dr_shm_ctx_t     *ctx;
-    ngx_dr_key_node_t    *kn, copy;
+    ngx_dr_key_t          key;
     ngx_dr_main_conf_t   *dmcf;
-    ngx_dr_pg_query_t    *q;
-    u_char                buf[NGX_DR_KEY_PREFIX_LEN + 1];
 
     dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
 
@@ -572,42 +454,29 @@ ngx_dr_auth_key(ngx_http_request_t *r, ngx_dr_request_t *req,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    prefix.data = req->prefix;
-    prefix.len = NGX_DR_KEY_PREFIX_LEN;
-
-    if (dmcf->key_zone) {
-        ctx = dmcf->key_zone->data;
-
-        ngx_shmtx_lock(&ctx->shpool->mutex);
-
-        kn = (ngx_dr_key_node_t *)
-             ngx_dr_shm_lookup_locked(&ctx->sh->rbtree, &prefix,
-                                      ngx_crc32_short(prefix.data,
-                                                      prefix.len));
-
-        if (kn
-            && ngx_time() - kn->cached < (kn->key_id ? dmcf->key_ttl
-                                                     : dmcf->key_negative_ttl))
-        {
-            ngx_queue_remove(&kn->sh.queue);
-            ngx_queue_insert_head(&ctx->sh->lru, &kn->sh.queue);
-            copy = *kn;
-            ngx_shmtx_unlock(&ctx->shpool->mutex);
-            return ngx_dr_auth_cached(r, req, &copy);
-        }
-
-        ngx_shmtx_unlock(&ctx->shpool->mutex);
+    if (ngx_dr_keys_cached(dmcf, req->prefix, &key) == NGX_OK) {
+        return ngx_dr_auth_cached(r, req, &key);
     }
 
-    /* not cached: ask the database, and come back here with the answer */
+    /*
+     * Not cached: a look-up.  Each costs a token of its client's own
+     * bucket first, so that a flood of made-up keys is refused here
+     * instead of becoming queries, while known keys (cached) pass.
+     */
 
-    (void) ngx_cpystrn(buf, req->prefix, sizeof(buf));
-    params[0] = (char *) buf;
+    if (ngx_dr_limit_client(&dmcf->limit, r->connection, r->pool, &client)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-    /* on the primary: a lagging replica could bring a revoked key back */
-    q = ngx_dr_pg_query(r->pool, r->connection->log, 0, 0,
-                        ngx_dr_auth_sql, 1, params, ngx_dr_auth_loaded, r);
-    if (q == NULL) {
+    rc = ngx_dr_auth_lookups(r, req, &client);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_dr_keys_lookup(r, req->prefix, ngx_dr_auth_found);
+    if (rc != NGX_AGAIN) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -621,117 +490,83 @@ ngx_dr_auth_key(ngx_http_request_t *r, ngx_dr_request_t *req,
 }
 
 
-static void
-ngx_dr_auth_loaded(ngx_dr_pg_query_t *q)
-{
-    u_char               *p;
-    size_t                len;
-    ngx_int_t             rc;
-    ngx_str_t             prefix;
-    ngx_connection_t     *c;
-    ngx_dr_request_t     *req;
-    ngx_dr_shm_ctx_t     *ctx;
-    ngx_dr_key_node_t    *kn, entry;
-    ngx_dr_main_conf_t   *dmcf;
-    ngx_http_request_t   *r;
+/* a token of the client's look-up bucket, or its refusal (sent) */
 
-    r = q->data;
-    c = r->connection;
-    req = ngx_dr_request(r);
+static ngx_int_t
+ngx_dr_auth_lookups(ngx_http_request_t *r, ngx_dr_request_t *req,
+    ngx_str_t *client)
+{
+    u_char                 *p;
+    ngx_str_t               key;
+    ngx_dr_tier_t          *tier;
+    ngx_dr_main_conf_t     *dmcf;
+    ngx_dr_limit_result_t   res;
+
     dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+
+    if (dmcf->limit.shm_zone == NULL) {
+        return NGX_OK;
+    }
+
+    tier = ngx_dr_limit_find_tier(&dmcf->limit, (u_char *) "key_lookup",
+                                  sizeof("key_lookup") - 1);
+
+    p = ngx_pnalloc(r->pool, sizeof("t:key_lookup:a:") - 1 + client->len);
+    if (p == NULL || tier == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    key.data = p;
+    key.len = ngx_sprintf(p, "t:key_lookup:a:%V", client) - p;
+
+    if (ngx_dr_limit_take(&dmcf->limit, &key, 0, tier, 0, &res) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (res.passed) {
+        return NGX_OK;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "client %V looks up too many unknown API keys: refused "
+                  "without a query", client);
+
+    req->tier = tier;
+    req->limit = res;
+    req->limited = 1;
+
+    return ngx_dr_auth_refuse(r, req, "too_many_key_lookups",
+                              "too many API keys tried that are not known "
+                              "here: slow down");
+}
+
+
+/* the outcome of the look-up: the access phase goes on */
+
+static void
+ngx_dr_auth_found(ngx_http_request_t *r, ngx_dr_key_t *key, ngx_int_t rc)
+{
+    ngx_dr_request_t  *req;
+
+    req = ngx_dr_request(r);
 
     req->auth_state = NGX_DR_AUTH_DONE;
     r->read_event_handler = ngx_http_block_reading;
 
-    if (q->rc != NGX_DR_PG_OK) {
+    if (rc != NGX_OK) {
         req->auth_state = NGX_DR_AUTH_NONE;
         (void) ngx_dr_auth_reject(r, req, NGX_HTTP_SERVICE_UNAVAILABLE,
                                   "database_unavailable",
                                   "the API key cannot be checked now: the "
                                   "database is unavailable");
-        ngx_http_run_posted_requests(c);
         return;
     }
 
-    ngx_memzero(&entry, sizeof(ngx_dr_key_node_t));
-    entry.cached = ngx_time();
-    entry.day = (uint32_t) (ngx_time() / 86400);
-
-    if (PQntuples(q->res) == 1) {
-        entry.key_id = ngx_atoof((u_char *) PQgetvalue(q->res, 0, 0),
-                                 PQgetlength(q->res, 0, 0));
-
-        p = (u_char *) PQgetvalue(q->res, 0, 1);
-        if (PQgetlength(q->res, 0, 1) == 64) {
-            ngx_dr_auth_unhex(p, entry.hash);
-        }
-
-        len = ngx_min((size_t) PQgetlength(q->res, 0, 2), sizeof(entry.tier));
-        ngx_memcpy(entry.tier, PQgetvalue(q->res, 0, 2), len);
-        entry.tier_len = (uint8_t) len;
-
-        entry.expires = (time_t) ngx_atoof((u_char *) PQgetvalue(q->res, 0,
-                                                                 3),
-                                           PQgetlength(q->res, 0, 3));
-        entry.revoked = (PQgetvalue(q->res, 0, 4)[0] == 't');
-        entry.used_today = ngx_atoof((u_char *) PQgetvalue(q->res, 0, 5),
-                                     PQgetlength(q->res, 0, 5));
-    }
-
-    if (dmcf->key_zone) {
-        ctx = dmcf->key_zone->data;
-        prefix.data = req->prefix;
-        prefix.len = NGX_DR_KEY_PREFIX_LEN;
-
-        ngx_shmtx_lock(&ctx->shpool->mutex);
-
-        kn = (ngx_dr_key_node_t *)
-             ngx_dr_shm_lookup_locked(&ctx->sh->rbtree, &prefix,
-                                      ngx_crc32_short(prefix.data,
-                                                      prefix.len));
-        if (kn == NULL) {
-            kn = ngx_slab_alloc_locked(ctx->shpool,
-                                       sizeof(ngx_dr_key_node_t));
-
-            if (kn == NULL && !ngx_queue_empty(&ctx->sh->lru)) {
-                /* full: the least recently used key makes room */
-                kn = ngx_queue_data(ngx_queue_last(&ctx->sh->lru),
-                                    ngx_dr_key_node_t, sh.queue);
-                ngx_queue_remove(&kn->sh.queue);
-                ngx_rbtree_delete(&ctx->sh->rbtree, &kn->sh.node);
-            }
-
-            if (kn) {
-                *kn = entry;
-                ngx_memcpy(kn->data, req->prefix, NGX_DR_KEY_PREFIX_LEN);
-                kn->sh.key = kn->data;
-                kn->sh.key_len = NGX_DR_KEY_PREFIX_LEN;
-                kn->sh.node.key = ngx_crc32_short(prefix.data, prefix.len);
-                ngx_rbtree_insert(&ctx->sh->rbtree, &kn->sh.node);
-                ngx_queue_insert_head(&ctx->sh->lru, &kn->sh.queue);
-            }
-
-        } else {
-            kn->cached = entry.cached;
-            kn->expires = entry.expires;
-            kn->key_id = entry.key_id;
-            kn->used_today = entry.used_today;
-            kn->day = entry.day;
-            kn->revoked = entry.revoked;
-            kn->tier_len = entry.tier_len;
-            ngx_memcpy(kn->hash, entry.hash, sizeof(entry.hash));
-            ngx_memcpy(kn->tier, entry.tier, sizeof(entry.tier));
-        }
-
-        ngx_shmtx_unlock(&ctx->shpool->mutex);
-    }
-
     req->auth_state = NGX_DR_AUTH_NONE;
-    rc = ngx_dr_auth_cached(r, req, &entry);
+    rc = ngx_dr_auth_cached(r, req, key);
 
     if (rc == NGX_DONE) {
         /* rejected: the answer is out, and the request may be gone */
-        ngx_http_run_posted_requests(c);
         return;
     }
 
@@ -740,15 +575,12 @@ ngx_dr_auth_loaded(ngx_dr_pg_query_t *q)
 
     r->write_event_handler = ngx_http_core_run_phases;
     ngx_http_core_run_phases(r);
-    ngx_http_run_posted_requests(c);
 }
 
 
-/* the verdict on a key found (or known not to exist) */
-
 static ngx_int_t
 ngx_dr_auth_cached(ngx_http_request_t *r, ngx_dr_request_t *req,
-    ngx_dr_key_node_t *kn)
+    ngx_dr_key_t *kn)
 {
     u_char              *p;
     ngx_dr_main_conf_t  *dmcf;
@@ -806,10 +638,8 @@ ngx_dr_auth_limit(ngx_http_request_t *r, ngx_dr_request_t *req,
     ngx_uint_t daily_seed)
 {
     u_char              *p;
-    ngx_int_t            rc;
     ngx_str_t            key;
-    ngx_uint_t           status, tier;
-    const char          *message;
+    ngx_uint_t           tier;
     ngx_dr_loc_conf_t   *dlcf;
     ngx_dr_main_conf_t  *dmcf;
 
@@ -879,8 +709,31 @@ ngx_dr_auth_limit(ngx_http_request_t *r, ngx_dr_request_t *req,
         return NGX_OK;
     }
 
+    if (req->limit.zone_full) {
+        return ngx_dr_auth_refuse(r, req, "limit_zone_full",
+                                  "too many clients at once: try again in "
+                                  "a moment");
+    }
+
+    return ngx_dr_auth_refuse(r, req, "rate_limited",
+                              req->limit.daily_exhausted
+                              ? "the daily quota of this key is used up"
+                              : "too many requests: slow down");
+}
+
+
+/* a refusal of the limits: dr_limit_status, with Retry-After */
+
+static ngx_int_t
+ngx_dr_auth_refuse(ngx_http_request_t *r, ngx_dr_request_t *req,
+    const char *error, const char *message)
+{
+    ngx_int_t           rc;
+    ngx_dr_loc_conf_t  *dlcf;
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_dr_module);
+
     req->limit_status = NGX_DR_LIMIT_REJECTED;
-    status = dlcf->limit_status;
 
     rc = ngx_http_discard_request_body(r);
 
@@ -890,15 +743,8 @@ ngx_dr_auth_limit(ngx_http_request_t *r, ngx_dr_request_t *req,
         return NGX_DONE;
     }
 
-    message = req->limit.zone_full
-              ? "too many clients at once: try again in a moment"
-              : req->limit.daily_exhausted
-              ? "the daily quota of this key is used up"
-              : "too many requests: slow down";
-
-    rc = ngx_dr_json_send(r, status,
-        json_pack("{s:s, s:s, s:s, s:I}", "error",
-                  req->limit.zone_full ? "limit_zone_full" : "rate_limited",
+    rc = ngx_dr_json_send(r, dlcf->limit_status,
+        json_pack("{s:s, s:s, s:s, s:I}", "error", error,
                   "message", message, "detail", message,
                   "retry_after", (json_int_t) req->limit.retry_after));
 
@@ -997,44 +843,6 @@ ngx_dr_auth_header_filter(ngx_http_request_t *r)
 
 /* a revoked or changed key leaves the cache of the node at once */
 
-static void
-ngx_dr_auth_keys_changed(ngx_str_t *channel, ngx_str_t *payload, void *data)
-{
-    ngx_dr_main_conf_t  *dmcf = data;
-
-    ngx_queue_t        *q;
-    ngx_dr_shm_ctx_t   *ctx;
-    ngx_dr_key_node_t  *kn;
-
-    ctx = dmcf->key_zone->data;
-
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-
-    if (channel == NULL || payload == NULL || payload->len == 0) {
-        /* (re)connected: whatever changed meanwhile is unknown */
-
-        while (!ngx_queue_empty(&ctx->sh->lru)) {
-            q = ngx_queue_head(&ctx->sh->lru);
-            kn = ngx_queue_data(q, ngx_dr_key_node_t, sh.queue);
-            ngx_queue_remove(q);
-            ngx_rbtree_delete(&ctx->sh->rbtree, &kn->sh.node);
-            ngx_slab_free_locked(ctx->shpool, kn);
-        }
-
-    } else {
-        kn = (ngx_dr_key_node_t *)
-             ngx_dr_shm_lookup_locked(&ctx->sh->rbtree, payload,
-                                      ngx_crc32_short(payload->data,
-                                                      payload->len));
-        if (kn) {
-            ngx_queue_remove(&kn->sh.queue);
-            ngx_rbtree_delete(&ctx->sh->rbtree, &kn->sh.node);
-            ngx_slab_free_locked(ctx->shpool, kn);
-        }
-    }
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
-}
 
 
 /*
@@ -1147,15 +955,6 @@ ngx_dr_auth_exit_process(ngx_cycle_t *cycle)
 }
 
 
-static void
-ngx_dr_auth_unhex(u_char *hex, u_char *out)
-{
-    ngx_uint_t  i;
-
-    for (i = 0; i < 32; i++) {
-        out[i] = (u_char) ngx_hextoi(hex + 2 * i, 2);
-    }
-}
 
 
 /* variables for log_format */

@@ -17,9 +17,7 @@
 
 char *ngx_dr_auth_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-char *ngx_dr_auth_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_dr_auth_init(ngx_conf_t *cf);
-ngx_int_t ngx_dr_auth_init_process(ngx_cycle_t *cycle);
 void ngx_dr_auth_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_dr_auth_add_variables(ngx_conf_t *cf);
 ngx_int_t ngx_dr_auth_hash(ngx_dr_main_conf_t *dmcf, u_char *secret,

@@ -98,6 +98,9 @@ static ngx_dr_tier_t  ngx_dr_limit_default_tiers[] = {
     { ngx_string("enterprise"), 1000, 60000, 100, 500000 },
     { ngx_string("anonymous"), 10, 60000, 5, 1000 },
     { ngx_string("admin"), 1000, 60000, 100, 0 },
+    /* look-ups of keys not in the cache, per client: a flood of made-up
+     * keys is refused before it becomes queries */
+    { ngx_string("key_lookup"), 100, 1000, 200, 0 },
     { ngx_null_string, 0, 0, 0, 0 }
 };
 

@@ -14,6 +14,7 @@
 #include "ngx_dr_api.h"
 #include "ngx_dr_admin.h"
 #include "ngx_dr_auth.h"
+#include "ngx_dr_keys.h"
 #include "ngx_dr_health.h"
 #include "ngx_dr_metrics.h"
 #include "ngx_dr_queue.h"
@@ -198,7 +199,7 @@ static ngx_command_t  ngx_dr_commands[] = {
 
     { ngx_string("dr_auth_cache"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
-      ngx_dr_auth_cache,
+      ngx_dr_keys_zone,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -364,6 +365,7 @@ ngx_dr_create_main_conf(ngx_conf_t *cf)
     dmcf->schedule = NGX_CONF_UNSET;
     dmcf->key_ttl = NGX_CONF_UNSET;
     dmcf->key_negative_ttl = NGX_CONF_UNSET;
+    dmcf->key_unknown_max = NGX_CONF_UNSET_UINT;
 
     return dmcf;
 }
@@ -597,7 +599,7 @@ ngx_dr_init_process(ngx_cycle_t *cycle)
 
     if (ngx_dr_pg_init_process(cycle, &dmcf->pg) != NGX_OK
         || ngx_dr_api_init_process(cycle) != NGX_OK
-        || ngx_dr_auth_init_process(cycle) != NGX_OK
+        || ngx_dr_keys_init_process(cycle) != NGX_OK
         || ngx_dr_usage_init_process(cycle, &dmcf->limit) != NGX_OK
         || ngx_dr_queue_init_process(cycle) != NGX_OK
         || (dmcf->providers && ngx_dr_llm_init_process(cycle) != NGX_OK)

@@ -43,6 +43,7 @@ typedef struct {
     ngx_shm_zone_t      *key_zone;
     time_t               key_ttl;
     time_t               key_negative_ttl;
+    ngx_uint_t           key_unknown_max;  /* unknown prefixes cached */
 } ngx_dr_main_conf_t;
 
 
