@@ -110,8 +110,6 @@ ngx_int_t ngx_dr_providers_handler(ngx_http_request_t *r);
 ngx_int_t ngx_dr_rescore_handler(ngx_http_request_t *r, const char *domains);
 ngx_int_t ngx_dr_runner_init_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_dr_scores_init_process(ngx_cycle_t *cycle);
-ngx_int_t ngx_dr_scores_check(u_char *run, u_char *domain, ngx_log_t *log,
-    ngx_dr_scored_pt handler, void *data);
 ngx_int_t ngx_dr_schedule_init_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_dr_api_query(ngx_http_request_t *r, ngx_uint_t flags,
     ngx_msec_t timeout, const char *sql, int nparams, const char **params,
