@@ -40,6 +40,7 @@ typedef struct {
     u_char                    trace_id[33];   /* W3C trace context */
     ngx_array_t               jobs;           /* of ngx_dr_job_t */
     ngx_uint_t                pending;
+    unsigned                  starting:1;
 } ngx_dr_probe_t;
 
 
@@ -358,6 +359,13 @@ ngx_dr_probe_job(ngx_dr_probe_t *probe, ngx_dr_pg_query_t *q, int row)
 }
 
 
+/*
+ * Every call starts.  When all of them end at once (every breaker open,
+ * a token budget too small, calls that cannot start), the answer is sent
+ * here and the caller finalizes the request, once; else the request lives
+ * on until the last call has its outcome.
+ */
+
 static ngx_int_t
 ngx_dr_probe_start(ngx_dr_probe_t *probe)
 {
@@ -365,13 +373,20 @@ ngx_dr_probe_start(ngx_dr_probe_t *probe)
     ngx_dr_job_t  *job;
 
     probe->pending = probe->jobs.nelts;
+    probe->starting = 1;
+
     job = probe->jobs.elts;
 
     for (i = 0; i < probe->jobs.nelts; i++) {
         ngx_dr_job_start(&job[i]);
     }
 
-    /* the request lives on until every call has its outcome */
+    probe->starting = 0;
+
+    if (probe->pending == 0) {
+        return ngx_dr_probe_answer(probe);
+    }
+
     probe->request->main->count++;
 
     return NGX_DONE;
@@ -385,13 +400,13 @@ ngx_dr_probe_job_done(ngx_dr_job_t *job)
 
     probe = job->data;
 
-    if (--probe->pending == 0) {
+    if (--probe->pending == 0 && !probe->starting) {
         ngx_dr_probe_respond(probe);
     }
 }
 
 
-/* every call has its outcome */
+/* the last call had its outcome, after the probe started */
 
 static void
 ngx_dr_probe_respond(ngx_dr_probe_t *probe)
@@ -493,6 +508,7 @@ ngx_dr_probe_answer_json(ngx_dr_job_t *job)
 static json_t *
 ngx_dr_probe_scores(ngx_dr_probe_t *probe)
 {
+    u_char                 *name;
     json_t                 *scores;
     ngx_uint_t              i, ok;
     ngx_dr_job_t           *job;
@@ -500,7 +516,6 @@ ngx_dr_probe_scores(ngx_dr_probe_t *probe)
     ngx_dr_score_input_t    in;
     ngx_dr_score_answer_t  *sa;
     ngx_dr_score_result_t   res;
-    char                    name[160];
 
     pool = probe->request->pool;
     job = probe->jobs.elts;
@@ -514,11 +529,16 @@ ngx_dr_probe_scores(ngx_dr_probe_t *probe)
         ok = (job[i].answer.kind == NGX_DR_ANSWER_OK);
 
         /* "provider/model", as the scores of a crawl name a model */
-        (void) ngx_snprintf((u_char *) name, sizeof(name), "%V/%s%Z",
-                            &job[i].provider->name, job[i].model.data);
+        name = ngx_pnalloc(pool, job[i].provider->name.len + job[i].model.len
+                                 + 2);
+        if (name == NULL) {
+            return NULL;
+        }
 
-        sa[i].model = (char *) ngx_pstrdup(pool,
-            &(ngx_str_t) { ngx_strlen(name) + 1, (u_char *) name });
+        (void) ngx_sprintf(name, "%V/%V%Z", &job[i].provider->name,
+                           &job[i].model);
+
+        sa[i].model = (char *) name;
         sa[i].prompt = (char *) job[i].prompt.data;
         sa[i].http_status = ok ? 200 : (int) job[i].status;
         sa[i].text = ok ? job[i].answer.text : "";
