@@ -17,8 +17,9 @@
 #include "ngx_dr_http.h"
 #include "ngx_dr_admin.h"
 #include "ngx_dr_auth.h"
-#include "ngx_dr_runner.h"
-#include "ngx_dr_scores.h"
+#include "ngx_dr_probe.h"
+#include "ngx_dr_providers.h"
+#include "ngx_dr_rescore.h"
 #include "ngx_dr_validate.h"
 
 

@@ -48,6 +48,18 @@ static void ngx_dr_llm_finished(void);
 static void ngx_dr_llm_done(ngx_event_t *ev);
 static void ngx_dr_llm_cleanup(void *data);
 static ngx_connection_t *ngx_dr_llm_conn(curl_socket_t s);
+static char *ngx_dr_llm_base(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_dr_provider_t *pr, ngx_str_t *value);
+static char *ngx_dr_llm_key_env(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_dr_provider_t *pr, ngx_str_t *value);
+static char *ngx_dr_llm_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_dr_provider_t *pr, ngx_str_t *value);
+static ngx_int_t ngx_dr_llm_key_add(ngx_conf_t *cf, ngx_dr_provider_t *pr,
+    u_char *data, size_t len);
+static char *ngx_dr_llm_defaults(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_dr_provider_t *pr);
+static char *ngx_dr_llm_invalid(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *value);
 
 
 static CURLM         *ngx_dr_llm_multi;
@@ -605,18 +617,11 @@ ngx_dr_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_array_t  **providers = (ngx_array_t **) ((char *) conf + cmd->offset);
 
-    u_char              *p, *last, *start;
-    char                *env;
-    ssize_t              n;
-    ngx_int_t            num;
-    ngx_str_t           *value, *model, *key, name, path;
-    ngx_uint_t           i;
-    ngx_file_t           file;
-    ngx_file_info_t      fi;
-    ngx_dr_provider_t   *pr;
-    ngx_dr_llm_known_t  *known;
-    ngx_dr_format_t      format;
-    u_char               buf[4096];
+    ngx_int_t           num;
+    ngx_str_t          *value, *model;
+    ngx_uint_t          i;
+    ngx_dr_format_t     format;
+    ngx_dr_provider_t  *pr;
 
     if (*providers == NULL) {
         *providers = ngx_array_create(cf->pool, 8, sizeof(ngx_dr_provider_t));
@@ -631,6 +636,7 @@ ngx_dr_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     ngx_memzero(pr, sizeof(ngx_dr_provider_t));
+    pr->index = (*providers)->nelts - 1;
     pr->format = NGX_CONF_UNSET_UINT;
 
     if (ngx_array_init(&pr->models, cf->pool, 4, sizeof(ngx_str_t)) != NGX_OK
@@ -662,23 +668,8 @@ ngx_dr_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (ngx_strncmp(value[i].data, "base=", 5) == 0) {
-            pr->base.data = value[i].data + 5;
-            pr->base.len = value[i].len - 5;
-
-            if (ngx_strncmp(pr->base.data, "https://", 8) != 0
-                && ngx_strncmp(pr->base.data, "http://127.", 11) != 0
-                && ngx_strncmp(pr->base.data, "http://localhost", 16) != 0)
-            {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "\"%V\": a provider is called over "
-                                   "https (plain http only on this "
-                                   "machine), not \"%V\"", &cmd->name,
-                                   &value[i]);
+            if (ngx_dr_llm_base(cf, cmd, pr, &value[i]) != NGX_CONF_OK) {
                 return NGX_CONF_ERROR;
-            }
-
-            while (pr->base.len && pr->base.data[pr->base.len - 1] == '/') {
-                pr->base.len--;
             }
 
             continue;
@@ -698,125 +689,18 @@ ngx_dr_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (ngx_strncmp(value[i].data, "key_env=", 8) == 0) {
-            start = value[i].data + 8;
-            last = value[i].data + value[i].len;
-
-            while (start < last) {
-                p = ngx_strlchr(start, last, ',');
-                if (p == NULL) {
-                    p = last;
-                }
-
-                name.data = start;
-                name.len = p - start;
-                start = p + 1;
-
-                if (name.len == 0 || name.len >= sizeof(buf)) {
-                    goto invalid;
-                }
-
-                (void) ngx_cpystrn(buf, name.data, name.len + 1);
-                env = getenv((char *) buf);
-
-                if (env == NULL || env[0] == '\0') {
-                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                       "\"%V\": the environment has no "
-                                       "%V for provider \"%V\"",
-                                       &cmd->name, &name, &pr->name);
-                    return NGX_CONF_ERROR;
-                }
-
-                key = ngx_array_push(&pr->keys);
-                if (key == NULL) {
-                    return NGX_CONF_ERROR;
-                }
-
-                key->len = ngx_strlen(env);
-                key->data = ngx_pnalloc(cf->pool, key->len + 1);
-                if (key->data == NULL) {
-                    return NGX_CONF_ERROR;
-                }
-
-                (void) ngx_cpystrn(key->data, (u_char *) env, key->len + 1);
+            if (ngx_dr_llm_key_env(cf, cmd, pr, &value[i]) != NGX_CONF_OK) {
+                return NGX_CONF_ERROR;
             }
 
             continue;
         }
 
         if (ngx_strncmp(value[i].data, "key_file=", 9) == 0) {
-            path.data = value[i].data + 9;
-            path.len = value[i].len - 9;
-
-            if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+            if (ngx_dr_llm_key_file(cf, cmd, pr, &value[i]) != NGX_CONF_OK) {
                 return NGX_CONF_ERROR;
             }
 
-            ngx_memzero(&file, sizeof(ngx_file_t));
-            file.name = path;
-            file.log = cf->log;
-            file.fd = ngx_open_file(path.data, NGX_FILE_RDONLY,
-                                    NGX_FILE_OPEN, 0);
-
-            if (file.fd == NGX_INVALID_FILE) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                                   "\"%V\" cannot open \"%V\"",
-                                   &cmd->name, &path);
-                return NGX_CONF_ERROR;
-            }
-
-            if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR
-                || (fi.st_mode & (S_IROTH|S_IWOTH)))
-            {
-                (void) ngx_close_file(file.fd);
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "\"%V\": \"%V\" may be read by every "
-                                   "user of the machine (chmod 600)",
-                                   &cmd->name, &path);
-                return NGX_CONF_ERROR;
-            }
-
-            n = ngx_read_file(&file, buf, sizeof(buf) - 1, 0);
-            (void) ngx_close_file(file.fd);
-
-            if (n == NGX_ERROR) {
-                return NGX_CONF_ERROR;
-            }
-
-            /* one key a line */
-
-            start = buf;
-            last = buf + n;
-
-            while (start < last) {
-                p = ngx_strlchr(start, last, '\n');
-                if (p == NULL) {
-                    p = last;
-                }
-
-                while (p > start && (p[-1] == '\r' || p[-1] == ' ')) {
-                    p--;
-                }
-
-                if (p > start) {
-                    key = ngx_array_push(&pr->keys);
-                    if (key == NULL) {
-                        return NGX_CONF_ERROR;
-                    }
-
-                    key->len = p - start;
-                    key->data = ngx_pnalloc(cf->pool, key->len + 1);
-                    if (key->data == NULL) {
-                        return NGX_CONF_ERROR;
-                    }
-
-                    (void) ngx_cpystrn(key->data, start, key->len + 1);
-                }
-
-                start = ngx_strlchr(start, last, '\n');
-                start = start ? start + 1 : last;
-            }
-
-            ngx_explicit_memzero(buf, sizeof(buf));
             continue;
         }
 
@@ -865,6 +749,211 @@ ngx_dr_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    return ngx_dr_llm_defaults(cf, cmd, pr);
+
+invalid:
+
+    return ngx_dr_llm_invalid(cf, cmd, &value[i]);
+}
+
+
+static char *
+ngx_dr_llm_invalid(ngx_conf_t *cf, ngx_command_t *cmd, ngx_str_t *value)
+{
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\" has an invalid \"%V\": it takes name=, "
+                       "format=openai|anthropic|gemini, base=, model=, "
+                       "key_env=, key_file=, rpm=, tpm= and concurrency=",
+                       &cmd->name, value);
+    return NGX_CONF_ERROR;
+}
+
+
+/* base=URL: https, or plain http to this machine only */
+
+static char *
+ngx_dr_llm_base(ngx_conf_t *cf, ngx_command_t *cmd, ngx_dr_provider_t *pr,
+    ngx_str_t *value)
+{
+    pr->base.data = value->data + sizeof("base=") - 1;
+    pr->base.len = value->len - (sizeof("base=") - 1);
+
+    if (ngx_strncmp(pr->base.data, "https://", 8) != 0
+        && ngx_strncmp(pr->base.data, "http://127.", 11) != 0
+        && ngx_strncmp(pr->base.data, "http://localhost", 16) != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\": a provider is called over https (plain "
+                           "http only on this machine), not \"%V\"",
+                           &cmd->name, value);
+        return NGX_CONF_ERROR;
+    }
+
+    while (pr->base.len && pr->base.data[pr->base.len - 1] == '/') {
+        pr->base.len--;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* key_env=VAR[,VAR]: the values of these variables of the environment */
+
+static char *
+ngx_dr_llm_key_env(ngx_conf_t *cf, ngx_command_t *cmd, ngx_dr_provider_t *pr,
+    ngx_str_t *value)
+{
+    u_char     *p, *last, *start;
+    char       *env;
+    ngx_str_t   name;
+    u_char      buf[4096];
+
+    start = value->data + sizeof("key_env=") - 1;
+    last = value->data + value->len;
+
+    while (start < last) {
+        p = ngx_strlchr(start, last, ',');
+        if (p == NULL) {
+            p = last;
+        }
+
+        name.data = start;
+        name.len = p - start;
+        start = p + 1;
+
+        if (name.len == 0 || name.len >= sizeof(buf)) {
+            return ngx_dr_llm_invalid(cf, cmd, value);
+        }
+
+        (void) ngx_cpystrn(buf, name.data, name.len + 1);
+        env = getenv((char *) buf);
+
+        if (env == NULL || env[0] == '\0') {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\": the environment has no %V for "
+                               "provider \"%V\"", &cmd->name, &name,
+                               &pr->name);
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_dr_llm_key_add(cf, pr, (u_char *) env, ngx_strlen(env))
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* key_file=PATH: one key a line, of a file only its owner may read */
+
+static char *
+ngx_dr_llm_key_file(ngx_conf_t *cf, ngx_command_t *cmd, ngx_dr_provider_t *pr,
+    ngx_str_t *value)
+{
+    u_char           *p, *last, *start;
+    ssize_t           n;
+    ngx_int_t         rc;
+    ngx_str_t         path;
+    ngx_file_t        file;
+    ngx_file_info_t   fi;
+    u_char            buf[4096];
+
+    path.data = value->data + sizeof("key_file=") - 1;
+    path.len = value->len - (sizeof("key_file=") - 1);
+
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = path;
+    file.log = cf->log;
+    file.fd = ngx_open_file(path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"%V\" cannot open \"%V\"", &cmd->name, &path);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR
+        || (fi.st_mode & (S_IROTH|S_IWOTH)))
+    {
+        (void) ngx_close_file(file.fd);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\": \"%V\" may be read by every user of "
+                           "the machine (chmod 600)", &cmd->name, &path);
+        return NGX_CONF_ERROR;
+    }
+
+    n = ngx_read_file(&file, buf, sizeof(buf) - 1, 0);
+    (void) ngx_close_file(file.fd);
+
+    if (n == NGX_ERROR) {
+        return NGX_CONF_ERROR;
+    }
+
+    rc = NGX_OK;
+    start = buf;
+    last = buf + n;
+
+    while (rc == NGX_OK && start < last) {
+        p = ngx_strlchr(start, last, '\n');
+        if (p == NULL) {
+            p = last;
+        }
+
+        while (p > start && (p[-1] == '\r' || p[-1] == ' ')) {
+            p--;
+        }
+
+        if (p > start) {
+            rc = ngx_dr_llm_key_add(cf, pr, start, p - start);
+        }
+
+        start = ngx_strlchr(start, last, '\n');
+        start = start ? start + 1 : last;
+    }
+
+    ngx_explicit_memzero(buf, sizeof(buf));
+
+    return (rc == NGX_OK) ? NGX_CONF_OK : NGX_CONF_ERROR;
+}
+
+
+static ngx_int_t
+ngx_dr_llm_key_add(ngx_conf_t *cf, ngx_dr_provider_t *pr, u_char *data,
+    size_t len)
+{
+    ngx_str_t  *key;
+
+    key = ngx_array_push(&pr->keys);
+    if (key == NULL) {
+        return NGX_ERROR;
+    }
+
+    key->len = len;
+    key->data = ngx_pnalloc(cf->pool, len + 1);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    (void) ngx_cpystrn(key->data, data, len + 1);
+
+    return NGX_OK;
+}
+
+
+/* what was not given: that of a provider of the original system */
+
+static char *
+ngx_dr_llm_defaults(ngx_conf_t *cf, ngx_command_t *cmd, ngx_dr_provider_t *pr)
+{
+    ngx_dr_llm_known_t  *known;
+
     for (known = ngx_dr_llm_known; known->name; known++) {
         if (pr->name.len == ngx_strlen(known->name)
             && ngx_strncmp(pr->name.data, known->name, pr->name.len) == 0)
@@ -905,15 +994,6 @@ ngx_dr_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "\"%V\" has an invalid \"%V\": it takes name=, "
-                       "format=openai|anthropic|gemini, base=, model=, "
-                       "key_env=, key_file=, rpm=, tpm= and concurrency=",
-                       &cmd->name, &value[i]);
-    return NGX_CONF_ERROR;
 }
 
 
@@ -958,4 +1038,45 @@ ngx_dr_llm_has_model(ngx_dr_provider_t *pr, u_char *model, size_t len)
     }
 
     return 0;
+}
+
+
+/*
+ * The buckets of a provider's keys: a burst of a fiftieth of the minute's
+ * allowance, refilled at the rest, so that no rolling minute ever holds
+ * more than the provider allows and a steady crawl gets 98% of it; the
+ * token budget's holds at least one call.
+ */
+
+void
+ngx_dr_llm_tiers(ngx_dr_provider_t *pr, ngx_dr_llm_tiers_t *t)
+{
+    ngx_memzero(t, sizeof(ngx_dr_llm_tiers_t));
+
+    t->calls.burst = ngx_max(pr->rpm / 50, 1);
+    t->calls.rate = (pr->rpm > t->calls.burst) ? pr->rpm - t->calls.burst
+                                                : 1;
+    t->calls.period = 60000;
+
+    if (pr->tpm) {
+        t->tokens.burst = ngx_max(pr->tpm / 50, NGX_DR_LLM_TPM_BURST);
+        t->tokens.rate = pr->tpm - t->tokens.burst;
+        t->tokens.period = 60000;
+    }
+}
+
+
+void
+ngx_dr_llm_buckets(ngx_dr_provider_t *pr, ngx_uint_t key,
+    ngx_dr_llm_buckets_t *b)
+{
+    b->calls.data = b->calls_name;
+    b->calls.len = ngx_snprintf(b->calls_name, NGX_DR_LLM_BUCKET_LEN,
+                                "p:%V:%ui", &pr->name, key)
+                   - b->calls_name;
+
+    b->tokens.data = b->tokens_name;
+    b->tokens.len = ngx_snprintf(b->tokens_name, NGX_DR_LLM_BUCKET_LEN,
+                                 "t:%V:%ui", &pr->name, key)
+                    - b->tokens_name;
 }

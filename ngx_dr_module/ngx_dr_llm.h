@@ -14,6 +14,8 @@
 #include <ngx_event.h>
 #include <curl/curl.h>
 
+#include "ngx_dr_limit.h"
+
 
 typedef struct ngx_dr_llm_call_s  ngx_dr_llm_call_t;
 
@@ -62,6 +64,7 @@ struct ngx_dr_llm_call_s {
 
 /* a provider declared with dr_provider */
 typedef struct {
+    ngx_uint_t                index;        /* in the configuration */
     ngx_str_t                 name;
     ngx_uint_t                format;       /* ngx_dr_format_t */
     ngx_str_t                 base;         /* without a final "/" */
@@ -75,11 +78,32 @@ typedef struct {
 } ngx_dr_provider_t;
 
 
+/* "p:" or "t:", the name, ":", the key's index */
+#define NGX_DR_LLM_BUCKET_LEN     128
+
+/* the two buckets of a provider's key, in the limit zone */
+typedef struct {
+    ngx_str_t                 calls;
+    ngx_str_t                 tokens;       /* of its token budget */
+    u_char                    calls_name[NGX_DR_LLM_BUCKET_LEN];
+    u_char                    tokens_name[NGX_DR_LLM_BUCKET_LEN];
+} ngx_dr_llm_buckets_t;
+
+/* what each of them holds at once, and its refill */
+typedef struct {
+    ngx_dr_tier_t             calls;
+    ngx_dr_tier_t             tokens;       /* zero without tpm= */
+} ngx_dr_llm_tiers_t;
+
+
 char *ngx_dr_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_dr_provider_t *ngx_dr_llm_find(ngx_array_t *providers, u_char *name,
     size_t len);
 ngx_uint_t ngx_dr_llm_has_model(ngx_dr_provider_t *p, u_char *model,
     size_t len);
+void ngx_dr_llm_buckets(ngx_dr_provider_t *pr, ngx_uint_t key,
+    ngx_dr_llm_buckets_t *b);
+void ngx_dr_llm_tiers(ngx_dr_provider_t *pr, ngx_dr_llm_tiers_t *t);
 
 ngx_int_t ngx_dr_llm_init_process(ngx_cycle_t *cycle);
 void ngx_dr_llm_exit_process(ngx_cycle_t *cycle);

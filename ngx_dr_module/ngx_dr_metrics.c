@@ -19,6 +19,7 @@
 #include "ngx_dr_http.h"
 #include "ngx_dr_metrics.h"
 #include "ngx_dr_llm.h"
+#include "ngx_dr_breaker.h"
 
 
 #define NGX_DR_METRICS_SIZE  (256 * 1024)
@@ -365,22 +366,18 @@ static const char  *ngx_dr_metrics_call_text[NGX_DR_M_CALL_OUTCOMES] = {
     "breaker_open"
 };
 
-static const char  *ngx_dr_metrics_breaker_text[NGX_DR_BREAKER_STATES] = {
-    "closed", "open", "half_open"
-};
 
 
 static u_char *
 ngx_dr_metrics_providers(u_char *p, u_char *last, ngx_dr_counters_t *m,
     ngx_dr_main_conf_t *dmcf)
 {
-    u_char             *k;
-    ngx_int_t           tokens;
-    ngx_str_t           key, *models;
-    ngx_uint_t          i, j, o, n, b;
-    ngx_atomic_uint_t   cost;
-    ngx_dr_provider_t  *pr;
-    u_char              name[128];
+    ngx_int_t              tokens;
+    ngx_str_t             *models;
+    ngx_uint_t             i, j, o, n, b;
+    ngx_atomic_uint_t      cost;
+    ngx_dr_provider_t     *pr;
+    ngx_dr_llm_buckets_t   buckets;
 
     if (dmcf->providers == NULL) {
         return p;
@@ -459,7 +456,7 @@ ngx_dr_metrics_providers(u_char *p, u_char *last, ngx_dr_counters_t *m,
         for (b = 0; b < NGX_DR_BREAKER_STATES; b++) {
             p = ngx_slprintf(p, last,
                     "dr_provider_breaker{provider=\"%V\",state=\"%s\"} "
-                    "%d\n", &pr[i].name, ngx_dr_metrics_breaker_text[b],
+                    "%d\n", &pr[i].name, ngx_dr_breaker_state_name(b),
                     m->breaker[i] == b);
         }
     }
@@ -471,11 +468,9 @@ ngx_dr_metrics_providers(u_char *p, u_char *last, ngx_dr_counters_t *m,
 
     for (i = 0; i < n; i++) {
         for (o = 0; o < pr[i].keys.nelts; o++) {
-            k = ngx_snprintf(name, sizeof(name), "p:%V:%ui", &pr[i].name, o);
-            key.data = name;
-            key.len = k - name;
+            ngx_dr_llm_buckets(&pr[i], o, &buckets);
 
-            tokens = ngx_dr_limit_tokens(&dmcf->limit, &key);
+            tokens = ngx_dr_limit_tokens(&dmcf->limit, &buckets.calls);
             if (tokens < 0) {
                 continue;
             }

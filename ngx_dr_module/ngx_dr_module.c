@@ -21,7 +21,8 @@
 #include "ngx_dr_usage.h"
 #include "ngx_dr_llm.h"
 #include "ngx_dr_runner.h"
-#include "ngx_dr_scores.h"
+#include "ngx_dr_schedule.h"
+#include "ngx_dr_rescore.h"
 
 
 static ngx_int_t ngx_dr_preconfiguration(ngx_conf_t *cf);

@@ -1,0 +1,18 @@
+
+/*
+ * Domain Runner: the scheduled runs.
+ */
+
+
+#ifndef _NGX_DR_SCHEDULE_H_INCLUDED_
+#define _NGX_DR_SCHEDULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+
+ngx_int_t ngx_dr_schedule_init_process(ngx_cycle_t *cycle);
+
+
+#endif /* _NGX_DR_SCHEDULE_H_INCLUDED_ */
