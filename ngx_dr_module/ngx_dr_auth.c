@@ -25,6 +25,7 @@
 #include "ngx_dr_counters.h"
 #include "ngx_dr_auth.h"
 #include "ngx_dr_keys.h"
+#include "ngx_dr_health.h"
 
 
 #define NGX_DR_AUTH_NONE       0
@@ -240,7 +241,9 @@ ngx_dr_auth_handler(ngx_http_request_t *r)
 
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_dr_module);
 
-    if (dlcf->auth == NGX_DR_AUTH_OFF || r != r->main) {
+    if (dlcf->auth == NGX_DR_AUTH_OFF || r != r->main
+        || (dlcf->api && ngx_dr_health_path(&r->uri)))
+    {
         return NGX_DECLINED;
     }
 

@@ -128,6 +128,14 @@ ngx_dr_breaker_state(ngx_dr_provider_t *pr, ngx_dr_breaker_state_t *st)
         left = (time_t) m->breaker_opened[pr->index] + NGX_DR_BREAKER_OPEN_S
                - ngx_time();
         st->half_open_in = ngx_max(left, 0);
+
+        /*
+         * its time is up: the next call goes through, whether or not one
+         * has been tried yet, so it is reported half-open, not open
+         */
+        if (left <= 0) {
+            st->state = NGX_DR_BREAKER_HALF_OPEN;
+        }
     }
 }
 

@@ -13,6 +13,7 @@
 #include "ngx_dr_http.h"
 #include "ngx_dr_health.h"
 #include "ngx_dr_llm.h"
+#include "ngx_dr_breaker.h"
 
 
 /* a load balancer needs its answer within a second, whatever the pool */
@@ -36,6 +37,32 @@ static const char  ngx_dr_health_sql[] =
     "   WHERE risk_level IN ('high', 'critical')),"
     " (SELECT coalesce(sum(cardinality(alerts)), 0)"
     "   FROM latest_domain_scores)";
+
+
+/*
+ * The health endpoints: never limited, never asking for a key, so that a
+ * load balancer or an orchestrator may poll them as often as it likes.
+ */
+
+ngx_uint_t
+ngx_dr_health_path(ngx_str_t *uri)
+{
+    static ngx_str_t  paths[] = {
+        ngx_string("/healthz"), ngx_string("/readyz"), ngx_string("/health")
+    };
+
+    ngx_uint_t  i;
+
+    for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        if (uri->len == paths[i].len
+            && ngx_strncmp(uri->data, paths[i].data, uri->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
 
 
 /* liveness: the worker answers; no I/O at all */
@@ -63,12 +90,13 @@ ngx_dr_health_ready(ngx_http_request_t *r)
 static ngx_int_t
 ngx_dr_health_ready_done(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
 {
-    json_t              *body, *reason, *replicas, *open;
-    ngx_str_t            name;
-    ngx_uint_t           i, n, up, usable;
-    ngx_dr_counters_t   *m;
-    ngx_dr_provider_t   *pr;
-    ngx_dr_main_conf_t  *dmcf;
+    json_t                  *body, *reason, *replicas, *open;
+    ngx_str_t                name;
+    ngx_uint_t               i, n, up, usable;
+    ngx_dr_counters_t       *m;
+    ngx_dr_provider_t       *pr;
+    ngx_dr_main_conf_t      *dmcf;
+    ngx_dr_breaker_state_t   st;
 
     dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
     m = ngx_dr_counters;
@@ -111,15 +139,21 @@ ngx_dr_health_ready_done(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
         json_object_set_new(body, "replicas", replicas);
     }
 
+    /*
+     * The providers are reported, never a reason to be unready: this node
+     * serves its API traffic whatever the crawl's providers do, and a
+     * provider outage must not take the API off a load balancer.
+     */
+
     if (dmcf->providers) {
         pr = dmcf->providers->elts;
         open = json_array();
         usable = 0;
 
         for (i = 0; i < dmcf->providers->nelts; i++) {
-            if (m && i < NGX_DR_M_PROVIDERS
-                && m->breaker[i] == NGX_DR_BREAKER_OPEN)
-            {
+            ngx_dr_breaker_state(&pr[i], &st);
+
+            if (st.state == NGX_DR_BREAKER_OPEN) {
                 json_array_append_new(open, ngx_dr_json_str(&pr[i].name));
 
             } else {
@@ -131,16 +165,6 @@ ngx_dr_health_ready_done(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
             json_pack("{s:i, s:i, s:o}",
                       "configured", (int) dmcf->providers->nelts,
                       "usable", (int) usable, "open_breakers", open));
-
-        if (usable == 0 && q->rc == NGX_DR_PG_OK) {
-            json_object_set_new(body, "status", json_string("not_ready"));
-            json_object_set_new(body, "error", json_string("no_provider"));
-            json_object_set_new(body, "message",
-                json_string("every provider's circuit breaker is open"));
-            json_object_set_new(body, "detail",
-                json_string("every provider's circuit breaker is open"));
-            return ngx_dr_json_send(r, NGX_HTTP_SERVICE_UNAVAILABLE, body);
-        }
     }
 
     if (m && m->queue_known) {

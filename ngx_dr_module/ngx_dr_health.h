@@ -13,6 +13,7 @@
 #include <ngx_http.h>
 
 
+ngx_uint_t ngx_dr_health_path(ngx_str_t *uri);
 ngx_int_t ngx_dr_health_live(ngx_http_request_t *r);
 ngx_int_t ngx_dr_health_ready(ngx_http_request_t *r);
 ngx_int_t ngx_dr_health_status(ngx_http_request_t *r);

@@ -372,12 +372,13 @@ static u_char *
 ngx_dr_metrics_providers(u_char *p, u_char *last, ngx_dr_counters_t *m,
     ngx_dr_main_conf_t *dmcf)
 {
-    ngx_int_t              tokens;
-    ngx_str_t             *models;
-    ngx_uint_t             i, j, o, n, b;
-    ngx_atomic_uint_t      cost;
-    ngx_dr_provider_t     *pr;
-    ngx_dr_llm_buckets_t   buckets;
+    ngx_int_t                tokens;
+    ngx_str_t               *models;
+    ngx_uint_t               i, j, o, n, b;
+    ngx_atomic_uint_t        cost;
+    ngx_dr_provider_t       *pr;
+    ngx_dr_llm_buckets_t     buckets;
+    ngx_dr_breaker_state_t   st;
 
     if (dmcf->providers == NULL) {
         return p;
@@ -453,11 +454,13 @@ ngx_dr_metrics_providers(u_char *p, u_char *last, ngx_dr_counters_t *m,
             "# TYPE dr_provider_breaker gauge\n");
 
     for (i = 0; i < n; i++) {
+        ngx_dr_breaker_state(&pr[i], &st);
+
         for (b = 0; b < NGX_DR_BREAKER_STATES; b++) {
             p = ngx_slprintf(p, last,
                     "dr_provider_breaker{provider=\"%V\",state=\"%s\"} "
                     "%d\n", &pr[i].name, ngx_dr_breaker_state_name(b),
-                    m->breaker[i] == b);
+                    st.state == b);
         }
     }
 
