@@ -502,6 +502,7 @@ ngx_dr_auth_lookups(ngx_http_request_t *r, ngx_dr_request_t *req,
     u_char                 *p;
     ngx_str_t               key;
     ngx_dr_tier_t          *tier;
+    ngx_dr_loc_conf_t      *dlcf;
     ngx_dr_main_conf_t     *dmcf;
     ngx_dr_limit_result_t   res;
 
@@ -530,7 +531,9 @@ ngx_dr_auth_lookups(ngx_http_request_t *r, ngx_dr_request_t *req,
         return NGX_OK;
     }
 
-    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_dr_module);
+
+    ngx_log_error(dlcf->limit_log_level, r->connection->log, 0,
                   "client %V looks up too many unknown API keys: refused "
                   "without a query", client);
 

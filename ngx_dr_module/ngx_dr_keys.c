@@ -87,9 +87,17 @@ static const char  ngx_dr_keys_sql[] =
     "SELECT k.id, encode(k.secret_hash, 'hex'), k.tier,"
     " coalesce(extract(epoch FROM k.expires_at)::int8, 0),"
     " k.revoked_at IS NOT NULL,"
-    " coalesce((SELECT u.requests FROM usage_daily u"
+    /*
+     * what the key used today: the flushed usage, or what the nodes of
+     * a cluster last told each other, whichever knows more
+     */
+    " greatest("
+    "  (SELECT u.requests FROM usage_daily u"
     "   WHERE u.key_id = k.id AND u.day = (now() AT TIME ZONE 'UTC')::date),"
-    "   0) "
+    "  (SELECT sum(l.daily) FROM limit_consumption l"
+    "   WHERE l.bucket LIKE 't:%:k:' || k.id"
+    "    AND l.day = (now() AT TIME ZONE 'UTC')::date),"
+    "  0) "
     "FROM api_keys k WHERE k.prefix = $1";
 
 

@@ -40,9 +40,13 @@ typedef struct {
     ngx_dr_shm_node_t    sh;
     ngx_dr_bucket_t      bucket;
     int64_t              key_id;       /* 0: anonymous */
-    uint32_t             day;          /* UTC day of "daily" */
+    uint32_t             day;          /* UTC day of the daily counts */
     uint32_t             pending_day;
-    uint64_t             daily;        /* admitted on "day" */
+    uint64_t             daily;        /* admitted here on "day" */
+    uint64_t             daily_seed;   /* used on "day" as the database
+                                          knew when the bucket was made */
+    uint64_t             daily_remote; /* admitted by the other nodes */
+    uint64_t             daily_pushed; /* "daily" the cluster knows */
     uint64_t             pending;      /* admitted, not yet flushed */
     uint64_t             pending_rejected;
     uint64_t             consumed;     /* tokens ever taken here */
@@ -80,6 +84,7 @@ static ngx_uint_t ngx_dr_limit_evict_locked(ngx_dr_limit_conf_t *lcf,
     ngx_dr_shm_ctx_t *ctx, ngx_queue_t *lru);
 static ngx_uint_t ngx_dr_limit_is_anonymous(ngx_str_t *key);
 static void ngx_dr_limit_init_sh(ngx_dr_shm_head_t *head);
+static uint64_t ngx_dr_limit_daily_locked(ngx_dr_limit_node_t *ln);
 static void ngx_dr_limit_refill_locked(ngx_dr_limit_node_t *ln,
     ngx_dr_tier_t *tier);
 static ngx_dr_limit_node_t *ngx_dr_limit_lookup_locked(
@@ -584,6 +589,7 @@ ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key, int64_t key_id,
     ngx_dr_tier_t *tier, ngx_uint_t daily_seed, ngx_dr_limit_result_t *res)
 {
     uint32_t              today;
+    uint64_t              used;
     ngx_dr_shm_ctx_t     *ctx;
     ngx_dr_limit_node_t  *ln;
 
@@ -605,25 +611,29 @@ ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key, int64_t key_id,
         return NGX_OK;
     }
 
-    if (ln->key_id == 0 && key_id) {
-        ln->key_id = key_id;
-        ln->daily = daily_seed;
-        ln->day = today;
-    }
-
     if (ln->day != today) {
         ln->day = today;
         ln->daily = 0;
+        ln->daily_seed = 0;
+        ln->daily_remote = 0;
+    }
+
+    if (ln->key_id == 0 && key_id) {
+        ln->key_id = key_id;
+        ln->daily_seed = daily_seed;
     }
 
     ngx_dr_limit_refill_locked(ln, tier);
 
-    if (tier->daily && ln->daily >= tier->daily) {
+    used = ngx_dr_limit_daily_locked(ln);
+
+    if (tier->daily && used >= tier->daily) {
         res->daily_exhausted = 1;
 
     } else if (ngx_dr_bucket_wait(&ln->bucket, 1) == 0) {
         ngx_dr_bucket_take(&ln->bucket, 1);
         ln->daily++;
+        used++;
         ln->consumed++;
         res->passed = 1;
     }
@@ -659,8 +669,7 @@ ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key, int64_t key_id,
     }
 
     if (tier->daily) {
-        res->daily_remaining = ln->daily < tier->daily
-                               ? tier->daily - ln->daily : 0;
+        res->daily_remaining = used < tier->daily ? tier->daily - used : 0;
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
@@ -910,6 +919,21 @@ ngx_dr_limit_is_anonymous(ngx_str_t *key)
 }
 
 
+/*
+ * What the bucket's client used of its daily quota: here, and elsewhere.
+ * The database's figure (flushed usage of every node, when the bucket was
+ * made) and the other nodes' own counts (cluster mode) overlap, so the
+ * larger is taken: it never counts a request twice, and it misses at most
+ * this node's own earlier requests still unflushed elsewhere.
+ */
+
+static uint64_t
+ngx_dr_limit_daily_locked(ngx_dr_limit_node_t *ln)
+{
+    return ln->daily + ngx_max(ln->daily_seed, ln->daily_remote);
+}
+
+
 /* the bucket takes the tier it is used with, and its refill until now */
 
 static void
@@ -1154,13 +1178,16 @@ ngx_dr_limit_pending(ngx_dr_limit_node_t *ln, ngx_dr_limit_row_t *row)
 static ngx_uint_t
 ngx_dr_limit_consumed(ngx_dr_limit_node_t *ln, ngx_dr_limit_row_t *row)
 {
-    if (ln->consumed == ln->pushed) {
+    if (ln->consumed == ln->pushed && ln->daily == ln->daily_pushed) {
         return 0;
     }
 
     if (row) {
         row->n = ln->consumed;
+        row->day = ln->day;
+        row->daily = ln->daily;
         ln->pushed = ln->consumed;
+        ln->daily_pushed = ln->daily;
     }
 
     return 1;
@@ -1205,10 +1232,17 @@ ngx_dr_limit_apply(ngx_dr_limit_conf_t *lcf, ngx_array_t *rows,
 
         case NGX_DR_LIMIT_CONSUMED:
             ln->pushed = 0;
+            ln->daily_pushed = (uint64_t) -1;
             break;
 
         default: /* NGX_DR_LIMIT_REMOTE */
-            ngx_dr_limit_remote_locked(ln, row[i].n);
+            if (row[i].day == ln->day) {
+                ln->daily_remote = row[i].daily;
+            }
+
+            if (row[i].recent) {
+                ngx_dr_limit_remote_locked(ln, row[i].n);
+            }
         }
     }
 

@@ -54,6 +54,8 @@ typedef struct {
     uint32_t             day;
     uint64_t             n;
     uint64_t             rejected;
+    uint64_t             daily;        /* of the daily quota, on "day" */
+    unsigned             recent:1;     /* the others' n is news */
 } ngx_dr_limit_row_t;
 
 

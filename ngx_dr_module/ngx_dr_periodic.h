@@ -22,7 +22,7 @@
 #include "ngx_dr_pg.h"
 
 
-#define NGX_DR_PERIODIC_PARAMS  4
+#define NGX_DR_PERIODIC_PARAMS  8
 
 
 typedef struct ngx_dr_periodic_s  ngx_dr_periodic_t;

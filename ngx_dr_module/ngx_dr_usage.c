@@ -30,6 +30,7 @@
 #define NGX_DR_USAGE_N         2
 #define NGX_DR_USAGE_REJECTED  3
 #define NGX_DR_USAGE_BUCKET    4
+#define NGX_DR_USAGE_DAILY     5
 
 
 static ngx_int_t ngx_dr_usage_flush(ngx_dr_periodic_t *job,
@@ -60,17 +61,32 @@ static const char  ngx_dr_usage_flush_sql[] =
     " WHERE id IN (SELECT key_id FROM u WHERE used)";
 
 
+/*
+ * Pushes this node's figures of the buckets it changed, and pulls the
+ * others' sums: their tokens where any of them is recent (news to take
+ * from the local bucket), and their daily counts of today for every
+ * bucket this node pushed (a quota holds however long ago they were
+ * used).
+ */
+
 static const char  ngx_dr_usage_sync_sql[] =
     "WITH p AS ("
-    " INSERT INTO limit_consumption (node, bucket, consumed)"
-    " SELECT $1, u.b, u.c FROM unnest($2::text[], $3::int8[]) AS u(b, c)"
+    " INSERT INTO limit_consumption (node, bucket, consumed, day, daily)"
+    " SELECT $1, u.b, u.c, u.d, u.n"
+    " FROM unnest($2::text[], $3::int8[], $5::date[], $6::int8[])"
+    "  AS u(b, c, d, n)"
     " ON CONFLICT (node, bucket) DO UPDATE"
-    " SET consumed = EXCLUDED.consumed, updated_at = now()"
-    " RETURNING 1) "
-    "SELECT l.bucket, sum(l.consumed)::int8 FROM limit_consumption l "
-    "WHERE l.node <> $1 AND l.bucket IN"
-    " (SELECT bucket FROM limit_consumption"
-    "  WHERE node <> $1 AND updated_at > now() - $4::interval) "
+    " SET consumed = EXCLUDED.consumed, day = EXCLUDED.day,"
+    "     daily = EXCLUDED.daily, updated_at = now()"
+    " RETURNING bucket) "
+    "SELECT l.bucket, sum(l.consumed)::int8,"
+    " bool_or(l.updated_at > now() - $4::interval),"
+    " coalesce(sum(l.daily) FILTER (WHERE l.day = $7::date), 0)::int8 "
+    "FROM limit_consumption l "
+    "WHERE l.node <> $1"
+    " AND (l.bucket IN (SELECT bucket FROM p)"
+    "  OR l.bucket IN (SELECT bucket FROM limit_consumption"
+    "   WHERE node <> $1 AND updated_at > now() - $4::interval)) "
     "GROUP BY l.bucket";
 
 
@@ -173,6 +189,7 @@ static ngx_int_t
 ngx_dr_usage_sync(ngx_dr_periodic_t *job, ngx_pool_t *pool)
 {
     u_char               *p;
+    ngx_tm_t              tm;
     ngx_array_t          *rows;
     ngx_dr_limit_conf_t  *lcf;
 
@@ -184,7 +201,7 @@ ngx_dr_usage_sync(ngx_dr_periodic_t *job, ngx_pool_t *pool)
     }
 
     job->round = rows;
-    job->nparams = 4;
+    job->nparams = 7;
 
     p = ngx_pnalloc(pool, lcf->node.len + 1);
     if (p) {
@@ -203,9 +220,24 @@ ngx_dr_usage_sync(ngx_dr_periodic_t *job, ngx_pool_t *pool)
     }
 
     job->params[3] = (char *) p;
+    job->params[4] = (char *) ngx_dr_usage_array(pool, rows,
+                                                 NGX_DR_USAGE_DAY);
+    job->params[5] = (char *) ngx_dr_usage_array(pool, rows,
+                                                 NGX_DR_USAGE_DAILY);
+
+    p = ngx_pnalloc(pool, sizeof("yyyy-mm-dd"));
+    if (p) {
+        ngx_gmtime(ngx_time(), &tm);
+        (void) ngx_sprintf(p, "%4d-%02d-%02d%Z", tm.ngx_tm_year,
+                           tm.ngx_tm_mon, tm.ngx_tm_mday);
+    }
+
+    job->params[6] = (char *) p;
 
     if (job->params[0] == NULL || job->params[1] == NULL
-        || job->params[2] == NULL || job->params[3] == NULL)
+        || job->params[2] == NULL || job->params[3] == NULL
+        || job->params[4] == NULL || job->params[5] == NULL
+        || job->params[6] == NULL)
     {
         ngx_dr_limit_apply(lcf, rows, NGX_DR_LIMIT_CONSUMED);
         return NGX_DECLINED;
@@ -248,6 +280,11 @@ ngx_dr_usage_synced(ngx_dr_periodic_t *job, ngx_dr_pg_query_t *q)
         row->key.len = PQgetlength(q->res, i, 0);
         row->n = (uint64_t) ngx_atoof((u_char *) PQgetvalue(q->res, i, 1),
                                       PQgetlength(q->res, i, 1));
+        row->recent = (PQgetvalue(q->res, i, 2)[0] == 't');
+        row->daily = (uint64_t) ngx_atoof(
+                         (u_char *) PQgetvalue(q->res, i, 3),
+                         PQgetlength(q->res, i, 3));
+        row->day = (uint32_t) (ngx_time() / NGX_DR_LIMIT_DAY);
     }
 
     ngx_dr_limit_apply(job->data, remote, NGX_DR_LIMIT_REMOTE);
@@ -303,6 +340,10 @@ ngx_dr_usage_array(ngx_pool_t *pool, ngx_array_t *rows, ngx_uint_t field)
 
         case NGX_DR_USAGE_REJECTED:
             p = ngx_sprintf(p, "%uL", row[i].rejected);
+            break;
+
+        case NGX_DR_USAGE_DAILY:
+            p = ngx_sprintf(p, "%uL", row[i].daily);
             break;
 
         default: /* NGX_DR_USAGE_BUCKET: the key, quoted and escaped */

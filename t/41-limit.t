@@ -42,6 +42,10 @@ my $t = DR::Test->new(db => 1, no_start => 1, http => <<'EOF');
         listen 127.0.0.1:%%PORT%%;
         access_log %%DIR%%/limits.log limits;
 
+        location = /ping {
+            dr_auth required;
+            empty_gif;
+        }
         location / {
             dr_auth required;
             dr_api;
@@ -100,7 +104,7 @@ sub from_log {
 for my $case (['steady', 10, 1], ['fast', 6000, undef]) {
     my ($tier, $per_second, $tolerance) = @$case;
     my $key = $t->create_key(tier => $tier);
-    my ($n, $bad) = wrk_run('/healthz', $key);
+    my ($n, $bad) = wrk_run('/ping', $key);
     my ($first, $last, $passed, $rejected, $other) = from_log($tier);
     my $elapsed = $last - $first;
     my $expected = 20 + floor($per_second * $elapsed);
@@ -126,7 +130,7 @@ for my $case (['steady', 10, 1], ['fast', 6000, undef]) {
     if ($tier eq 'steady') {
         my $r;
         for (1 .. 40) {
-            $r = $t->get('/healthz', headers => { 'X-API-Key' => $key });
+            $r = $t->get('/ping', headers => { 'X-API-Key' => $key });
             last if $r->{status} == 429;
         }
         is($r->{status}, 429, 'right after: 429');
@@ -150,10 +154,10 @@ for my $case (['steady', 10, 1], ['fast', 6000, undef]) {
 
 # 1 a day, burst 2: exact at the slow end too
 my $slow = $t->create_key(tier => 'slow');
-my @s = map { $t->get('/healthz', headers => { 'X-API-Key' => $slow })
+my @s = map { $t->get('/ping', headers => { 'X-API-Key' => $slow })
     ->{status} } 1 .. 3;
 is_deeply(\@s, [200, 200, 429], '1 a day, burst 2: two pass, then 429');
-my $r = $t->get('/healthz', headers => { 'X-API-Key' => $slow });
+my $r = $t->get('/ping', headers => { 'X-API-Key' => $slow });
 ok($r->{headers}{'retry-after'} > 86400 - 60
    && $r->{headers}{'retry-after'} <= 86400,
    'Retry-After: the next token in a day') or diag($r->{headers}{'retry-after'});
@@ -162,15 +166,15 @@ ok($r->{headers}{'x-ratelimit-reset'} > 2 * 86400 - 60,
 
 # a reload keeps the bucket: still drained
 $t->reload;
-$r = $t->get('/healthz', headers => { 'X-API-Key' => $slow });
+$r = $t->get('/ping', headers => { 'X-API-Key' => $slow });
 is($r->{status}, 429, 'after nginx -s reload the drained key stays drained');
 
 # daily quota
 my $d3 = $t->create_key(tier => 'daily3');
-@s = map { $t->get('/healthz', headers => { 'X-API-Key' => $d3 })->{status} }
+@s = map { $t->get('/ping', headers => { 'X-API-Key' => $d3 })->{status} }
     1 .. 4;
 is_deeply(\@s, [200, 200, 200, 429], 'daily=3: the fourth is refused');
-$r = $t->get('/healthz', headers => { 'X-API-Key' => $d3 });
+$r = $t->get('/ping', headers => { 'X-API-Key' => $d3 });
 like($r->{json}{message}, qr/daily quota/, 'and says it is the daily quota');
 my $to_midnight = 86400 - time % 86400;
 ok(abs($r->{headers}{'retry-after'} - $to_midnight) <= 2,

@@ -33,6 +33,10 @@ my $conf = <<"EOF";
     server {
         listen 127.0.0.1:%%PORT%%;
         access_log %%DIR%%/limits.log limits;
+        location = /ping {
+            dr_auth required;
+            empty_gif;
+        }
         location / {
             dr_auth required;
             dr_api;
@@ -64,7 +68,7 @@ for my $t ($a, $b) {
     my $pid = fork // die;
     if ($pid == 0) {
         exec 'wrk', '-t', 1, '-c', 32, '-d', "${seconds}s", '-H',
-            "X-API-Key: $key", 'http://127.0.0.1:' . $t->port . '/healthz';
+            "X-API-Key: $key", 'http://127.0.0.1:' . $t->port . '/ping';
     }
     push @pids, $pid;
 }

@@ -19,6 +19,7 @@ my $conf = <<'EOF';
 
     server {
         listen 127.0.0.1:%%PORT%%;
+        location = /ping { dr_auth required; empty_gif; }
         location / { dr_auth required; dr_api; }
         location /admin/ { dr_auth required; dr_admin; }
     }
@@ -43,8 +44,8 @@ is($r->{status}, 201, 'a key made on node a');
 my ($key, $id) = @{$r->{json}}{qw(key id)};
 
 # node b caches it in both workers' shared zone
-my @codes = $b->parallel(8, '/healthz', headers => { 'X-API-Key' => $key });
-$r = $b->get('/healthz', headers => { 'X-API-Key' => $key });
+my @codes = $b->parallel(8, '/ping', headers => { 'X-API-Key' => $key });
+$r = $b->get('/ping', headers => { 'X-API-Key' => $key });
 is($r->{status}, 200, 'node b accepts it (and has it cached)');
 
 $r = $a->http('DELETE', "/admin/keys/$id",
@@ -54,7 +55,7 @@ my $t0 = time;
 
 my $after;
 while (time - $t0 < 3) {
-    my @s = map { $b->get('/healthz', headers => { 'X-API-Key' => $key })
+    my @s = map { $b->get('/ping', headers => { 'X-API-Key' => $key })
         ->{status} } 1 .. 4;
     if (!grep { $_ != 401 } @s) {
         $after = time - $t0;

@@ -57,7 +57,7 @@ my $base = scrape();
 my @codes = map { $t->get('/api/stats', headers => { 'X-API-Key' => $key })
     ->{status} } 1 .. 7;
 is_deeply(\@codes, [(200) x 5, 429, 429], '5 answered, 2 refused');
-@codes = map { $t->get('/healthz')->{status} } 1 .. 3;
+@codes = map { $t->get('/api/ticker')->{status} } 1 .. 3;
 is_deeply(\@codes, [401, 401, 401], '3 without a key');
 
 # a worker counts a request when it is done, just after the answer left:
@@ -79,8 +79,8 @@ is($m->{'dr_http_requests_total{class=2xx,group=stats}'}, 5,
     'requests: 5 stats answered 2xx');
 is($m->{'dr_http_requests_total{class=4xx,group=stats}'}, 2,
     'requests: 2 stats answered 4xx');
-is($m->{'dr_http_requests_total{class=4xx,group=health}'}, 3,
-    'requests: 3 health answered 4xx');
+is($m->{'dr_http_requests_total{class=4xx,group=ticker}'}, 3,
+    'requests: 3 ticker answered 4xx');
 is($m->{'dr_http_request_duration_seconds_count{group=stats}'}, 7,
     'the latency histogram of stats counts 7');
 is($m->{'dr_auth_total{outcome=ok,tier=five}'}, 7, 'key checks: 7 ok');
@@ -102,9 +102,9 @@ $t->reload;
 my $after = settled('dr_http_requests_total{class=2xx,group=stats}', 5);
 is($after->{'dr_http_requests_total{class=2xx,group=stats}'}, 5,
     'after a reload the counts are kept');
-$t->get('/healthz', headers => { 'X-API-Key' => 'dr_nonsense' });
-$after = settled('dr_http_requests_total{class=4xx,group=health}', 4);
-is($after->{'dr_http_requests_total{class=4xx,group=health}'}, 4,
+$t->get('/api/ticker', headers => { 'X-API-Key' => 'dr_nonsense' });
+$after = settled('dr_http_requests_total{class=4xx,group=ticker}', 4);
+is($after->{'dr_http_requests_total{class=4xx,group=ticker}'}, 4,
     'and go on');
 is($after->{'dr_auth_total{outcome=invalid,tier=none}'}, 1,
     'a malformed key counts as invalid');
