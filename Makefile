@@ -43,6 +43,11 @@ PACKAGES      := nginx nginx-dev postgresql-15 postgresql-client-15 \
                  python3-prometheus-client wrk valgrind \
                  curl procps
 
+# operations: promtool for the alerting rules' tests, YAML for reading
+# them, and Debian's packaging tools for "make deb"
+PACKAGES      += prometheus libyaml-libyaml-perl openssl \
+                 debhelper dpkg-dev fakeroot lintian
+
 SRCS          := $(wildcard ngx_dr_module/*.c ngx_dr_module/*.h)
 
 # pure parts, with no nginx event code: linked directly by the C unit tests
