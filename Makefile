@@ -307,3 +307,32 @@ bench: build test-db $(BUILD)/unit/score_bench
 
 clean:
 	rm -rf $(BUILD)
+
+
+# the Debian package libnginx-mod-http-dr, built with Debian's tools
+# (debhelper and the nginx addon of nginx-dev) from a copy of the tree in
+# $(DEB_DIR), so that nothing is written into the sources; lintian must
+# find no error and no warning (docs/operations.md, "The Debian package")
+
+DEB_DIR       := $(BUILD)/deb
+DEB_VERSION    = $(shell dpkg-parsechangelog -l debian/changelog -S Version)
+DEB_ARCH       = $(shell dpkg-architecture -q DEB_HOST_ARCH)
+DEB            = $(DEB_DIR)/libnginx-mod-http-dr_$(DEB_VERSION)_$(DEB_ARCH).deb
+DEB_INPUTS    := $(shell git ls-files --cached --others --exclude-standard \
+                   2>/dev/null | grep -v '^t/' )
+
+.PHONY: deb
+deb: packages
+	@$(MAKE) --no-print-directory $(DEB)
+
+$(DEB): $(DEB_INPUTS)
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/src
+	git ls-files --cached --others --exclude-standard -z \
+	    | tar --null -T - -cf - | tar -xf - -C $(DEB_DIR)/src
+	cd $(DEB_DIR)/src && dpkg-buildpackage -b --no-sign \
+	    > $(DEB_DIR)/build.log 2>&1 || { tail -40 $(DEB_DIR)/build.log; \
+	    exit 1; }
+	lintian --fail-on error,warning --info $(DEB_DIR)/*.changes \
+	    | tee $(DEB_DIR)/lintian.txt
+	@echo "built $@"

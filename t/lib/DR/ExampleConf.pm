@@ -3,7 +3,7 @@ package DR::ExampleConf;
 # The example configurations of conf/, adapted to a temporary directory so
 # that "nginx -t" can check them on any machine:
 #
-#   my $x = DR::ExampleConf->new('production.conf',
+#   my $x = DR::ExampleConf->new('production.conf',   # or a path
 #       module => $so,                 # load_module of the module, or
 #       snippet => $text);             # the package's modules-available file
 #   my ($rc, $out) = $x->test;         # nginx -t
@@ -33,7 +33,8 @@ sub new {
     chmod 0711, $dir;
     my $self = bless { dir => $dir, name => $name, secrets => [] }, $class;
 
-    open my $fh, '<', "$DR::Test::TOP/conf/$name" or die "conf/$name: $!";
+    my $file = $name =~ m{/} ? $name : "$DR::Test::TOP/conf/$name";
+    open my $fh, '<', $file or die "$file: $!";
     my $text = do { local $/; <$fh> };
     close $fh;
 
