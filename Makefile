@@ -318,8 +318,11 @@ DEB_DIR       := $(BUILD)/deb
 DEB_VERSION    = $(shell dpkg-parsechangelog -l debian/changelog -S Version)
 DEB_ARCH       = $(shell dpkg-architecture -q DEB_HOST_ARCH)
 DEB            = $(DEB_DIR)/libnginx-mod-http-dr_$(DEB_VERSION)_$(DEB_ARCH).deb
-DEB_INPUTS    := $(shell git ls-files --cached --others --exclude-standard \
-                   2>/dev/null | grep -v '^t/' )
+# the files of the tree the package is made of (tests and benchmarks
+# aside), committed or not
+DEB_FILES      = git ls-files -z --cached --others --exclude-standard \
+                 | grep -zv -e '^t/' -e '^bench/'
+DEB_INPUTS    := $(wildcard $(shell $(DEB_FILES) 2>/dev/null | tr '\0' ' '))
 
 .PHONY: deb
 deb: packages
@@ -328,8 +331,8 @@ deb: packages
 $(DEB): $(DEB_INPUTS)
 	rm -rf $(DEB_DIR)
 	mkdir -p $(DEB_DIR)/src
-	git ls-files --cached --others --exclude-standard -z \
-	    | tar --null -T - -cf - | tar -xf - -C $(DEB_DIR)/src
+	$(DEB_FILES) | tar --null --ignore-failed-read -T - -cf - \
+	    | tar -xf - -C $(DEB_DIR)/src
 	cd $(DEB_DIR)/src && dpkg-buildpackage -b --no-sign \
 	    > $(DEB_DIR)/build.log 2>&1 || { tail -40 $(DEB_DIR)/build.log; \
 	    exit 1; }
