@@ -60,7 +60,6 @@ for my $f (qw(usr/share/domain-runner/sql/001_schema.sql
               usr/share/domain-runner/sql/migrate.sh
               usr/sbin/dr-key usr/sbin/dr-migrate
               usr/share/man/man8/dr-key.8.gz
-              usr/share/doc/libnginx-mod-http-dr/operations.md
               usr/share/doc/libnginx-mod-http-dr/copyright
               usr/share/doc/libnginx-mod-http-dr/examples/production.conf
               usr/share/doc/libnginx-mod-http-dr/examples/multi-node.conf
@@ -70,6 +69,9 @@ for my $f (qw(usr/share/domain-runner/sql/001_schema.sql
     ok(-f "$x/$f", "/$f");
 }
 ok(-x "$x/usr/sbin/$_", "$_ is executable") for qw(dr-key dr-migrate);
+ok(scalar(() = glob "$x/usr/share/doc/libnginx-mod-http-dr/$_.md*"),
+    "the docs: $_.md (compressed when large, as policy asks)")
+    for qw(README operations scoring);
 my @sql = glob "$top/sql/[0-9]*.sql";
 is(scalar(() = glob "$x/usr/share/domain-runner/sql/[0-9]*.sql"),
     scalar @sql, 'every migration');
