@@ -43,6 +43,11 @@ PACKAGES      := nginx nginx-dev postgresql-15 postgresql-client-15 \
                  python3-prometheus-client wrk valgrind \
                  curl procps
 
+# operations: promtool for the alerting rules' tests, YAML for reading
+# them, and Debian's packaging tools for "make deb"
+PACKAGES      += prometheus libyaml-libyaml-perl openssl \
+                 debhelper dpkg-dev fakeroot lintian
+
 SRCS          := $(wildcard ngx_dr_module/*.c ngx_dr_module/*.h)
 
 # pure parts, with no nginx event code: linked directly by the C unit tests
@@ -303,3 +308,35 @@ bench: build test-db $(BUILD)/unit/score_bench
 
 clean:
 	rm -rf $(BUILD)
+
+
+# the Debian package libnginx-mod-http-dr, built with Debian's tools
+# (debhelper and the nginx addon of nginx-dev) from a copy of the tree in
+# $(DEB_DIR), so that nothing is written into the sources; lintian must
+# find no error and no warning (docs/operations.md, "The Debian package")
+
+DEB_DIR       := $(BUILD)/deb
+DEB_VERSION    = $(shell dpkg-parsechangelog -l debian/changelog -S Version)
+DEB_ARCH       = $(shell dpkg-architecture -q DEB_HOST_ARCH)
+DEB            = $(DEB_DIR)/libnginx-mod-http-dr_$(DEB_VERSION)_$(DEB_ARCH).deb
+# the files of the tree the package is made of (tests and benchmarks
+# aside), committed or not
+DEB_FILES      = git ls-files -z --cached --others --exclude-standard \
+                 | grep -zv -e '^t/' -e '^bench/'
+DEB_INPUTS    := $(wildcard $(shell $(DEB_FILES) 2>/dev/null | tr '\0' ' '))
+
+.PHONY: deb
+deb: packages
+	@$(MAKE) --no-print-directory $(DEB)
+
+$(DEB): $(DEB_INPUTS)
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/src
+	$(DEB_FILES) | tar --null --ignore-failed-read -T - -cf - \
+	    | tar -xf - -C $(DEB_DIR)/src
+	cd $(DEB_DIR)/src && dpkg-buildpackage -b --no-sign \
+	    > $(DEB_DIR)/build.log 2>&1 || { tail -40 $(DEB_DIR)/build.log; \
+	    exit 1; }
+	lintian --fail-on error,warning --info $(DEB_DIR)/*.changes \
+	    | tee $(DEB_DIR)/lintian.txt
+	@echo "built $@"

@@ -438,9 +438,11 @@ END {
     }
 }
 
+# below Linux's ephemeral range (32768-60999), where an outgoing
+# connection may hold a port at any time
 sub free_port {
     for (1 .. 100) {
-        my $port = 20000 + int(rand(20000));
+        my $port = 20000 + int(rand(12000));
         my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
             LocalPort => $port, Listen => 1, ReuseAddr => 1) or next;
         close $s;
@@ -499,6 +501,76 @@ sub private {
         . "-d postgres -c 'CREATE ROLE $self->{user} LOGIN CREATEDB'");
 
     return $self;
+}
+
+# a streaming standby of this cluster: pg_basebackup into a new
+# directory, started on its own port, replaying what this one writes
+sub standby {
+    my ($self) = @_;
+
+    my $dir = tempdir('dr-pg-XXXXXX', TMPDIR => 1, CLEANUP => 0);
+    chmod 0755, $dir;
+    system('chown', 'postgres:postgres', $dir) == 0 or die 'chown';
+
+    my $s = bless {
+        owner    => $$,
+        dir      => $dir,
+        socket   => $dir,
+        port     => DR::Test::free_port(),
+        user     => $self->{user},
+        template => 'template1',
+        private  => 1,
+        primary  => $self,
+    }, ref $self;
+    push @PRIVATE, $s;
+
+    $self->as_postgres("$CFG{pg_bin}/pg_basebackup -D $dir/data "
+        . "-h $self->{socket} -p $self->{port} -U postgres -X stream -R "
+        . "-c fast");
+    $s->start;
+
+    return $s;
+}
+
+# one value of a query run as the superuser
+sub super {
+    my ($self, $sql) = @_;
+    open my $fh, '-|', 'runuser', '-u', 'postgres', '--',
+        "$CFG{pg_bin}/psql", '-X', '-q', '-tA', '-v', 'ON_ERROR_STOP=1',
+        '-h', $self->{socket}, '-p', $self->{port}, '-d', 'postgres',
+        '-c', $sql or die "psql: $!";
+    my $out = do { local $/; <$fh> } // '';
+    close $fh or die "as postgres: $sql failed";
+    chomp $out;
+    return $out;
+}
+
+# a standby's replay, paused and resumed (what is paused stays paused
+# until resumed)
+sub replay_pause {
+    my ($self) = @_;
+    $self->super('SELECT pg_wal_replay_pause()');
+    for (1 .. 100) {
+        return 1 if $self->super('SELECT pg_get_wal_replay_pause_state()')
+            eq 'paused';
+        Time::HiRes::sleep(0.05);
+    }
+    die 'the standby does not pause';
+}
+
+sub replay_resume { $_[0]->super('SELECT pg_wal_replay_resume()') }
+
+# waits until a standby has replayed all its primary has written
+sub catch_up {
+    my ($self, $timeout) = @_;
+    my $lsn = $self->{primary}->super('SELECT pg_current_wal_lsn()');
+    my $deadline = Time::HiRes::time() + ($timeout // 10);
+    while (Time::HiRes::time() < $deadline) {
+        return 1 if $self->super("SELECT pg_last_wal_replay_lsn() >= "
+            . "'$lsn'::pg_lsn") eq 't';
+        Time::HiRes::sleep(0.05);
+    }
+    return 0;
 }
 
 sub as_postgres {
