@@ -30,7 +30,7 @@
 #include "ngx_dr_bucket.h"
 
 
-#define NGX_DR_LIMIT_VERSION   2
+#define NGX_DR_LIMIT_VERSION   3
 #define NGX_DR_LIMIT_EVICT     16      /* freed at most for one bucket */
 #define NGX_DR_LIMIT_LOOK      64      /* looked at for them, at most */
 #define NGX_DR_LIMIT_NODE_SIZE 256     /* a bucket in the zone, about */
@@ -67,6 +67,11 @@ typedef struct {
     ngx_dr_shm_head_t    head;
     ngx_queue_t          anonymous;    /* LRU of the anonymous reserve */
     ngx_uint_t           nanonymous;
+    ngx_uint_t           nbuckets;
+
+    /* read by the metrics */
+    ngx_atomic_t         evictions;    /* buckets freed to make room */
+    ngx_atomic_t         refused;      /* new clients with no room */
 } ngx_dr_limit_sh_t;
 
 #define ngx_dr_limit_sh(ctx)  ((ngx_dr_limit_sh_t *) (ctx)->sh)
@@ -822,6 +827,7 @@ ngx_dr_limit_node_locked(ngx_dr_limit_conf_t *lcf, ngx_dr_shm_ctx_t *ctx,
     }
 
     if (ln == NULL) {
+        sh->refused++;
         return NULL;
     }
 
@@ -839,6 +845,7 @@ ngx_dr_limit_node_locked(ngx_dr_limit_conf_t *lcf, ngx_dr_shm_ctx_t *ctx,
     ln->anonymous = anonymous;
 
     ngx_rbtree_insert(&sh->head.rbtree, &ln->sh.node);
+    sh->nbuckets++;
 
     if (anonymous) {
         ngx_queue_insert_head(&sh->anonymous, &ln->sh.queue);
@@ -895,8 +902,11 @@ ngx_dr_limit_evict_locked(ngx_dr_limit_conf_t *lcf, ngx_dr_shm_ctx_t *ctx,
         ngx_queue_remove(q);
         ngx_rbtree_delete(&sh->head.rbtree, &ln->sh.node);
         ngx_slab_free_locked(ctx->shpool, ln);
+        sh->nbuckets--;
         freed++;
     }
+
+    sh->evictions += freed;
 
     return freed;
 }
@@ -941,6 +951,31 @@ ngx_dr_limit_refill_locked(ngx_dr_limit_node_t *ln, ngx_dr_tier_t *tier)
 {
     ngx_dr_bucket_refill(&ln->bucket, tier->rate, tier->period, tier->burst,
                          ngx_current_msec);
+}
+
+
+/* the zone's figures, for the metrics */
+
+ngx_int_t
+ngx_dr_limit_stats(ngx_dr_limit_conf_t *lcf, ngx_dr_limit_stats_t *st)
+{
+    ngx_dr_shm_ctx_t   *ctx;
+    ngx_dr_limit_sh_t  *sh;
+
+    if (lcf->shm_zone == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx = lcf->shm_zone->data;
+    sh = ngx_dr_limit_sh(ctx);
+
+    st->zone = lcf->shm_zone->shm.name;
+    st->buckets = sh->nbuckets;
+    st->anonymous = sh->nanonymous;
+    st->evictions = sh->evictions;
+    st->refused = sh->refused;
+
+    return NGX_OK;
 }
 
 

@@ -59,6 +59,16 @@ typedef struct {
 } ngx_dr_limit_row_t;
 
 
+/* the zone's figures, for the metrics */
+typedef struct {
+    ngx_str_t            zone;
+    ngx_uint_t           buckets;
+    ngx_uint_t           anonymous;
+    ngx_atomic_uint_t    evictions;
+    ngx_atomic_uint_t    refused;
+} ngx_dr_limit_stats_t;
+
+
 typedef struct {
     ngx_array_t         *tiers;        /* of ngx_dr_tier_t */
     ngx_shm_zone_t      *shm_zone;
@@ -90,6 +100,8 @@ ngx_int_t ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
 ngx_int_t ngx_dr_limit_take_call(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
     ngx_dr_tier_t *tier, ngx_str_t *tkey, ngx_dr_tier_t *ttier,
     ngx_uint_t tokens, ngx_uint_t reserve, ngx_dr_limit_result_t *res);
+ngx_int_t ngx_dr_limit_stats(ngx_dr_limit_conf_t *lcf,
+    ngx_dr_limit_stats_t *st);
 ngx_int_t ngx_dr_limit_tokens(ngx_dr_limit_conf_t *lcf, ngx_str_t *key);
 ngx_int_t ngx_dr_limit_headers(ngx_http_request_t *r, ngx_dr_tier_t *tier,
     ngx_dr_limit_result_t *res);

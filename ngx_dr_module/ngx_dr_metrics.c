@@ -181,9 +181,10 @@ static u_char *
 ngx_dr_metrics_keys(u_char *p, u_char *last, ngx_dr_counters_t *m,
     ngx_dr_main_conf_t *dmcf)
 {
-    ngx_str_t      *tname, none = ngx_string("none");
-    ngx_uint_t      t, o, ntiers;
-    ngx_dr_tier_t  *tiers;
+    ngx_str_t             *tname, none = ngx_string("none");
+    ngx_uint_t             t, o, ntiers;
+    ngx_dr_tier_t         *tiers;
+    ngx_dr_limit_stats_t   st;
 
     tiers = dmcf->limit.tiers ? dmcf->limit.tiers->elts : NULL;
     ntiers = tiers ? ngx_min(dmcf->limit.tiers->nelts, NGX_DR_M_TIERS) : 0;
@@ -220,7 +221,26 @@ ngx_dr_metrics_keys(u_char *p, u_char *last, ngx_dr_counters_t *m,
         }
     }
 
-    return p;
+    if (ngx_dr_limit_stats(&dmcf->limit, &st) != NGX_OK) {
+        return p;
+    }
+
+    return ngx_slprintf(p, last,
+            "# HELP dr_limit_zone_buckets Buckets in the limit zone, and "
+            "those of anonymous clients.\n"
+            "# TYPE dr_limit_zone_buckets gauge\n"
+            "dr_limit_zone_buckets{zone=\"%V\",kind=\"all\"} %ui\n"
+            "dr_limit_zone_buckets{zone=\"%V\",kind=\"anonymous\"} %ui\n"
+            "# HELP dr_limit_zone_evictions_total Full, flushed buckets "
+            "freed to make room.\n"
+            "# TYPE dr_limit_zone_evictions_total counter\n"
+            "dr_limit_zone_evictions_total{zone=\"%V\"} %uA\n"
+            "# HELP dr_limit_zone_refused_total New clients refused because "
+            "no bucket could go without forgiving its client.\n"
+            "# TYPE dr_limit_zone_refused_total counter\n"
+            "dr_limit_zone_refused_total{zone=\"%V\"} %uA\n",
+            &st.zone, st.buckets, &st.zone, st.anonymous,
+            &st.zone, st.evictions, &st.zone, st.refused);
 }
 
 

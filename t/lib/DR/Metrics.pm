@@ -26,8 +26,6 @@ our %PLANNED = (
         'spend budgets (POST /admin/budgets) are not built yet',
     dr_budget_limit_dollars =>
         'spend budgets (POST /admin/budgets) are not built yet',
-    dr_limit_zone_evictions_total =>
-        'the limit zone does not count the buckets it drops yet',
 );
 
 # a node whose configuration turns on every part that exports metrics:
