@@ -37,11 +37,19 @@
 
 
 static ngx_int_t ngx_dr_auth_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_dr_auth_subrequest(ngx_http_request_t *r);
+static ngx_int_t ngx_dr_auth_anonymous(ngx_http_request_t *r,
+    ngx_dr_request_t *req);
+static ngx_int_t ngx_dr_auth_hide(ngx_http_request_t *r);
 static ngx_int_t ngx_dr_auth_token(ngx_http_request_t *r, ngx_str_t *token);
 static ngx_int_t ngx_dr_auth_key(ngx_http_request_t *r,
     ngx_dr_request_t *req, ngx_str_t *token);
 static ngx_int_t ngx_dr_auth_cached(ngx_http_request_t *r,
     ngx_dr_request_t *req, ngx_dr_key_t *kn);
+static ngx_int_t ngx_dr_auth_wants(ngx_http_request_t *r,
+    ngx_dr_request_t *req, ngx_uint_t daily_seed);
+static ngx_int_t ngx_dr_auth_who(ngx_http_request_t *r, ngx_dr_request_t *req,
+    ngx_dr_policy_t *policy, u_char *kind, ngx_str_t *who);
 static ngx_int_t ngx_dr_auth_refuse(ngx_http_request_t *r,
     ngx_dr_request_t *req, const char *error, const char *message);
 static ngx_int_t ngx_dr_auth_lookups(ngx_http_request_t *r,
@@ -83,6 +91,12 @@ static ngx_http_variable_t  ngx_dr_auth_vars[] = {
     { ngx_string("dr_tier"), NULL, ngx_dr_auth_variable, 1,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
     { ngx_string("dr_limit_status"), NULL, ngx_dr_auth_variable, 2,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    { ngx_string("dr_key_name"), NULL, ngx_dr_auth_variable, 3,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    { ngx_string("dr_limit_remaining"), NULL, ngx_dr_auth_variable, 4,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+    { ngx_string("dr_limit_policy"), NULL, ngx_dr_auth_variable, 5,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
     ngx_http_null_variable
 };
@@ -199,6 +213,19 @@ ngx_dr_auth_init(ngx_conf_t *cf)
 
     *h = ngx_dr_auth_handler;
 
+    /*
+     * nginx runs no access handler for a subrequest (SSI, mirror,
+     * auth_request): one into a protected location is checked here,
+     * carrying its main request's decision or making it once for both
+     */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_dr_auth_subrequest;
+
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_dr_auth_header_filter;
 
@@ -231,17 +258,28 @@ ngx_dr_auth_add_variables(ngx_conf_t *cf)
 
 
 static ngx_int_t
+ngx_dr_auth_subrequest(ngx_http_request_t *r)
+{
+    if (r == r->main) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_dr_auth_handler(r);
+}
+
+
+
+static ngx_int_t
 ngx_dr_auth_handler(ngx_http_request_t *r)
 {
     ngx_int_t            rc;
     ngx_str_t            token;
     ngx_dr_request_t    *req;
     ngx_dr_loc_conf_t   *dlcf;
-    ngx_dr_main_conf_t  *dmcf;
 
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_dr_module);
 
-    if (dlcf->auth == NGX_DR_AUTH_OFF || r != r->main
+    if (dlcf->auth == NGX_DR_AUTH_OFF
         || (dlcf->api && ngx_dr_health_path(&r->uri)))
     {
         return NGX_DECLINED;
@@ -282,6 +320,11 @@ ngx_dr_auth_handler(ngx_http_request_t *r)
                                       "or Authorization: Bearer");
         }
 
+        /* a subrequest carries the decision of its main request */
+        if (r != r->main && req->auth_rc == NGX_DONE) {
+            return NGX_HTTP_FORBIDDEN;
+        }
+
         return req->auth_rc;
     }
 
@@ -289,7 +332,6 @@ ngx_dr_auth_handler(ngx_http_request_t *r)
         return NGX_AGAIN;
     }
 
-    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
 
     rc = ngx_dr_auth_token(r, &token);
 
@@ -300,6 +342,12 @@ ngx_dr_auth_handler(ngx_http_request_t *r)
                                   "X-API-Key or Authorization, not both");
     }
 
+    if (rc == NGX_OK && dlcf->hide_credentials
+        && ngx_dr_auth_hide(r) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (rc == NGX_DECLINED) {
         if (dlcf->auth == NGX_DR_AUTH_REQUIRED) {
             return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
@@ -308,21 +356,121 @@ ngx_dr_auth_handler(ngx_http_request_t *r)
                                       "or Authorization: Bearer");
         }
 
-        /* anonymous: limited by client address */
-
-        req->tier = ngx_dr_limit_find_tier(&dmcf->limit,
-                                           (u_char *) "anonymous", 9);
-        if (ngx_dr_limit_client(&dmcf->limit, r->connection, r->pool,
-                                &req->key_label)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        return ngx_dr_auth_limit(r, req, 0);
+        return ngx_dr_auth_anonymous(r, req);
     }
 
     return ngx_dr_auth_key(r, req, &token);
+}
+
+
+/*
+ * dr_auth_hide_credentials: the headers that carried the key (X-API-Key,
+ * Authorization: Bearer) are dropped from the request, so that no
+ * upstream ever sees a key; another Authorization scheme is the
+ * upstream's and stays.  The list is made again: nginx's lists take no
+ * removal, and a proxy sends every element of it.
+ */
+
+static ngx_int_t
+ngx_dr_auth_hide(ngx_http_request_t *r)
+{
+    ngx_uint_t        i, n, bearer;
+    ngx_array_t       kept;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *e;
+
+    static ngx_str_t  api_key = ngx_string("x-api-key");
+
+    bearer = r->headers_in.authorization
+             && r->headers_in.authorization->value.len > 7
+             && ngx_strncasecmp(r->headers_in.authorization->value.data,
+                                (u_char *) "Bearer ", 7) == 0;
+
+    if (ngx_array_init(&kept, r->pool, 16, sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if ((h[i].key.len == api_key.len
+             && ngx_strncasecmp(h[i].key.data, api_key.data, api_key.len)
+                == 0)
+            || (bearer && &h[i] == r->headers_in.authorization))
+        {
+            continue;
+        }
+
+        e = ngx_array_push(&kept);
+        if (e == NULL) {
+            return NGX_ERROR;
+        }
+
+        *e = h[i];
+    }
+
+    if (ngx_list_init(&r->headers_in.headers, r->pool,
+                      ngx_max(kept.nelts, 1), sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    h = kept.elts;
+    n = kept.nelts;
+
+    for (i = 0; i < n; i++) {
+        e = ngx_list_push(&r->headers_in.headers);
+        if (e == NULL) {
+            return NGX_ERROR;
+        }
+
+        *e = h[i];
+    }
+
+    if (bearer) {
+        r->headers_in.authorization = NULL;
+    }
+
+    return NGX_OK;
+}
+
+
+/* anonymous: limited by the client's network */
+
+static ngx_int_t
+ngx_dr_auth_anonymous(ngx_http_request_t *r, ngx_dr_request_t *req)
+{
+    ngx_dr_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+
+    req->key_id = 0;
+    req->tier = ngx_dr_limit_find_tier(&dmcf->limit,
+                                       (u_char *) "anonymous", 9);
+
+    if (ngx_dr_limit_client(&dmcf->limit, r->connection, r->pool,
+                            &req->key_label)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_dr_auth_limit(r, req, 0);
 }
 
 
@@ -377,8 +525,9 @@ ngx_dr_auth_token(ngx_http_request_t *r, ngx_str_t *token)
             }
 
         } else {
-            /* another scheme: a form we cannot read, so a bad key */
-            bearer.len = bearer.len ? bearer.len : 1;
+            /* another scheme (Basic, ...) is the upstream's, not a key */
+            bearer.data = NULL;
+            bearer.len = 0;
         }
     }
 
@@ -500,10 +649,10 @@ ngx_dr_auth_lookups(ngx_http_request_t *r, ngx_dr_request_t *req,
     ngx_str_t *client)
 {
     u_char                 *p;
-    ngx_str_t               key;
     ngx_dr_tier_t          *tier;
     ngx_dr_loc_conf_t      *dlcf;
     ngx_dr_main_conf_t     *dmcf;
+    ngx_dr_limit_want_t    *w;
     ngx_dr_limit_result_t   res;
 
     dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
@@ -515,15 +664,19 @@ ngx_dr_auth_lookups(ngx_http_request_t *r, ngx_dr_request_t *req,
     tier = ngx_dr_limit_find_tier(&dmcf->limit, (u_char *) "key_lookup",
                                   sizeof("key_lookup") - 1);
 
+    w = ngx_pcalloc(r->pool, sizeof(ngx_dr_limit_want_t));
     p = ngx_pnalloc(r->pool, sizeof("t:key_lookup:a:") - 1 + client->len);
-    if (p == NULL || tier == NULL) {
+    if (w == NULL || p == NULL || tier == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    key.data = p;
-    key.len = ngx_sprintf(p, "t:key_lookup:a:%V", client) - p;
+    w->name = tier->name;
+    w->tier = tier;
+    w->cost = 1;
+    w->key.data = p;
+    w->key.len = ngx_sprintf(p, "t:key_lookup:a:%V", client) - p;
 
-    if (ngx_dr_limit_take(&dmcf->limit, &key, 0, tier, 0, &res) != NGX_OK) {
+    if (ngx_dr_limit_take(&dmcf->limit, w, 1, &res) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -539,6 +692,8 @@ ngx_dr_auth_lookups(ngx_http_request_t *r, ngx_dr_request_t *req,
 
     req->tier = tier;
     req->limit = res;
+    req->wants = w;
+    req->nwants = 1;
     req->limited = 1;
 
     return ngx_dr_auth_refuse(r, req, "too_many_key_lookups",
@@ -552,27 +707,39 @@ ngx_dr_auth_lookups(ngx_http_request_t *r, ngx_dr_request_t *req,
 static void
 ngx_dr_auth_found(ngx_http_request_t *r, ngx_dr_key_t *key, ngx_int_t rc)
 {
-    ngx_dr_request_t  *req;
+    ngx_dr_request_t   *req;
+    ngx_dr_loc_conf_t  *dlcf;
 
     req = ngx_dr_request(r);
-
-    req->auth_state = NGX_DR_AUTH_DONE;
-    r->read_event_handler = ngx_http_block_reading;
-
-    if (rc != NGX_OK) {
-        req->auth_state = NGX_DR_AUTH_NONE;
-        (void) ngx_dr_auth_reject(r, req, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                  "database_unavailable",
-                                  "the API key cannot be checked now: the "
-                                  "database is unavailable");
-        return;
-    }
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_dr_module);
 
     req->auth_state = NGX_DR_AUTH_NONE;
-    rc = ngx_dr_auth_cached(r, req, key);
+    r->read_event_handler = ngx_http_block_reading;
+
+    if (rc == NGX_OK) {
+        rc = ngx_dr_auth_cached(r, req, key);
+
+    } else if (dlcf->auth_fail == NGX_DR_AUTH_FAIL_OPEN) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "the API key cannot be checked: the database is "
+                      "unavailable; let through as anonymous "
+                      "(dr_auth_fail open)");
+        rc = ngx_dr_auth_anonymous(r, req);
+
+    } else {
+        rc = ngx_dr_auth_reject(r, req, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                "database_unavailable",
+                                "the API key cannot be checked now: the "
+                                "database is unavailable");
+    }
 
     if (rc == NGX_DONE) {
         /* rejected: the answer is out, and the request may be gone */
+        return;
+    }
+
+    if (r != r->main && rc != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
         return;
     }
 
@@ -631,6 +798,14 @@ ngx_dr_auth_cached(ngx_http_request_t *r, ngx_dr_request_t *req,
     req->key_label.data = p;
     req->key_label.len = ngx_sprintf(p, "%L", kn->key_id) - p;
 
+    req->key_name.data = ngx_pnalloc(r->pool, kn->name_len + 1);
+    if (req->key_name.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    req->key_name.len = kn->name_len;
+    ngx_memcpy(req->key_name.data, kn->name, kn->name_len);
+
     today = (uint32_t) (ngx_time() / 86400);
 
     return ngx_dr_auth_limit(r, req, kn->day == today ? kn->used_today : 0);
@@ -643,8 +818,6 @@ static ngx_int_t
 ngx_dr_auth_limit(ngx_http_request_t *r, ngx_dr_request_t *req,
     ngx_uint_t daily_seed)
 {
-    u_char              *p;
-    ngx_str_t            key;
     ngx_uint_t           tier;
     ngx_dr_loc_conf_t   *dlcf;
     ngx_dr_main_conf_t  *dmcf;
@@ -664,20 +837,12 @@ ngx_dr_auth_limit(ngx_http_request_t *r, ngx_dr_request_t *req,
         return NGX_OK;
     }
 
-    /* "t:<tier>:k:<key id>" or "t:<tier>:a:<address>" */
-
-    p = ngx_pnalloc(r->pool, req->tier->name.len + req->key_label.len + 6);
-    if (p == NULL) {
+    if (ngx_dr_auth_wants(r, req, daily_seed) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    key.data = p;
-    key.len = ngx_sprintf(p, "t:%V:%c:%V", &req->tier->name,
-                          req->key_id ? 'k' : 'a', &req->key_label)
-              - p;
-
-    if (ngx_dr_limit_take(&dmcf->limit, &key, req->key_id, req->tier,
-                          daily_seed, &req->limit)
+    if (ngx_dr_limit_take(&dmcf->limit, req->wants, req->nwants,
+                          &req->limit)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -702,10 +867,10 @@ ngx_dr_auth_limit(ngx_http_request_t *r, ngx_dr_request_t *req,
                                                     : NGX_DR_LIMIT_REJECTED);
 
     ngx_log_error(dlcf->limit_log_level, r->connection->log, 0,
-                  "limiting requests%s of %s %V, tier \"%V\"%s",
+                  "limiting requests%s of %s %V, tier \"%V\", by \"%V\"%s",
                   dlcf->limit_dry_run ? ", dry run," : "",
                   req->key_id ? "key" : "client", &req->key_label,
-                  &req->tier->name,
+                  &req->tier->name, &req->wants[req->limit.most].name,
                   req->limit.daily_exhausted ? ": daily quota used up" : "");
 
     if (dlcf->limit_dry_run) {
@@ -728,6 +893,132 @@ ngx_dr_auth_limit(ngx_http_request_t *r, ngx_dr_request_t *req,
 }
 
 
+/*
+ * The buckets of the request: the key's (or its client network's) bucket
+ * of its tier, with the daily quota and its usage, then one for each
+ * dr_limit of the location, at the policy's rate for the tier
+ * ("t:<tier>:k:<key id>", "t:<tier>:a:<network>",
+ * "l:<policy>:k|a|v:<who>").
+ */
+
+static ngx_int_t
+ngx_dr_auth_wants(ngx_http_request_t *r, ngx_dr_request_t *req,
+    ngx_uint_t daily_seed)
+{
+    u_char               *p;
+    ngx_str_t             who, cost;
+    ngx_uint_t            i, n;
+    ngx_dr_loc_conf_t    *dlcf;
+    ngx_dr_policy_t      *policy;
+    ngx_dr_limit_ref_t   *ref;
+    ngx_dr_limit_want_t  *w;
+    u_char                kind;
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_dr_module);
+    n = 1 + (dlcf->limits ? dlcf->limits->nelts : 0);
+
+    w = ngx_pcalloc(r->pool, n * sizeof(ngx_dr_limit_want_t));
+    p = ngx_pnalloc(r->pool, req->tier->name.len + req->key_label.len + 6);
+    if (w == NULL || p == NULL) {
+        return NGX_ERROR;
+    }
+
+    req->wants = w;
+    req->nwants = n;
+
+    w[0].name = req->tier->name;
+    w[0].tier = req->tier;
+    w[0].cost = 1;
+    w[0].key_id = req->key_id;
+    w[0].daily_seed = daily_seed;
+    w[0].usage = 1;
+    w[0].key.data = p;
+    w[0].key.len = ngx_sprintf(p, "t:%V:%c:%V", &req->tier->name,
+                               req->key_id ? 'k' : 'a', &req->key_label)
+                   - p;
+
+    ref = dlcf->limits ? dlcf->limits->elts : NULL;
+
+    for (i = 1; i < n; i++) {
+        policy = ref[i - 1].policy;
+
+        w[i].name = policy->rate.name;
+        w[i].tier = ngx_dr_limit_policy_rate(policy, req->tier);
+        w[i].cost = ref[i - 1].cost;
+
+        if (ref[i - 1].cost_cv) {
+            if (ngx_http_complex_value(r, ref[i - 1].cost_cv, &cost)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            /* not a number: one, as a request without a cost */
+            w[i].cost = ngx_atoi(cost.data, cost.len);
+            w[i].cost = (w[i].cost == (ngx_uint_t) NGX_ERROR)
+                        ? 1 : ngx_min(w[i].cost, 1000000);
+        }
+
+        if (ngx_dr_auth_who(r, req, policy, &kind, &who) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_pnalloc(r->pool, policy->rate.name.len + who.len + 6);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        w[i].key.data = p;
+        w[i].key.len = ngx_sprintf(p, "l:%V:%c:%V", &policy->rate.name,
+                                   kind, &who)
+                       - p;
+    }
+
+    return NGX_OK;
+}
+
+
+/* whose bucket of a policy the request takes from */
+
+static ngx_int_t
+ngx_dr_auth_who(ngx_http_request_t *r, ngx_dr_request_t *req,
+    ngx_dr_policy_t *policy, u_char *kind, ngx_str_t *who)
+{
+    ngx_dr_main_conf_t         *dmcf;
+    ngx_http_variable_value_t  *vv;
+
+    if (policy->by == NGX_DR_POLICY_BY_VARIABLE) {
+        vv = ngx_http_get_indexed_variable(r, policy->index);
+
+        if (vv && !vv->not_found && vv->len) {
+            *kind = 'v';
+            who->data = vv->data;
+            who->len = ngx_min(vv->len, 256);
+            return NGX_OK;
+        }
+
+        /* no value: the client's network */
+    }
+
+    if (policy->by == NGX_DR_POLICY_BY_KEY && req->key_id) {
+        *kind = 'k';
+        *who = req->key_label;
+        return NGX_OK;
+    }
+
+    *kind = 'a';
+
+    if (req->key_id == 0) {
+        *who = req->key_label;
+        return NGX_OK;
+    }
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+
+    return ngx_dr_limit_client(&dmcf->limit, r->connection, r->pool, who);
+}
+
+
 /* a refusal of the limits: dr_limit_status, with Retry-After */
 
 static ngx_int_t
@@ -740,6 +1031,11 @@ ngx_dr_auth_refuse(ngx_http_request_t *r, ngx_dr_request_t *req,
     dlcf = ngx_http_get_module_loc_conf(r, ngx_http_dr_module);
 
     req->limit_status = NGX_DR_LIMIT_REJECTED;
+
+    if (r != r->main) {
+        req->auth_rc = dlcf->limit_status;
+        return dlcf->limit_status;
+    }
 
     rc = ngx_http_discard_request_body(r);
 
@@ -803,6 +1099,13 @@ ngx_dr_auth_reject(ngx_http_request_t *r, ngx_dr_request_t *req,
     }
 
     req->auth_state = NGX_DR_AUTH_DONE;
+
+    if (r != r->main) {
+        /* a subrequest's refusal is its status, for whoever made it */
+        req->auth_rc = status;
+        return status;
+    }
+
     req->auth_rc = NGX_DONE;
 
     /*
@@ -835,10 +1138,12 @@ ngx_dr_auth_header_filter(ngx_http_request_t *r)
 
     req = ngx_http_get_module_ctx(r, ngx_http_dr_module);
 
-    if (req && req->limited && req->tier) {
+    if (req && req->limited && req->nwants) {
         req->limited = 0;
 
-        if (ngx_dr_limit_headers(r, req->tier, &req->limit) != NGX_OK) {
+        if (ngx_dr_limit_headers(r, req->wants, req->nwants, &req->limit)
+            != NGX_OK)
+        {
             return NGX_ERROR;
         }
     }
@@ -1007,7 +1312,7 @@ ngx_dr_auth_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         v->len = req->tier->name.len;
         break;
 
-    default:
+    case 2:
         if (req->limit_status == 0) {
             v->not_found = 1;
             return NGX_OK;
@@ -1016,6 +1321,42 @@ ngx_dr_auth_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         s = &ngx_dr_limit_status_names[req->limit_status];
         v->data = s->data;
         v->len = s->len;
+        break;
+
+    case 3:
+        if (req->key_id == 0) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        v->data = req->key_name.data;
+        v->len = req->key_name.len;
+        break;
+
+    case 4:
+        if (req->nwants == 0) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->data = p;
+        v->len = ngx_sprintf(p, "%ui", req->limit.remaining) - p;
+        break;
+
+    default:
+        /* the most constraining policy; the refusing one of a 429 */
+        if (req->nwants == 0) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        v->data = req->wants[req->limit.most].name.data;
+        v->len = req->wants[req->limit.most].name.len;
     }
 
     v->valid = 1;

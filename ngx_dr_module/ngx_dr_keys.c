@@ -97,7 +97,7 @@ static const char  ngx_dr_keys_sql[] =
     "  (SELECT sum(l.daily) FROM limit_consumption l"
     "   WHERE l.bucket LIKE 't:%:k:' || k.id"
     "    AND l.day = (now() AT TIME ZONE 'UTC')::date),"
-    "  0) "
+    "  0), k.name "
     "FROM api_keys k WHERE k.prefix = $1";
 
 
@@ -436,6 +436,10 @@ ngx_dr_keys_read(PGresult *res, ngx_dr_key_t *key)
     key->revoked = (PQgetvalue(res, 0, 4)[0] == 't');
     key->used_today = ngx_atoof((u_char *) PQgetvalue(res, 0, 5),
                                 PQgetlength(res, 0, 5));
+
+    len = ngx_min((size_t) PQgetlength(res, 0, 6), sizeof(key->name));
+    ngx_memcpy(key->name, PQgetvalue(res, 0, 6), len);
+    key->name_len = (uint8_t) len;
 }
 
 

@@ -31,7 +31,9 @@ typedef struct {
     uint32_t             day;
     u_char               hash[32];
     u_char               tier[32];
+    u_char               name[64];     /* for $dr_key_name, cut to fit */
     uint8_t              tier_len;
+    uint8_t              name_len;
     unsigned             revoked:1;
 } ngx_dr_key_t;
 

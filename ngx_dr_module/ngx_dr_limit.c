@@ -88,7 +88,21 @@ static ngx_dr_limit_node_t *ngx_dr_limit_node_locked(
 static ngx_uint_t ngx_dr_limit_evict_locked(ngx_dr_limit_conf_t *lcf,
     ngx_dr_shm_ctx_t *ctx, ngx_queue_t *lru);
 static ngx_uint_t ngx_dr_limit_is_anonymous(ngx_str_t *key);
+static ngx_int_t ngx_dr_limit_rate_arg(ngx_str_t *v, ngx_dr_tier_t *t);
+static char *ngx_dr_limit_policy_by(ngx_conf_t *cf, ngx_dr_policy_t *policy,
+    ngx_str_t *by);
 static void ngx_dr_limit_init_sh(ngx_dr_shm_head_t *head);
+static ngx_int_t ngx_dr_limit_nodes_locked(ngx_dr_limit_conf_t *lcf,
+    ngx_dr_shm_ctx_t *ctx, ngx_dr_limit_want_t *wants, ngx_uint_t n,
+    ngx_dr_limit_node_t **ln);
+static void ngx_dr_limit_day_locked(ngx_dr_limit_node_t *ln,
+    ngx_dr_limit_want_t *w, uint32_t today);
+static ngx_uint_t ngx_dr_limit_check_locked(ngx_dr_limit_node_t *ln,
+    ngx_dr_limit_want_t *w, ngx_dr_limit_result_t *res);
+static void ngx_dr_limit_count_locked(ngx_dr_limit_node_t *ln,
+    ngx_dr_limit_want_t *w, ngx_dr_limit_result_t *res, uint32_t today);
+static void ngx_dr_limit_most(ngx_dr_limit_want_t *wants, ngx_uint_t n,
+    ngx_dr_limit_result_t *res);
 static uint64_t ngx_dr_limit_daily_locked(ngx_dr_limit_node_t *ln);
 static void ngx_dr_limit_refill_locked(ngx_dr_limit_node_t *ln,
     ngx_dr_tier_t *tier);
@@ -127,9 +141,8 @@ ngx_dr_limit_tier(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_dr_limit_conf_t  *lcf;
 
-    u_char         *p, *last;
-    ngx_int_t       n;
-    ngx_str_t      *value, s;
+    ngx_int_t       n, rc;
+    ngx_str_t      *value;
     ngx_uint_t      i;
     ngx_dr_tier_t  *tier;
 
@@ -173,53 +186,14 @@ ngx_dr_limit_tier(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     for (i = 2; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "rate=", 5) == 0) {
-            p = value[i].data + 5;
-            last = value[i].data + value[i].len;
+        rc = ngx_dr_limit_rate_arg(&value[i], tier);
 
-            s.data = p;
-            s.len = 0;
-
-            while (p < last && *p != '/') {
-                p++;
-            }
-
-            s.len = p - s.data;
-            n = ngx_atoi(s.data, s.len);
-
-            if (n <= 0 || n > 10000000 || last - p != 2) {
-                goto invalid;
-            }
-
-            switch (p[1]) {
-            case 's':
-                tier->period = 1000;
-                break;
-            case 'm':
-                tier->period = 60000;
-                break;
-            case 'h':
-                tier->period = 3600000;
-                break;
-            case 'd':
-                tier->period = 86400000;
-                break;
-            default:
-                goto invalid;
-            }
-
-            tier->rate = n;
+        if (rc == NGX_OK) {
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "burst=", 6) == 0) {
-            n = ngx_atoi(value[i].data + 6, value[i].len - 6);
-            if (n <= 0 || n > 10000000) {
-                goto invalid;
-            }
-
-            tier->burst = n;
-            continue;
+        if (rc == NGX_ERROR) {
+            goto invalid;
         }
 
         if (ngx_strncmp(value[i].data, "daily=", 6) == 0) {
@@ -251,6 +225,393 @@ invalid:
                        "(or /m, /h, /d), burst=N (at least 1) and daily=N "
                        "(0 for none)", &cmd->name, &value[i]);
     return NGX_CONF_ERROR;
+}
+
+
+/*
+ * "rate=N/s|m|h|d" or "burst=N" into t: NGX_OK, NGX_DECLINED for another
+ * argument, NGX_ERROR for a bad value
+ */
+
+static ngx_int_t
+ngx_dr_limit_rate_arg(ngx_str_t *v, ngx_dr_tier_t *t)
+{
+    u_char     *p, *last;
+    ngx_int_t   n;
+
+    if (ngx_strncmp(v->data, "burst=", 6) == 0) {
+        n = ngx_atoi(v->data + 6, v->len - 6);
+        if (n <= 0 || n > 10000000) {
+            return NGX_ERROR;
+        }
+
+        t->burst = n;
+        return NGX_OK;
+    }
+
+    if (ngx_strncmp(v->data, "rate=", 5) != 0) {
+        return NGX_DECLINED;
+    }
+
+    p = v->data + 5;
+    last = v->data + v->len;
+
+    while (p < last && *p != '/') {
+        p++;
+    }
+
+    n = ngx_atoi(v->data + 5, p - (v->data + 5));
+
+    if (n <= 0 || n > 10000000 || last - p != 2) {
+        return NGX_ERROR;
+    }
+
+    switch (p[1]) {
+    case 's':
+        t->period = 1000;
+        break;
+    case 'm':
+        t->period = 60000;
+        break;
+    case 'h':
+        t->period = 3600000;
+        break;
+    case 'd':
+        t->period = 86400000;
+        break;
+    default:
+        return NGX_ERROR;
+    }
+
+    t->rate = n;
+
+    return NGX_OK;
+}
+
+
+/*
+ * dr_limit_policy name rate=N/s|m|h|d [burst=N] [tier=T] [by=key|address|
+ * $variable]: a named bucket for locations' dr_limit; a line with tier=
+ * sets the rate of keys of that tier
+ */
+
+char *
+ngx_dr_limit_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_dr_limit_conf_t  *lcf;
+
+    ngx_int_t         rc;
+    ngx_str_t        *value, tier_name, by;
+    ngx_uint_t        i;
+    ngx_dr_tier_t     rate, *t;
+    ngx_dr_policy_t  *policy;
+
+    lcf = (ngx_dr_limit_conf_t *) ((char *) conf + cmd->offset);
+    value = cf->args->elts;
+
+    ngx_memzero(&rate, sizeof(ngx_dr_tier_t));
+    rate.burst = 1;
+    ngx_str_null(&tier_name);
+    ngx_str_null(&by);
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        rc = ngx_dr_limit_rate_arg(&value[i], &rate);
+
+        if (rc == NGX_OK) {
+            continue;
+        }
+
+        if (rc == NGX_DECLINED && ngx_strncmp(value[i].data, "tier=", 5) == 0
+            && value[i].len > 5)
+        {
+            tier_name.data = value[i].data + 5;
+            tier_name.len = value[i].len - 5;
+            continue;
+        }
+
+        if (rc == NGX_DECLINED && ngx_strncmp(value[i].data, "by=", 3) == 0
+            && value[i].len > 3)
+        {
+            by.data = value[i].data + 3;
+            by.len = value[i].len - 3;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" has an invalid \"%V\": it takes "
+                           "rate=N/s (or /m, /h, /d), burst=N, tier=name "
+                           "and by=key|address|$variable",
+                           &cmd->name, &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (rate.rate == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" %V needs rate=N/s, N/m, N/h or N/d",
+                           &cmd->name, &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    policy = ngx_dr_limit_find_policy(lcf, &value[1]);
+
+    if (policy == NULL) {
+        if (tier_name.len) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" %V: the line without tier= comes "
+                               "first", &cmd->name, &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (lcf->policies == NULL) {
+            lcf->policies = ngx_array_create(cf->pool, 4,
+                                             sizeof(ngx_dr_policy_t));
+            if (lcf->policies == NULL) {
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        policy = ngx_array_push(lcf->policies);
+        if (policy == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(policy, sizeof(ngx_dr_policy_t));
+        policy->rate = rate;
+        policy->rate.name = value[1];
+        policy->by = NGX_DR_POLICY_BY_KEY;
+
+        return ngx_dr_limit_policy_by(cf, policy, &by);
+    }
+
+    if (tier_name.len == 0 || by.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" %V is declared twice: a further line "
+                           "takes tier= and no by=", &cmd->name, &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (policy->tiers == NULL) {
+        policy->tiers = ngx_array_create(cf->pool, 4, sizeof(ngx_dr_tier_t));
+        if (policy->tiers == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    t = ngx_array_push(policy->tiers);
+    if (t == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *t = rate;
+    t->name = tier_name;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_dr_limit_policy_by(ngx_conf_t *cf, ngx_dr_policy_t *policy,
+    ngx_str_t *by)
+{
+    ngx_str_t  name;
+
+    if (by->len == 0 || (by->len == 3 && ngx_strncmp(by->data, "key", 3) == 0))
+    {
+        return NGX_CONF_OK;
+    }
+
+    if (by->len == 7 && ngx_strncmp(by->data, "address", 7) == 0) {
+        policy->by = NGX_DR_POLICY_BY_ADDRESS;
+        return NGX_CONF_OK;
+    }
+
+    if (by->data[0] != '$' || by->len < 2) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"dr_limit_policy\" %V: by= takes key, address "
+                           "or a $variable, not \"%V\"",
+                           &policy->rate.name, by);
+        return NGX_CONF_ERROR;
+    }
+
+    name.data = by->data + 1;
+    name.len = by->len - 1;
+
+    policy->index = ngx_http_get_variable_index(cf, &name);
+    if (policy->index == NGX_ERROR) {
+        return NGX_CONF_ERROR;
+    }
+
+    policy->by = NGX_DR_POLICY_BY_VARIABLE;
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_dr_policy_t *
+ngx_dr_limit_find_policy(ngx_dr_limit_conf_t *lcf, ngx_str_t *name)
+{
+    ngx_uint_t        i;
+    ngx_dr_policy_t  *policy;
+
+    if (lcf->policies == NULL) {
+        return NULL;
+    }
+
+    policy = lcf->policies->elts;
+
+    for (i = 0; i < lcf->policies->nelts; i++) {
+        if (policy[i].rate.name.len == name->len
+            && ngx_strncmp(policy[i].rate.name.data, name->data, name->len)
+               == 0)
+        {
+            return &policy[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+/* the rate of a policy for a tier: its own, or the policy's */
+
+ngx_dr_tier_t *
+ngx_dr_limit_policy_rate(ngx_dr_policy_t *policy, ngx_dr_tier_t *tier)
+{
+    ngx_uint_t      i;
+    ngx_dr_tier_t  *t;
+
+    if (policy->tiers && tier) {
+        t = policy->tiers->elts;
+
+        for (i = 0; i < policy->tiers->nelts; i++) {
+            if (t[i].name.len == tier->name.len
+                && ngx_strncmp(t[i].name.data, tier->name.data,
+                               tier->name.len)
+                   == 0)
+            {
+                return &t[i];
+            }
+        }
+    }
+
+    return &policy->rate;
+}
+
+
+/* dr_limit name [cost=N|$variable], in a location: several may apply */
+
+char *
+ngx_dr_limit_ref(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_int_t                          n;
+    ngx_str_t                         *value, v;
+    ngx_array_t                      **limits;
+    ngx_dr_limit_ref_t                *ref;
+    ngx_http_compile_complex_value_t   ccv;
+
+    limits = (ngx_array_t **) (p + cmd->offset);
+    value = cf->args->elts;
+
+    if (*limits == NGX_CONF_UNSET_PTR || *limits == NULL) {
+        *limits = ngx_array_create(cf->pool, 2, sizeof(ngx_dr_limit_ref_t));
+        if (*limits == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if ((*limits)->nelts == NGX_DR_LIMIT_WANTS - 1) {
+        return "is given too many times: 7 policies at most a location";
+    }
+
+    ref = ngx_array_push(*limits);
+    if (ref == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(ref, sizeof(ngx_dr_limit_ref_t));
+    ref->name = value[1];
+    ref->cost = 1;
+
+    if (cf->args->nelts == 2) {
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strncmp(value[2].data, "cost=", 5) != 0 || value[2].len == 5) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" takes a policy and cost=N or "
+                           "cost=$variable, not \"%V\"", &cmd->name,
+                           &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    v.data = value[2].data + 5;
+    v.len = value[2].len - 5;
+
+    if (v.data[0] != '$') {
+        n = ngx_atoi(v.data, v.len);
+        if (n < 0 || n > 1000000) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" needs a cost from 0 to 1000000, not "
+                               "\"%V\"", &cmd->name, &v);
+            return NGX_CONF_ERROR;
+        }
+
+        ref->cost = n;
+        return NGX_CONF_OK;
+    }
+
+    ref->cost_cv = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (ref->cost_cv == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+    ccv.cf = cf;
+    ccv.value = &v;
+    ccv.complex_value = ref->cost_cv;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* the policies of a location's dr_limit, found once the http block is read */
+
+char *
+ngx_dr_limit_refs_resolve(ngx_conf_t *cf, ngx_dr_limit_conf_t *lcf,
+    ngx_array_t *limits)
+{
+    ngx_uint_t           i;
+    ngx_dr_limit_ref_t  *ref;
+
+    if (limits == NULL) {
+        return NGX_CONF_OK;
+    }
+
+    ref = limits->elts;
+
+    for (i = 0; i < limits->nelts; i++) {
+        if (ref[i].policy) {
+            continue;
+        }
+
+        ref[i].policy = ngx_dr_limit_find_policy(lcf, &ref[i].name);
+
+        if (ref[i].policy == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"dr_limit\": no \"dr_limit_policy\" %V",
+                               &ref[i].name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -584,30 +945,32 @@ ngx_dr_limit_tier_index(ngx_dr_limit_conf_t *lcf, ngx_dr_tier_t *tier)
 
 
 /*
- * Takes one token from key's bucket (and counts one request of its daily
- * quota) or refuses.  daily_seed is what the key already used today
- * according to the database, for a bucket this node has not seen yet.
+ * Takes cost tokens from every bucket a request wants (the key's tier
+ * bucket, with one request of its daily quota, and the buckets of the
+ * location's policies), or from none of them: one is enough to refuse.
+ * The most constraining bucket (the refusing one that frees last, or the
+ * one with the fewest tokens left) is reported in res and res->most.
  */
 
 ngx_int_t
-ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key, int64_t key_id,
-    ngx_dr_tier_t *tier, ngx_uint_t daily_seed, ngx_dr_limit_result_t *res)
+ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_dr_limit_want_t *wants,
+    ngx_uint_t n, ngx_dr_limit_result_t *res)
 {
     uint32_t              today;
-    uint64_t              used;
+    ngx_uint_t            i;
     ngx_dr_shm_ctx_t     *ctx;
-    ngx_dr_limit_node_t  *ln;
+    ngx_dr_limit_node_t  *ln[NGX_DR_LIMIT_WANTS];
 
     ctx = lcf->shm_zone->data;
     today = (uint32_t) (ngx_time() / NGX_DR_LIMIT_DAY);
+    n = ngx_min(n, NGX_DR_LIMIT_WANTS);
 
     ngx_memzero(res, sizeof(ngx_dr_limit_result_t));
     res->daily_reset = (time_t) (today + 1) * NGX_DR_LIMIT_DAY - ngx_time();
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    ln = ngx_dr_limit_node_locked(lcf, ctx, key, tier);
-    if (ln == NULL) {
+    if (ngx_dr_limit_nodes_locked(lcf, ctx, wants, n, ln) != NGX_OK) {
         /* no room without forgiving another client: this one waits */
         ngx_shmtx_unlock(&ctx->shpool->mutex);
         res->zone_full = 1;
@@ -616,6 +979,75 @@ ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key, int64_t key_id,
         return NGX_OK;
     }
 
+    res->passed = 1;
+
+    for (i = 0; i < n; i++) {
+        ngx_dr_limit_day_locked(ln[i], &wants[i], today);
+        ngx_dr_limit_refill_locked(ln[i], wants[i].tier);
+
+        if (!ngx_dr_limit_check_locked(ln[i], &wants[i], res)) {
+            res->passed = 0;
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        if (res->passed && wants[i].cost) {
+            ngx_dr_bucket_take(&ln[i]->bucket, wants[i].cost);
+            ln[i]->consumed += wants[i].cost;
+
+            if (wants[i].usage) {
+                ln[i]->daily++;
+            }
+        }
+
+        ngx_dr_limit_count_locked(ln[i], &wants[i], res, today);
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    ngx_dr_limit_most(wants, n, res);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The buckets of the wants, made when new.  Making one may free another
+ * just found to make room (it was full and flushed): all are looked up
+ * again, and one missing means no room.
+ */
+
+static ngx_int_t
+ngx_dr_limit_nodes_locked(ngx_dr_limit_conf_t *lcf, ngx_dr_shm_ctx_t *ctx,
+    ngx_dr_limit_want_t *wants, ngx_uint_t n, ngx_dr_limit_node_t **ln)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (ngx_dr_limit_node_locked(lcf, ctx, &wants[i].key, wants[i].tier)
+            == NULL)
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        ln[i] = ngx_dr_limit_lookup_locked(ctx, &wants[i].key);
+        if (ln[i] == NULL) {
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* a new UTC day, and what the database knew of a key's usage */
+
+static void
+ngx_dr_limit_day_locked(ngx_dr_limit_node_t *ln, ngx_dr_limit_want_t *w,
+    uint32_t today)
+{
     if (ln->day != today) {
         ln->day = today;
         ln->daily = 0;
@@ -623,24 +1055,60 @@ ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key, int64_t key_id,
         ln->daily_remote = 0;
     }
 
-    if (ln->key_id == 0 && key_id) {
-        ln->key_id = key_id;
-        ln->daily_seed = daily_seed;
+    if (ln->key_id == 0 && w->key_id) {
+        ln->key_id = w->key_id;
+        ln->daily_seed = w->daily_seed;
+    }
+}
+
+
+/* can the bucket give the want's cost (and a request of its quota)? */
+
+static ngx_uint_t
+ngx_dr_limit_check_locked(ngx_dr_limit_node_t *ln, ngx_dr_limit_want_t *w,
+    ngx_dr_limit_result_t *res)
+{
+    w->refused = 0;
+
+    if (w->tier->daily && ngx_dr_limit_daily_locked(ln) >= w->tier->daily) {
+        res->daily_exhausted = 1;
+        w->refused = 1;
+        w->retry_after = res->daily_reset;
+        w->retry_ms = (ngx_msec_t) res->daily_reset * 1000;
+        return 0;
     }
 
-    ngx_dr_limit_refill_locked(ln, tier);
+    if (ngx_dr_bucket_wait(&ln->bucket, w->cost) == 0) {
+        return 1;
+    }
 
-    used = ngx_dr_limit_daily_locked(ln);
+    w->refused = 1;
+    w->retry_ms = ngx_dr_bucket_wait(&ln->bucket, w->cost);
+    w->retry_after = (time_t) ngx_dr_bucket_retry_in(&ln->bucket, w->cost);
 
-    if (tier->daily && used >= tier->daily) {
-        res->daily_exhausted = 1;
+    return 0;
+}
 
-    } else if (ngx_dr_bucket_wait(&ln->bucket, 1) == 0) {
-        ngx_dr_bucket_take(&ln->bucket, 1);
-        ln->daily++;
-        used++;
-        ln->consumed++;
-        res->passed = 1;
+
+/* what is left of the bucket, and a key's usage counts for the flush */
+
+static void
+ngx_dr_limit_count_locked(ngx_dr_limit_node_t *ln, ngx_dr_limit_want_t *w,
+    ngx_dr_limit_result_t *res, uint32_t today)
+{
+    uint64_t  used;
+
+    w->remaining = ngx_dr_bucket_tokens(&ln->bucket);
+    w->reset = (time_t) ngx_dr_bucket_full_in(&ln->bucket);
+
+    if (w->tier->daily) {
+        used = ngx_dr_limit_daily_locked(ln);
+        res->daily_remaining = used < w->tier->daily
+                               ? w->tier->daily - used : 0;
+    }
+
+    if (!w->usage || ln->key_id == 0) {
+        return;
     }
 
     /*
@@ -658,28 +1126,40 @@ ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key, int64_t key_id,
     } else {
         ln->pending_rejected++;
     }
+}
 
-    res->remaining = ngx_dr_bucket_tokens(&ln->bucket);
-    res->reset = (time_t) ngx_dr_bucket_full_in(&ln->bucket);
 
-    if (!res->passed) {
-        if (res->daily_exhausted) {
-            res->retry_after = res->daily_reset;
+/*
+ * The most constraining bucket: of the refusing ones, the one that frees
+ * last; when all passed, the one with the fewest tokens left.
+ */
 
-        } else {
-            res->retry_ms = ngx_dr_bucket_wait(&ln->bucket, 1);
-            res->retry_after = (time_t) ngx_dr_bucket_retry_in(&ln->bucket,
-                                                                1);
+static void
+ngx_dr_limit_most(ngx_dr_limit_want_t *wants, ngx_uint_t n,
+    ngx_dr_limit_result_t *res)
+{
+    ngx_uint_t  i, most;
+
+    most = 0;
+
+    for (i = 1; i < n; i++) {
+        if (res->passed ? wants[i].remaining < wants[most].remaining
+                        : wants[i].refused
+                          && (!wants[most].refused
+                              || wants[i].retry_ms > wants[most].retry_ms))
+        {
+            most = i;
         }
     }
 
-    if (tier->daily) {
-        res->daily_remaining = used < tier->daily ? tier->daily - used : 0;
+    res->most = most;
+    res->remaining = wants[most].remaining;
+    res->reset = wants[most].reset;
+
+    if (!res->passed) {
+        res->retry_after = wants[most].retry_after;
+        res->retry_ms = wants[most].retry_ms;
     }
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-    return NGX_OK;
 }
 
 
@@ -912,20 +1392,27 @@ ngx_dr_limit_evict_locked(ngx_dr_limit_conf_t *lcf, ngx_dr_shm_ctx_t *ctx,
 }
 
 
-/* "t:<tier>:a:<address>": a bucket of the anonymous reserve */
+/*
+ * "t:<tier>:a:<network>", "l:<policy>:a:<network>" or
+ * "l:<policy>:v:<value>": a bucket of the anonymous reserve, which no
+ * churn of clients may grow past its half of the zone
+ */
 
 static ngx_uint_t
 ngx_dr_limit_is_anonymous(ngx_str_t *key)
 {
     u_char  *p;
 
-    if (key->len < 4 || key->data[0] != 't' || key->data[1] != ':') {
+    if (key->len < 4 || (key->data[0] != 't' && key->data[0] != 'l')
+        || key->data[1] != ':')
+    {
         return 0;
     }
 
     p = ngx_strlchr(key->data + 2, key->data + key->len, ':');
 
-    return p && p + 2 < key->data + key->len && p[1] == 'a' && p[2] == ':';
+    return p && p + 2 < key->data + key->len
+           && (p[1] == 'a' || p[1] == 'v') && p[2] == ':';
 }
 
 
@@ -1018,12 +1505,15 @@ ngx_dr_limit_tokens(ngx_dr_limit_conf_t *lcf, ngx_str_t *key)
 
 
 ngx_int_t
-ngx_dr_limit_headers(ngx_http_request_t *r, ngx_dr_tier_t *tier,
-    ngx_dr_limit_result_t *res)
+ngx_dr_limit_headers(ngx_http_request_t *r, ngx_dr_limit_want_t *wants,
+    ngx_uint_t n, ngx_dr_limit_result_t *res)
 {
-    u_char     *p;
-    size_t      len;
-    ngx_str_t   value;
+    u_char               *p;
+    size_t                len;
+    ngx_str_t             value;
+    ngx_uint_t            i;
+    ngx_dr_tier_t        *daily;
+    ngx_dr_limit_want_t  *most;
 
     static ngx_str_t  policy_key = ngx_string("RateLimit-Policy");
     static ngx_str_t  limit_key = ngx_string("RateLimit");
@@ -1033,13 +1523,23 @@ ngx_dr_limit_headers(ngx_http_request_t *r, ngx_dr_tier_t *tier,
     static ngx_str_t  retry_key = ngx_string("Retry-After");
 
     /*
-     * The IETF httpapi draft's structured fields: a policy per limit,
-     * "q" requests a window of "w" seconds, and for each its remaining
-     * requests "r" and the seconds "t" until it is whole again.
+     * The IETF httpapi draft's structured fields: a policy per limit that
+     * applied, "q" requests a window of "w" seconds; and for the most
+     * constraining one (and the daily quota) the requests left "r" and
+     * the seconds "t" until it is whole again.
      */
 
-    len = 2 * tier->name.len + 3 * NGX_INT_T_LEN
-          + sizeof("\"\";q=;w=;burst=, \"daily\";q=;w=86400");
+    most = &wants[ngx_min(res->most, n - 1)];
+    daily = NULL;
+    len = sizeof(", \"daily\";q=;w=86400") + NGX_INT_T_LEN;
+
+    for (i = 0; i < n; i++) {
+        len += wants[i].name.len + 2 * NGX_INT_T_LEN + sizeof(", \"\";q=;w=");
+
+        if (wants[i].tier->daily) {
+            daily = wants[i].tier;
+        }
+    }
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
@@ -1047,11 +1547,15 @@ ngx_dr_limit_headers(ngx_http_request_t *r, ngx_dr_tier_t *tier,
     }
 
     value.data = p;
-    p = ngx_sprintf(p, "\"%V\";q=%ui;w=%M", &tier->name, tier->rate,
-                    tier->period / 1000);
 
-    if (tier->daily) {
-        p = ngx_sprintf(p, ", \"daily\";q=%ui;w=86400", tier->daily);
+    for (i = 0; i < n; i++) {
+        p = ngx_sprintf(p, "%s\"%V\";q=%ui;w=%M", i ? ", " : "",
+                        &wants[i].name, wants[i].tier->rate,
+                        wants[i].tier->period / 1000);
+    }
+
+    if (daily) {
+        p = ngx_sprintf(p, ", \"daily\";q=%ui;w=86400", daily->daily);
     }
 
     value.len = p - value.data;
@@ -1060,16 +1564,19 @@ ngx_dr_limit_headers(ngx_http_request_t *r, ngx_dr_tier_t *tier,
         return NGX_ERROR;
     }
 
+    len = most->name.len + 4 * NGX_INT_T_LEN
+          + sizeof("\"\";r=;t=, \"daily\";r=;t=");
+
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
     value.data = p;
-    p = ngx_sprintf(p, "\"%V\";r=%ui;t=%T", &tier->name, res->remaining,
+    p = ngx_sprintf(p, "\"%V\";r=%ui;t=%T", &most->name, res->remaining,
                     res->reset);
 
-    if (tier->daily) {
+    if (daily) {
         p = ngx_sprintf(p, ", \"daily\";r=%ui;t=%T", res->daily_remaining,
                         res->daily_reset);
     }
@@ -1086,7 +1593,7 @@ ngx_dr_limit_headers(ngx_http_request_t *r, ngx_dr_tier_t *tier,
     }
 
     value.data = p;
-    value.len = ngx_sprintf(p, "%ui", tier->rate) - p;
+    value.len = ngx_sprintf(p, "%ui", most->tier->rate) - p;
     p += value.len;
 
     if (ngx_dr_http_header(r, &xlimit_key, &value, NULL) != NGX_OK) {

@@ -34,7 +34,28 @@ typedef struct {
 } ngx_dr_tier_t;
 
 
+/* a bucket a request takes from; the outcome in its last fields */
 typedef struct {
+    ngx_str_t            name;         /* for the headers: tier or policy */
+    ngx_str_t            key;
+    ngx_dr_tier_t       *tier;         /* its rate, burst, daily quota */
+    ngx_uint_t           cost;
+    int64_t              key_id;       /* a key's own bucket */
+    ngx_uint_t           daily_seed;   /* what the key used today */
+    unsigned             usage:1;      /* counts toward the key's usage */
+
+    ngx_uint_t           remaining;
+    time_t               reset;
+    time_t               retry_after;
+    ngx_msec_t           retry_ms;
+    unsigned             refused:1;
+} ngx_dr_limit_want_t;
+
+#define NGX_DR_LIMIT_WANTS     8
+
+
+typedef struct {
+    ngx_uint_t           most;         /* the most constraining want */
     ngx_uint_t           remaining;
     time_t               reset;        /* s until the bucket is full */
     time_t               retry_after;  /* s until a token, if rejected */
@@ -59,6 +80,30 @@ typedef struct {
 } ngx_dr_limit_row_t;
 
 
+/* what a policy's buckets are per */
+#define NGX_DR_POLICY_BY_KEY       0   /* key; client network if none */
+#define NGX_DR_POLICY_BY_ADDRESS   1   /* client network */
+#define NGX_DR_POLICY_BY_VARIABLE  2
+
+
+/* dr_limit_policy: a named bucket, its rate per tier */
+typedef struct {
+    ngx_dr_tier_t        rate;         /* name: the policy's; daily 0 */
+    ngx_array_t         *tiers;        /* of ngx_dr_tier_t, name a tier */
+    ngx_uint_t           by;
+    ngx_int_t            index;        /* of the by= variable */
+} ngx_dr_policy_t;
+
+
+/* dr_limit of a location */
+typedef struct {
+    ngx_str_t                  name;
+    ngx_dr_policy_t           *policy;
+    ngx_uint_t                 cost;
+    ngx_http_complex_value_t  *cost_cv;
+} ngx_dr_limit_ref_t;
+
+
 /* the zone's figures, for the metrics */
 typedef struct {
     ngx_str_t            zone;
@@ -71,6 +116,7 @@ typedef struct {
 
 typedef struct {
     ngx_array_t         *tiers;        /* of ngx_dr_tier_t */
+    ngx_array_t         *policies;     /* of ngx_dr_policy_t */
     ngx_shm_zone_t      *shm_zone;
     ngx_msec_t           sync_interval;
     ngx_str_t            node;
@@ -84,6 +130,14 @@ typedef struct {
 char *ngx_dr_limit_tier(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_dr_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_dr_limit_sync(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_dr_limit_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_dr_limit_ref(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_dr_limit_refs_resolve(ngx_conf_t *cf, ngx_dr_limit_conf_t *lcf,
+    ngx_array_t *limits);
+ngx_dr_policy_t *ngx_dr_limit_find_policy(ngx_dr_limit_conf_t *lcf,
+    ngx_str_t *name);
+ngx_dr_tier_t *ngx_dr_limit_policy_rate(ngx_dr_policy_t *policy,
+    ngx_dr_tier_t *tier);
 char *ngx_dr_limit_anonymous_prefix(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_dr_limit_init_conf(ngx_conf_t *cf, ngx_dr_limit_conf_t *lcf);
@@ -94,17 +148,16 @@ ngx_int_t ngx_dr_limit_client(ngx_dr_limit_conf_t *lcf, ngx_connection_t *c,
     ngx_pool_t *pool, ngx_str_t *label);
 ngx_uint_t ngx_dr_limit_tier_index(ngx_dr_limit_conf_t *lcf,
     ngx_dr_tier_t *tier);
-ngx_int_t ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
-    int64_t key_id, ngx_dr_tier_t *tier, ngx_uint_t daily_seed,
-    ngx_dr_limit_result_t *res);
+ngx_int_t ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf,
+    ngx_dr_limit_want_t *wants, ngx_uint_t n, ngx_dr_limit_result_t *res);
 ngx_int_t ngx_dr_limit_take_call(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
     ngx_dr_tier_t *tier, ngx_str_t *tkey, ngx_dr_tier_t *ttier,
     ngx_uint_t tokens, ngx_uint_t reserve, ngx_dr_limit_result_t *res);
 ngx_int_t ngx_dr_limit_stats(ngx_dr_limit_conf_t *lcf,
     ngx_dr_limit_stats_t *st);
 ngx_int_t ngx_dr_limit_tokens(ngx_dr_limit_conf_t *lcf, ngx_str_t *key);
-ngx_int_t ngx_dr_limit_headers(ngx_http_request_t *r, ngx_dr_tier_t *tier,
-    ngx_dr_limit_result_t *res);
+ngx_int_t ngx_dr_limit_headers(ngx_http_request_t *r,
+    ngx_dr_limit_want_t *wants, ngx_uint_t n, ngx_dr_limit_result_t *res);
 ngx_array_t *ngx_dr_limit_collect(ngx_dr_limit_conf_t *lcf,
     ngx_pool_t *pool, ngx_uint_t what);
 void ngx_dr_limit_apply(ngx_dr_limit_conf_t *lcf, ngx_array_t *rows,

@@ -68,6 +68,13 @@ static ngx_conf_enum_t  ngx_dr_auth_modes[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_dr_auth_fail_modes[] = {
+    { ngx_string("closed"), NGX_DR_AUTH_FAIL_CLOSED },
+    { ngx_string("open"), NGX_DR_AUTH_FAIL_OPEN },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_conf_enum_t  ngx_dr_log_levels[] = {
     { ngx_string("info"), NGX_LOG_INFO },
     { ngx_string("notice"), NGX_LOG_NOTICE },
@@ -211,6 +218,34 @@ static ngx_command_t  ngx_dr_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_dr_loc_conf_t, auth),
       &ngx_dr_auth_modes },
+
+    { ngx_string("dr_auth_hide_credentials"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_dr_loc_conf_t, hide_credentials),
+      NULL },
+
+    { ngx_string("dr_auth_fail"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_dr_loc_conf_t, auth_fail),
+      &ngx_dr_auth_fail_modes },
+
+    { ngx_string("dr_limit_policy"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_dr_limit_policy,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_dr_main_conf_t, limit),
+      NULL },
+
+    { ngx_string("dr_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_dr_limit_ref,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_dr_loc_conf_t, limits),
+      NULL },
 
     { ngx_string("dr_tier"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
@@ -465,6 +500,9 @@ ngx_dr_create_loc_conf(ngx_conf_t *cf)
     dlcf->admin = NGX_CONF_UNSET;
     dlcf->cors = NGX_CONF_UNSET_PTR;
     dlcf->auth = NGX_CONF_UNSET_UINT;
+    dlcf->auth_fail = NGX_CONF_UNSET_UINT;
+    dlcf->hide_credentials = NGX_CONF_UNSET;
+    dlcf->limits = NGX_CONF_UNSET_PTR;
     dlcf->limit_dry_run = NGX_CONF_UNSET;
     dlcf->limit_status = NGX_CONF_UNSET_UINT;
     dlcf->limit_log_level = NGX_CONF_UNSET_UINT;
@@ -485,14 +523,34 @@ ngx_dr_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->admin, prev->admin, 0);
     ngx_conf_merge_ptr_value(conf->cors, prev->cors, NULL);
     ngx_conf_merge_uint_value(conf->auth, prev->auth, NGX_DR_AUTH_OFF);
+    ngx_conf_merge_uint_value(conf->auth_fail, prev->auth_fail,
+                              NGX_DR_AUTH_FAIL_CLOSED);
+    ngx_conf_merge_value(conf->hide_credentials, prev->hide_credentials, 0);
+    ngx_conf_merge_ptr_value(conf->limits, prev->limits, NULL);
     ngx_conf_merge_value(conf->limit_dry_run, prev->limit_dry_run, 0);
     ngx_conf_merge_uint_value(conf->limit_status, prev->limit_status,
                               NGX_HTTP_TOO_MANY_REQUESTS);
     ngx_conf_merge_uint_value(conf->limit_log_level, prev->limit_log_level,
                               NGX_LOG_INFO);
 
+    dmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_dr_module);
+
+    if (conf->limits) {
+        if (conf->auth == NGX_DR_AUTH_OFF) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"dr_limit\" needs \"dr_auth optional\" or "
+                               "\"dr_auth required\" in its location");
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_dr_limit_refs_resolve(cf, &dmcf->limit, conf->limits)
+            != NGX_CONF_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+    }
+
     if (conf->auth != NGX_DR_AUTH_OFF) {
-        dmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_dr_module);
 
         if (dmcf->key_secret.len == 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -26,6 +26,10 @@
 #define NGX_DR_AUTH_OPTIONAL  1
 #define NGX_DR_AUTH_REQUIRED  2
 
+/* a key not in the cache while the database is unreachable */
+#define NGX_DR_AUTH_FAIL_CLOSED  0     /* 503 */
+#define NGX_DR_AUTH_FAIL_OPEN    1     /* let through as anonymous */
+
 
 typedef struct {
     ngx_dr_pg_conf_t     pg;
@@ -53,6 +57,9 @@ typedef struct {
     ngx_array_t         *cors;          /* of ngx_str_t; NULL: no CORS */
 
     ngx_uint_t           auth;
+    ngx_uint_t           auth_fail;     /* NGX_DR_AUTH_FAIL_* */
+    ngx_flag_t           hide_credentials;
+    ngx_array_t         *limits;        /* of ngx_dr_limit_ref_t */
     ngx_flag_t           limit_dry_run;
     ngx_uint_t           limit_status;
     ngx_uint_t           limit_log_level;
@@ -83,7 +90,11 @@ struct ngx_dr_request_s {
     u_char                   prefix[16];
     u_char                   hash[32];
     ngx_dr_http_result_pt    query_done;
+    ngx_dr_limit_want_t     *wants;     /* the buckets it took from */
+    ngx_uint_t               nwants;
+    ngx_str_t                key_name;
     unsigned                 limited:1;
+    unsigned                 bearer:1;  /* the key came as a Bearer */
 };
 
 
