@@ -1,4 +1,5 @@
-# The example configurations: conf/production.conf and conf/multi-node.conf
+# The example configurations: conf/production.conf, conf/multi-node.conf
+# and conf/gateway.conf
 # pass "nginx -t" with the module (adapted to a temporary directory, with
 # a throw-away certificate and fake secret files), use only directives the
 # README documents, hold what they promise (TLS, realip, JSON error pages,
@@ -36,6 +37,15 @@ my %promise = (
         [ qr/dr_auth_cache zone=keys:32m/,            'keys sized for 100k' ],
         [ qr/dr_limit_zone zone=limits:64m/,          'limits sized for 100k' ],
     ],
+    'gateway.conf' => [
+        [ qr/^\s*dr_auth_hide_credentials on;/m,      'credentials stripped' ],
+        [ qr/proxy_set_header X-Consumer-Id \$dr_key_id;/, 'identity passed' ],
+        [ qr/^\s*dr_limit_policy \w+ tier=\w+ rate=/m, 'a rate per tier' ],
+        [ qr/dr_limit \w+ cost=\$/,                   'a cost per request' ],
+        [ qr/by=address/,                              'a policy per network' ],
+        [ qr{error_page 400 .*/_dr_error;},            'JSON error pages' ],
+        [ qr/upstream search \{/,                      'a second application' ],
+    ],
     'multi-node.conf' => [
         [ qr/^\s*dr_limit_sync interval=/m,           'cluster limits' ],
         [ qr/^\s*dr_schedule \d+d;/m,                 'the schedule' ],
@@ -44,7 +54,7 @@ my %promise = (
     ],
 );
 
-for my $name (qw(production.conf multi-node.conf)) {
+for my $name (qw(production.conf multi-node.conf gateway.conf)) {
     my $x = DR::ExampleConf->new($name, module => $module);
 
     my ($rc, $out) = $x->test;
@@ -67,6 +77,7 @@ for my $name (qw(production.conf multi-node.conf)) {
     # the secret files are really read: one readable by every user is
     # refused
     my ($kf) = $x->text =~ /key_file=(\S+?);?\s/;
+    next unless $kf;
     chmod 0644, $kf;
     ($rc, $out) = $x->test;
     isnt($rc, 0, "$name: a provider key file readable by all fails nginx -t");
