@@ -304,6 +304,7 @@ test-valgrind: build unit test-db
 bench: build test-db $(BUILD)/unit/score_bench
 	$(BUILD)/unit/score_bench | tee bench/score.txt
 	perl bench/api.pl $(BENCH_SECONDS)
+	perl bench/gateway.pl $(BENCH_SECONDS)
 	perl bench/crawl.pl $(BENCH_DOMAINS)
 
 clean:
