@@ -266,13 +266,16 @@ function domainLink(name) {
                      class: 'domain' }, name);
 }
 
+/* a horizontal bar of value out of max, in SVG */
 function bar(value, max, cls) {
     const pct = Math.max(0, Math.min(100, 100 * (value || 0) / (max || 100)));
-    const fillBar = el('span');
-    /* a property, not a style attribute: the page's CSP forbids those */
-    fillBar.style.width = pct.toFixed(1) + '%';
-    return el('span', { class: 'bar ' + (cls || ''), 'aria-hidden': 'true' },
-              fillBar);
+    return svg('svg', { class: 'bar ' + (cls || ''), viewBox: '0 0 100 8',
+                        width: '90', height: '8', preserveAspectRatio: 'none',
+                        'aria-hidden': 'true' },
+               svg('rect', { class: 'bar-bg', width: '100', height: '8',
+                             rx: '3' }),
+               svg('rect', { class: 'bar-fill', width: pct.toFixed(1),
+                             height: '8', rx: '3' }));
 }
 
 function trendClass(trend) {
@@ -339,7 +342,14 @@ function showRankings(view, query) {
     if (search) {
         path += '&search=' + encodeURIComponent(search);
     }
-    fill(list, function () { return api(path); }, function (data) {
+    /* the first page of the default rankings came with the page */
+    const first = window.drFirstRankings;
+    window.drFirstRankings = undefined;
+    const preloaded = first && page === 1 && !search && sort === 'score'
+        && limit === PAGE_SIZE;
+    fill(list, function () {
+        return preloaded ? first : api(path);
+    }, function (data) {
         return renderRankings(data, { page: page, search: search,
                                       sort: sort, limit: limit });
     });
@@ -482,7 +492,8 @@ function renderProfile(p) {
            el('dt', null, 'Category'), el('dd', null, biz.category || '–'),
            el('dt', null, 'Market position'),
            el('dd', null, biz.market_position || '–'),
-           el('dt', null, 'Reputation'), el('dd', null, biz.reputation || '–'),
+           el('dt', null, 'Reputation'),
+           el('dd', null, biz.reputation || '–'),
            el('dt', null, 'Key themes'),
            el('dd', null, themes.length ? themes.join(', ') : '–')),
         alerts.length

@@ -1,13 +1,15 @@
 # The dashboard (html/, served by nginx at /dashboard/) in a real
 # browser: Debian's chromium driven by puppeteer-core
-# (tools/browser/visit.mjs).  Twelve domains, ten of them well-known
-# brands, are crawled twice against the simulator's knowledge model; then
-# the rankings show the domains with distinct scores and page through
-# them, a domain page draws its memory score over the two runs and lists
-# each model's verdict, the categories and the operator's page (after the
-# admin key is pasted) load, and no page logs an error.  A node whose
-# anonymous visitors may make one request a minute shows the 429 as a
-# message with the time to wait.
+# (tools/browser/visit.mjs), and "chromium --headless --dump-dom", which
+# prints the page as it is when it loads.  Twelve domains, ten of them
+# well-known brands, are crawled twice against the simulator's knowledge
+# model; then the rankings show the domains with distinct scores (already
+# when the page loads) and page through them, a domain page draws its
+# memory score over the two runs and lists each model's verdict, the
+# categories and the operator's page (after the admin key is pasted)
+# load, and no page logs an error.  A node whose anonymous visitors may
+# make one request a minute shows the 429 as a message with the time to
+# wait.
 #
 # DR_SCREENSHOTS=DIR saves DIR/dashboard-{rankings,domain,categories,
 # operator,limited}.png (make screenshots, for the README).
@@ -19,6 +21,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use DR::Sim;
 use DR::Test;
+use File::Temp ();
 use JSON::PP;
 use Test::More;
 use Time::HiRes qw(sleep time);
@@ -182,6 +185,29 @@ is_deeply([sort @{ $rk->{rankings} }], [sort @FAMOUS, @TAIL],
 is_deeply($rk->{rankings}, [sort { $score{$b} <=> $score{$a} || $a cmp $b }
     keys %score], '... best score first, as the API ranks them');
 like($rk->{text}, qr/Domains tracked\s+12/, 'the platform figures are shown');
+is($rk->{atLoad}{rankings}, 12, 'the first page of the rankings is in the '
+    . 'page when it loads');
+
+# what "chromium --headless --dump-dom" prints, the page as it loads
+{
+    my $profile = File::Temp::tempdir('dr-dump-XXXXXX', TMPDIR => 1,
+        CLEANUP => 1);
+    my $pid = open my $fh, '-|' // die "fork: $!";
+    if (!$pid) {
+        open STDERR, '>', '/dev/null';
+        exec 'timeout', '60', $CHROMIUM, qw(--headless --no-sandbox
+            --disable-gpu --disable-quic --no-first-run
+            --disable-background-networking --disable-component-update
+            --disable-sync), "--user-data-dir=$profile", '--dump-dom', $base;
+        exit 127;
+    }
+    my $dom = do { local $/; <$fh> } // '';
+    close $fh;
+    like($dom,
+        qr{<a href="#/domain/github\.com" class="domain">github\.com</a>},
+        'chromium --dump-dom of /dashboard/ shows github.com');
+    like($dom, qr{<svg\b[^>]*class="bar}, '... and its scores drawn in svg');
+}
 like($rk->{pager}, qr/Page 1 of 1 \(12 domains\)/, 'one page of twelve');
 is_deeply($seen->{page2}{rankings}, [@{ $rk->{rankings} }[5 .. 9]],
     'five a page: the second page holds the 6th to the 10th');

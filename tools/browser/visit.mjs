@@ -57,6 +57,7 @@ async function observe(page) {
         const chart = document.querySelector('svg.chart');
         return {
             title: document.title,
+            atLoad: window.drAtLoad || null,
             h1: text('#view h1'),
             nav: text('header nav a.active'),
             keyState: text('#key-state').join(''),
@@ -106,6 +107,17 @@ async function visit(browser, spec, opt) {
         }
     });
 
+    // what the page holds when its load event fires (what a dump or a
+    // print taken then shows)
+    await page.evaluateOnNewDocument(() => {
+        window.addEventListener('load', () => {
+            window.drAtLoad = {
+                rankings: document.querySelectorAll('table.rankings a.domain')
+                    .length,
+                svg: document.querySelectorAll('#view svg').length,
+            };
+        });
+    });
     await page.setViewport({ width: 1200, height: 900 });
     const res = await page.goto(spec.url, { waitUntil: 'load' });
     const out = { name: spec.name, url: spec.url,
