@@ -49,30 +49,21 @@ my %CATEGORY = (
 my @FAMOUS = sort keys %CATEGORY;
 my @TAIL = qw(bluepine-consulting.net riverside-bakery-example.org);
 
-# the locations of conf/local.conf, the dashboard's among them
+# the locations of conf/local.conf, its dashboard's taken from the file
+open my $lc, '<', "$TOP/conf/local.conf" or die "conf/local.conf: $!";
+my ($DASHBOARD) = do { local $/; <$lc> }
+    =~ /^( {8}location \/dashboard\/ \{\n.*?^ {8}\}\n)/ms
+    or die "conf/local.conf has no location /dashboard/\n";
+$DASHBOARD =~ s/\@HTML_DIR\@/$TOP\/html/g;
+
 sub server_conf {
-    my ($extra) = @_;
-    return <<"EOF";
+    return <<'EOF' . $DASHBOARD . <<'EOF';
     server {
         listen 127.0.0.1:%%PORT%%;
         error_page 400 404 405 413 414 494 500 502 503 504 /_dr_error;
         location / { dr_auth optional; dr_api; }
         location /admin/ { dr_auth required; dr_admin; }
-        location /dashboard/ {
-            alias $TOP/html/;
-            index index.html;
-            types {
-                text/html html;
-                text/css css;
-                application/javascript js;
-            }
-            default_type application/octet-stream;
-            charset utf-8;
-            charset_types text/css application/javascript;
-            add_header Cache-Control "no-cache";
-            add_header X-Content-Type-Options nosniff;
-            add_header Content-Security-Policy "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'";
-        }
+EOF
         location = /_dr_error { internal; dr_api; }
     }
 EOF
