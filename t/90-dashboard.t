@@ -131,6 +131,9 @@ my $base = 'http://127.0.0.1:' . $t->port . '/dashboard/';
 my @shots = $ENV{DR_SCREENSHOTS} ? ('--shots', $ENV{DR_SCREENSHOTS},
     '--shoot', 'rankings,domain,categories,operator,limited') : ();
 
+# nginx under valgrind answers slowly: the pages may take longer
+local $ENV{DR_BROWSER_WAIT_MS} = 180000 if $ENV{DR_VALGRIND};
+
 sub visit {
     my (@args) = @_;
     open my $fh, '-|', 'node', $VISIT, @args or die "node: $!";

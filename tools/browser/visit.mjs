@@ -21,7 +21,8 @@ import { join } from 'node:path';
 import puppeteer from 'puppeteer-core';
 
 const CHROMIUM = process.env.DR_CHROMIUM || '/usr/bin/chromium';
-const SETTLE_MS = 20000;
+// how long a page may take to load every section (longer under valgrind)
+const SETTLE_MS = Number(process.env.DR_BROWSER_WAIT_MS) || 20000;
 
 function parseArgs(argv) {
     const o = { pages: [] };
