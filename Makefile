@@ -41,7 +41,7 @@ PACKAGES      := nginx nginx-dev postgresql-15 postgresql-client-15 \
                  libpcre2-dev zlib1g-dev gcc make perl libdbd-pg-perl \
                  libmojolicious-perl libjson-validator-perl \
                  python3-prometheus-client wrk valgrind \
-                 curl procps
+                 curl procps chromium
 
 # operations: promtool for the alerting rules' tests, YAML for reading
 # them, and Debian's packaging tools for "make deb"
@@ -73,7 +73,7 @@ export DR_BUILD_DIR := $(BUILD)
 
 .PHONY: all deps packages build unit pg-start pg-stop db test-db run start stop \
         nginx-stop \
-        test test-valgrind bench clean sim-start sim-stop rescore
+        test test-valgrind bench clean sim-start sim-stop rescore screenshots
 
 all: build
 
@@ -104,6 +104,16 @@ tools/openapi/node_modules/.package-lock.json: tools/openapi/package.json \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	        --no-install-recommends nodejs npm; }
 	cd tools/openapi && npm ci --no-audit --no-fund --loglevel=error
+
+# puppeteer-core, which drives Debian's chromium in the dashboard's
+# browser test and takes its screenshots (make screenshots)
+BROWSER_DEPS  := tools/browser/node_modules/.package-lock.json
+
+$(BROWSER_DEPS): tools/browser/package.json tools/browser/package-lock.json
+	@command -v npm >/dev/null || { apt-get update -qq; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	        --no-install-recommends nodejs npm; }
+	cd tools/browser && npm ci --no-audit --no-fund --loglevel=error
 
 # the OpenAPI document, compiled into the module
 ngx_dr_module/ngx_dr_openapi.c: ngx_dr_module/openapi.json tools/openapi2c.pl
@@ -205,7 +215,8 @@ $(RUN_DIR)/nginx.conf: conf/local.conf
 	    -e 's|@PG_SOCKET@|$(PG_SOCKET)|g' -e 's|@PG_PORT@|$(PG_PORT)|g' \
 	    -e 's|@PG_USER@|$(PG_USER)|g' -e 's|@PG_DB@|$(PG_DB)|g' \
 	    -e 's|@HTTP_PORT@|$(HTTP_PORT)|g' -e 's|@SIM_PORT@|$(SIM_PORT)|g' \
-	    -e 's|@KEY_SECRET@|$(KEY_SECRET)|g' $< > $@
+	    -e 's|@KEY_SECRET@|$(KEY_SECRET)|g' -e 's|@HTML_DIR@|$(TOP)/html|g' \
+	    $< > $@
 
 # the server secret of API keys: made once, readable by root only
 $(KEY_SECRET):
@@ -230,6 +241,7 @@ start: build db $(KEY_SECRET) $(RUN_DIR)/nginx.conf nginx-stop sim-start
 	@echo "  http://127.0.0.1:$(HTTP_PORT)/healthz   liveness"
 	@echo "  http://127.0.0.1:$(HTTP_PORT)/readyz    readiness"
 	@echo "  http://127.0.0.1:$(HTTP_PORT)/health    health summary"
+	@echo "  http://127.0.0.1:$(HTTP_PORT)/dashboard/  the dashboard"
 	@echo "  http://127.0.0.1:$(HTTP_PORT)/api/rankings"
 	@echo "  http://127.0.0.1:$(HTTP_PORT)/api/openapi.json"
 	@echo "  http://127.0.0.1:$(HTTP_PORT)/metrics   Prometheus metrics"
@@ -292,11 +304,16 @@ nginx-stop:
 
 # tests
 
-test: build unit test-db
+test: build unit test-db $(BROWSER_DEPS)
 	prove -r t/
 
-test-valgrind: build unit test-db
+test-valgrind: build unit test-db $(BROWSER_DEPS)
 	DR_VALGRIND=1 prove -r t/
+
+# the dashboard's pages after a simulated crawl, taken by its browser
+# test, for the README
+screenshots: build test-db $(BROWSER_DEPS)
+	DR_SCREENSHOTS=$(TOP)/docs prove t/90-dashboard.t
 
 
 # benchmarks: reports are written to bench/

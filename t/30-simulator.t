@@ -1,7 +1,9 @@
 # The provider simulator (t/sim/provider-sim) itself: the three wire
 # formats with their exact success and error shapes and headers, the
 # rolling per-key limits of requests and of tokens and their 429s,
-# forgotten domains, determinism, every fault kind, key hygiene in its
+# forgotten domains, determinism, what the models know of well-known and
+# obscure domains and how their answers drift between runs, every fault
+# kind, key hygiene in its
 # counters, 2,000 requests held open at once, by one process and by
 # workers whose counters are summed.
 
@@ -188,7 +190,9 @@ my $state_file = "$dir/state.json";
 open my $ff, '>', $forget_file or die;
 close $ff;
 
-my $sim = DR::Sim->start(latency_ms => 20, seed => 7,
+# every model knows every domain alike: the wire formats and the answers'
+# shape are checked on known brands; the knowledge model has its subtest
+my $sim = DR::Sim->start(latency_ms => 20, seed => 7, know_all => 1,
     forget => ['forgotten-brand.com'], forget_file => $forget_file,
     state_file => $state_file);
 like($sim->url, qr{^http://127\.0\.0\.1:\d+$}, 'announces its URL');
@@ -458,14 +462,182 @@ subtest 'determinism' => sub {
     my $a1 = text_of(chat($sim, '/openai/v1/chat/completions', prompt => $p), 'openai');
     my $a2 = text_of(chat($sim, '/openai/v1/chat/completions', prompt => $p), 'openai');
     is($a1, $a2, 'same request, same answer');
-    my $same = DR::Sim->start(latency_ms => 0, seed => 7);
+    my $same = DR::Sim->start(latency_ms => 0, seed => 7, know_all => 1);
     is(text_of(chat($same, '/openai/v1/chat/completions', prompt => $p), 'openai'),
         $a1, 'another process with the same seed gives the same answer');
     is(text_of(gemini($same, prompt => $p), 'google'),
         text_of(gemini($sim, prompt => $p), 'google'), '... for Gemini too');
-    my $other = DR::Sim->start(latency_ms => 0, seed => 8);
+    my $other = DR::Sim->start(latency_ms => 0, seed => 8, know_all => 1);
     isnt(text_of(chat($other, '/openai/v1/chat/completions', prompt => $p), 'openai'),
         $a1, 'another seed gives another answer');
+};
+
+# --------------------------------------------------------------------------
+# the knowledge model (the default): the refusal phrases and the rule of
+# docs/scoring.md decide what a stored answer counts for
+
+my @REFUSAL_ALL = ('as an ai language model', 'as an ai, i',
+    'i am not aware of', 'i am not familiar with', 'i am sorry, but i',
+    'i am unable to provide', "i can't provide", 'i cannot provide',
+    'i could not find any information', "i couldn't find any information",
+    'i do not have any information', 'i do not have information',
+    'i do not have specific information', 'i do not know of',
+    "i don't have any information", "i don't have information",
+    "i don't have specific information", "i don't know of",
+    'i have no information', "i'm not aware of", "i'm not familiar with",
+    "i'm sorry, but i", "i'm unable to provide", 'no information available',
+    'not enough information');
+
+# (valid, recognized) of an answer about a domain, as the scorer sees it
+sub verdict {
+    my ($text, $domain) = @_;
+    my $head = lc substr($text // '', 0, 200);
+    my $refusal = grep { $head =~ /(?<![a-z0-9])\Q$_\E(?![a-z0-9])/ }
+        @REFUSAL_ALL;
+    my $valid = !$refusal && length($text // '') >= 40;
+    my ($brand) = $domain =~ /([^.]+)\.[^.]+$/;
+    return ($valid ? 1 : 0,
+        $valid && $text =~ /(?<![A-Za-z0-9])\Q$brand\E(?![A-Za-z0-9])/i
+            ? 1 : 0);
+}
+
+# one "run": every model of make run's configuration asked the three
+# prompts about each domain; per domain its answers and recognized count
+my @MODELS8 = (['/openai/v1/chat/completions', 'gpt-4o-mini'],
+    ['anthropic', 'claude-3-5-haiku-20241022'], ['google', 'gemini-1.5-flash'],
+    ['/mistral/v1/chat/completions', 'mistral-small-latest'],
+    ['/deepseek/chat/completions', 'deepseek-chat'],
+    ['/together/v1/chat/completions',
+        'meta-llama/Llama-3.3-70B-Instruct-Turbo'],
+    ['/xai/v1/chat/completions', 'grok-3-mini'],
+    ['/perplexity/chat/completions', 'sonar']);
+sub ask_all {
+    my ($s, @domains) = @_;
+    my %run;
+    for my $d (@domains) {
+        for my $m (@MODELS8) {
+            my ($how, $model) = @$m;
+            for my $kind (sort keys %PROMPT) {
+                my $p = prompt($kind => $d);
+                my $text = $how eq 'anthropic'
+                    ? text_of(messages($s, model => $model, prompt => $p),
+                        'anthropic')
+                    : $how eq 'google'
+                    ? text_of(gemini($s, model => $model, prompt => $p),
+                        'google')
+                    : text_of(chat($s, $how, model => $model, prompt => $p),
+                        'openai');
+                my ($valid, $rec) = verdict($text, $d);
+                push @{ $run{$d}{answers} }, { model => $model,
+                    kind => $kind, text => $text, valid => $valid,
+                    recognized => $rec };
+                $run{$d}{recognized} += $rec;
+                $run{$d}{by_model}{$model} += $rec;
+            }
+        }
+    }
+    return \%run;
+}
+
+subtest 'knowledge: famous brands remembered, the long tail not' => sub {
+    my @famous = qw(google.com github.com stripe.com openai.com apple.com
+        microsoft.com amazon.com netflix.com shopify.com notion.so);
+    my @tail = map { "$_-example.net" } qw(bluepine tinyshop acme-widgets
+        riverside-bakery northwind-advisors qzv-labs);
+    my $k = DR::Sim->start(latency_ms => 0, seed => 7);
+    my $run = ask_all($k, @famous, @tail);
+
+    my %distinct;
+    for my $d (@famous) {
+        my $mem = 100 * $run->{$d}{recognized} / 24;
+        ok($mem >= 60, sprintf '%s is remembered: %.1f%% of 24 answers name '
+            . 'it', $d, $mem);
+        $distinct{ $run->{$d}{recognized} }++;
+    }
+    ok(keys %distinct >= 3, 'ten well-known brands get '
+        . scalar(keys %distinct) . ' distinct memory scores (3 or more): '
+        . join(', ', map { sprintf '%.1f', 100 * $_ / 24 }
+            sort { $a <=> $b } keys %distinct));
+
+    my ($tail_rec, $refusals, $guesses) = (0, 0, 0);
+    for my $d (@tail) {
+        my $mem = 100 * $run->{$d}{recognized} / 24;
+        ok($mem <= 30, sprintf 'the obscure %s scores low: %.1f%%', $d, $mem);
+        for my $a (@{ $run->{$d}{answers} }) {
+            $refusals++ if !$a->{valid};
+            $guesses++ if $a->{valid} && !$a->{recognized};
+        }
+    }
+    ok($refusals >= @tail * 24 / 2, "most answers about them are "
+        . "\"I don't know this\" answers ($refusals of " . @tail * 24 . ')');
+    ok($guesses > 0, "some models guess from the name without naming it "
+        . "($guesses answers: valid, not recognized)");
+
+    # a known brand missing a detail: the answer opens with a refusal
+    my ($partial) = grep { !$_->{valid} && $_->{text} =~ /\b(?:Stripe|GitHub
+        |Google|OpenAI|Apple|Microsoft|Amazon|Netflix|Shopify|Notion)\b/x }
+        map { @{ $run->{$_}{answers} } } @famous;
+    ok($partial, 'a model knowing a brand but not what a prompt asks '
+        . 'hedges with a refusal phrase') and note($partial->{text});
+
+    # tone: some answers about famous brands are negative
+    my %class;
+    $class{ sentiment_class($_->{text}) }++ for grep { $_->{recognized} }
+        map { @{ $run->{$_}{answers} } } @famous;
+    note(explain(\%class));
+    ok(($class{pos} // 0) > ($class{neg} // 0), 'most are positive');
+    ok(($class{neg} // 0) > 0, 'some are negative');
+
+    # models differ: over all domains, not every model recognizes as much
+    my %by_model;
+    for my $d (@famous, @tail) {
+        $by_model{$_} += $run->{$d}{by_model}{$_}
+            for keys %{ $run->{$d}{by_model} };
+    }
+    my %counts = map { $_ => 1 } values %by_model;
+    ok(keys %counts > 1, 'models know different amounts: '
+        . join(', ', map { "$_ $by_model{$_}" } sort keys %by_model));
+
+    # the second run: some answers change, most stay; the same again in
+    # another process with the same seed
+    my $run2 = ask_all($k, @famous);
+    my ($changed, $all) = (0, 0);
+    for my $d (@famous) {
+        for my $i (0 .. $#{ $run->{$d}{answers} }) {
+            $all++;
+            $changed++ if $run->{$d}{answers}[$i]{text}
+                ne $run2->{$d}{answers}[$i]{text};
+        }
+    }
+    ok($changed > 0 && $changed < $all / 2, "the next run drifts: $changed "
+        . "of $all answers changed");
+    my $again = DR::Sim->start(latency_ms => 0, seed => 7);
+    my $r1 = ask_all($again, 'stripe.com');
+    my $r2 = ask_all($again, 'stripe.com');
+    is_deeply([map { $_->{text} } @{ $r1->{'stripe.com'}{answers} },
+                                   @{ $r2->{'stripe.com'}{answers} }],
+        [map { $_->{text} } @{ $run->{'stripe.com'}{answers} },
+                            @{ $run2->{'stripe.com'}{answers} }],
+        'another process with the same seed answers both runs alike');
+    $again->reset(all => 1);
+    is(text_of(chat($again, '/openai/v1/chat/completions',
+        prompt => prompt(business_analysis => 'stripe.com')), 'openai'),
+        $run->{'stripe.com'}{answers}[0]{text},
+        'POST /_sim/reset?all=1 starts again at the first run');
+
+    # --know-all, at start or set later: every model names every domain,
+    # and a question is answered alike every time
+    $k->configure(know_all => JSON::PP::true);
+    is($k->stats->{config}{know_all}, JSON::PP::true, 'know_all is set');
+    my $all_known = ask_all($k, @tail[0, 1]);
+    is($all_known->{$_}{recognized}, 24, "with know_all $_ is named in all "
+        . '24 answers') for @tail[0, 1];
+    my $all_again = ask_all($k, $tail[0]);
+    is_deeply([map { $_->{text} } @{ $all_again->{$tail[0]}{answers} }],
+        [map { $_->{text} } @{ $all_known->{$tail[0]}{answers} }],
+        '... and answered alike the next time');
+    my $cfg = eval { $k->configure(drift => 2) };
+    ok(!$cfg, 'a drift above 1 is refused');
 };
 
 subtest 'stats: shape, traces, keys never stored' => sub {
@@ -962,7 +1134,10 @@ subtest '2,000 concurrent requests are held at once' => sub {
 # --------------------------------------------------------------------------
 subtest '--workers: one socket, counters summed' => sub {
     my $state = "$dir/workers-state.json";
-    my $w = DR::Sim->start(latency_ms => 300, workers => 2, state_file => $state);
+    # know_all: the answer is the same however often it is asked, and
+    # whichever worker answers it
+    my $w = DR::Sim->start(latency_ms => 300, workers => 2, know_all => 1,
+        state_file => $state);
     my $n = 400;
     my $ua = Mojo::UserAgent->new(request_timeout => 30);
     my $url = $w->url . '/openai/v1/chat/completions';

@@ -6,6 +6,8 @@ package DR::Sim;
 #                            faults => '500=0.1', forget => ['example.com']);
 #   DR::Sim->start(tpm => 40000, tpm_provider => { anthropic => 20000 });
 #   DR::Sim->start(latency_ms => 300, workers => 2);   # no limit, no fault
+#   DR::Sim->start(know_all => 1);   # every model knows every domain alike
+#   DR::Sim->start(drift => 0);      # the knowledge model, no drift
 #   $sim->url;                  # http://127.0.0.1:NNNN
 #   $sim->base_url('openai');   # what a provider's base URL becomes
 #   $sim->providers_conf(rpm => 600);  # dr_provider lines of all eight
@@ -56,7 +58,7 @@ my %OPT = (
     keys_file => '--keys-file', state_file => '--state-file',
     pid_file => '--pid-file', domains_file => '--domains-file',
     timeout_hold_s => '--timeout-hold-s', max_clients => '--max-clients',
-    tpm => '--tpm', workers => '--workers',
+    tpm => '--tpm', workers => '--workers', drift => '--drift',
 );
 
 sub start {
@@ -79,6 +81,7 @@ sub start {
             ? join(',', map { "$_=$v->{$_}" } sort keys %$v) : $v;
     }
     push @args, '--spec-limits' if $o{spec_limits};
+    push @args, '--know-all' if $o{know_all};
     push @args, '--verbose' if $o{verbose};
     push @args, @{ $o{args} } if $o{args};
 
