@@ -24,6 +24,7 @@ $http =~ s/^\s*\w+_temp_path .*\n//mg;
 $http =~ s/\@KEY_SECRET\@/%%SECRET%%/g;
 $http =~ s/\@HTTP_PORT\@/%%PORT%%/g;
 $http =~ s/\@SIM_PORT\@/9/g;
+$http =~ s/\@HTML_DIR\@/$DR::Test::TOP\/html/g;
 $http =~ s{access_log logs/}{access_log %%DIR%%/}g;
 unlike($http, qr/\@\w+\@/, 'every value of make run is filled in');
 
