@@ -65,8 +65,8 @@ ngx_dr_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_dr_cache_conf_t  *ccf;
 
     ssize_t              size;
-    ngx_str_t           *value, name;
-    ngx_uint_t           i;
+    ngx_str_t            name;
+    ngx_dr_conf_time_t   times[3];
 
     ccf = (ngx_dr_cache_conf_t *) ((char *) conf + cmd->offset);
 
@@ -74,57 +74,16 @@ ngx_dr_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "is duplicate";
     }
 
-    value = cf->args->elts;
-    name.len = 0;
-    size = 0;
+    times[0].name = "ttl=";
+    times[0].value = &ccf->ttl;
+    times[0].min = 1;
+    times[0].help = "ttl=time and stale=time";
+    times[1].name = "stale=";
+    times[1].value = &ccf->stale;
+    times[1].min = 0;
+    times[2].name = NULL;
 
-    for (i = 1; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
-            if (ngx_dr_shm_zone_size(cf, cmd, &value[i], &name, &size)
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "ttl=", 4) == 0) {
-            if (ngx_dr_conf_time(&value[i], 4, &ccf->ttl) != NGX_OK
-                || ccf->ttl == 0)
-            {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "\"%V\" has an invalid \"%V\": "
-                                   "a time of at least 1s is needed",
-                                   &cmd->name, &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "stale=", 6) == 0) {
-            if (ngx_dr_conf_time(&value[i], 6, &ccf->stale) != NGX_OK) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "\"%V\" has an invalid \"%V\"",
-                                   &cmd->name, &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" does not know \"%V\": it takes "
-                           "zone=name:size, ttl= and stale=",
-                           &cmd->name, &value[i]);
-        return NGX_CONF_ERROR;
-    }
-
-    if (name.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" needs zone=name:size", &cmd->name);
+    if (ngx_dr_shm_zone_args(cf, cmd, &name, &size, times) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 

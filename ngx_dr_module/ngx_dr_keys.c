@@ -112,56 +112,24 @@ ngx_dr_keys_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_dr_main_conf_t  *dmcf = conf;
 
-    ssize_t      size;
-    ngx_str_t   *value, name;
-    ngx_uint_t   i;
+    ssize_t              size;
+    ngx_str_t            name;
+    ngx_dr_conf_time_t   times[3];
 
     if (dmcf->key_zone) {
         return "is duplicate";
     }
 
-    value = cf->args->elts;
-    name.len = 0;
-    size = 0;
+    times[0].name = "ttl=";
+    times[0].value = &dmcf->key_ttl;
+    times[0].min = 1;
+    times[0].help = "ttl=time and negative_ttl=time";
+    times[1].name = "negative_ttl=";
+    times[1].value = &dmcf->key_negative_ttl;
+    times[1].min = 0;
+    times[2].name = NULL;
 
-    for (i = 1; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
-            if (ngx_dr_shm_zone_size(cf, cmd, &value[i], &name, &size)
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "ttl=", 4) == 0) {
-            if (ngx_dr_conf_time(&value[i], 4, &dmcf->key_ttl) != NGX_OK
-                || dmcf->key_ttl == 0)
-            {
-                goto invalid;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "negative_ttl=", 13) == 0) {
-            if (ngx_dr_conf_time(&value[i], 13, &dmcf->key_negative_ttl)
-                != NGX_OK)
-            {
-                goto invalid;
-            }
-
-            continue;
-        }
-
-        goto invalid;
-    }
-
-    if (name.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" needs zone=name:size", &cmd->name);
+    if (ngx_dr_shm_zone_args(cf, cmd, &name, &size, times) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -178,14 +146,6 @@ ngx_dr_keys_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                     / (4 * NGX_DR_KEYS_NODE_SIZE), 16);
 
     return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "\"%V\" has an invalid \"%V\": it takes "
-                       "zone=name:size, ttl=time and negative_ttl=time",
-                       &cmd->name, &value[i]);
-    return NGX_CONF_ERROR;
 }
 
 

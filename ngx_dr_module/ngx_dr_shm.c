@@ -135,6 +135,76 @@ ngx_dr_conf_time(ngx_str_t *arg, size_t skip, time_t *t)
 }
 
 
+/*
+ * The arguments of a zone's directive: "zone=name:size" and the named
+ * times it takes (ttl=, stale=, ...), each at least min seconds; an
+ * unknown or bad argument or a missing zone is an EMERG that says which.
+ */
+
+ngx_int_t
+ngx_dr_shm_zone_args(ngx_conf_t *cf, ngx_command_t *cmd, ngx_str_t *name,
+    ssize_t *size, ngx_dr_conf_time_t *times)
+{
+    size_t               len;
+    ngx_str_t           *value;
+    ngx_uint_t           i;
+    ngx_dr_conf_time_t  *t;
+
+    value = cf->args->elts;
+    name->len = 0;
+    *size = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
+            if (ngx_dr_shm_zone_size(cf, cmd, &value[i], name, size)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
+        for (t = times; t->name; t++) {
+            len = ngx_strlen(t->name);
+
+            if (value[i].len > len
+                && ngx_strncmp(value[i].data, t->name, len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (t->name == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" does not know \"%V\": it takes "
+                               "zone=name:size and %s", &cmd->name,
+                               &value[i], times->help);
+            return NGX_ERROR;
+        }
+
+        if (ngx_dr_conf_time(&value[i], len, t->value) != NGX_OK
+            || *t->value < t->min)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" has an invalid \"%V\": a time of "
+                               "at least %Ts is needed", &cmd->name,
+                               &value[i], t->min);
+            return NGX_ERROR;
+        }
+    }
+
+    if (name->len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" needs zone=name:size", &cmd->name);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 /* "zone=name:size" into name and size, with a precise error */
 
 ngx_int_t

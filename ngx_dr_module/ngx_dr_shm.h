@@ -62,7 +62,18 @@ ngx_dr_shm_node_t *ngx_dr_shm_lookup_locked(ngx_rbtree_t *tree,
 ngx_shm_zone_t *ngx_dr_shm_add(ngx_conf_t *cf, ngx_str_t *name,
     ssize_t size, size_t sh_size, ngx_uint_t version, const char *what,
     ngx_dr_shm_init_pt init);
+/* a "name=time" argument of a zone's directive */
+typedef struct {
+    const char          *name;         /* "ttl=", ...; NULL ends a list */
+    time_t              *value;
+    time_t               min;          /* in seconds */
+    const char          *help;         /* of the list's first: for errors */
+} ngx_dr_conf_time_t;
+
+
 ngx_int_t ngx_dr_conf_time(ngx_str_t *arg, size_t skip, time_t *t);
+ngx_int_t ngx_dr_shm_zone_args(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *name, ssize_t *size, ngx_dr_conf_time_t *times);
 ngx_int_t ngx_dr_shm_zone_size(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_str_t *arg, ngx_str_t *name, ssize_t *size);
 
