@@ -17,12 +17,14 @@ NGINX         ?= /usr/sbin/nginx
 MODULE        := $(BUILD)/ngx_http_dr_module.so
 
 # the embedded PostgreSQL cluster: outside any home directory, so that the
-# postgres user can reach it
+# postgres user can reach it.  Every port here lies below Linux's ephemeral
+# range (32768-60999), where an outgoing connection could hold it, and the
+# tests pick theirs in 10000-29999; 5432 is left to a system cluster.
 PG_BIN        ?= /usr/lib/postgresql/15/bin
 DR_STATE      ?= /var/lib/domain-runner
 PGDATA        := $(DR_STATE)/pg
 PG_SOCKET     := $(DR_STATE)/socket
-PG_PORT       ?= 55432
+PG_PORT       ?= 25432
 PG_USER       := domain_runner
 PG_DB         := domain_runner
 PG_TEMPLATE   := dr_template
