@@ -295,11 +295,14 @@ test-valgrind: build unit test-db
 	DR_VALGRIND=1 prove -r t/
 
 
-# benchmarks: reports are written to bench/
+# benchmarks: reports are written to bench/; how fast this machine does
+# something is measured here, never asserted by the tests
 
 bench: build test-db $(BUILD)/unit/score_bench
 	$(BUILD)/unit/score_bench | tee bench/score.txt
+	perl bench/simulator.pl
 	perl bench/api.pl $(BENCH_SECONDS)
+	perl bench/crawl-rate.pl
 	perl bench/crawl.pl $(BENCH_DOMAINS)
 
 clean:
