@@ -90,11 +90,12 @@ open my $out, '>', "$FindBin::Bin/crawl-rate.md"
 printf $out <<'MD',
 # Crawl rate benchmark
 
-`make bench` (bench/crawl-rate.pl), %s, %d CPUs shared by the simulator,
-PostgreSQL and nginx (load average %s at the start). Two nginx workers crawl a run of %d jobs against
-one provider key of %d requests a minute (a bucket of %d, refilled at
-the rest of the minute's); the simulator answers in 50 ms and counts
-every request over the key's rolling minute.
+`make bench` (bench/crawl-rate.pl), %s, %d CPUs shared by the
+simulator, PostgreSQL and nginx (load average %s at the start). Two
+nginx workers crawl a run of %d jobs against one provider key of %d
+requests a minute (a bucket of %d, refilled at the rest of the
+minute's); the simulator answers in 50 ms and counts every request over
+the key's rolling minute.
 
 | measurement | value |
 |---|---|

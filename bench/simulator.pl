@@ -24,12 +24,14 @@ use lib "$FindBin::Bin/../t/lib";
 use DR::Sim;
 use JSON::PP;
 use Mojo::IOLoop;
+use Mojo::Reactor;
 use Mojo::UserAgent;
 use POSIX qw(strftime);
 use Time::HiRes qw(sleep time);
 
 my $n = shift // 2000;
 my $load = (split ' ', `cat /proc/loadavg`)[0];
+my $reactor = Mojo::Reactor->detect;
 
 # $n requests started at once; (answered 200, wall time, most in flight,
 # in flight after)
@@ -91,9 +93,10 @@ printf $out <<'MD',
 # Simulator benchmark
 
 `make bench` (bench/simulator.pl), %s, %d CPUs shared by the client
-and the simulator (load average %s at the start). %d requests sent at once by one Mojo::UserAgent client
-(the one of t/30-simulator.t), each answered after the latency
-(+-10%%); "held at once" is the simulator's own most in flight
+and the simulator (load average %s at the start). %d requests sent at
+once by one Mojo::UserAgent client (the one of t/30-simulator.t), each
+answered after the latency (+-10%%); "held at once" is the simulator's
+own most in flight
 (`max_in_flight` of `GET /_sim/stats`; over workers, of all of them at
 one moment).
 
@@ -114,6 +117,13 @@ all are held at once: the count follows the client's rate, not the
 simulator's capacity. A longer latency gives the client the time to
 deliver them all. The suite's test asserts what does not depend on this:
 every request answered once, and nothing left in flight.
+MD
+printf $out <<'MD', $reactor;
+
+Event loop of the client and the simulator: %s. Mojo's Poll reactor
+(no EV module installed) looks at every open connection on each pass,
+so each connection is served more slowly the more are open: thousands
+at once cost the client far more than their number.
 MD
 close $out;
 print "wrote bench/simulator.md\n";
