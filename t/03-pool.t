@@ -23,6 +23,7 @@ my $t = DR::Test->new(db => 1, http => <<'EOF');
     server {
         listen 127.0.0.1:%%PORT%%;
         location / { dr_api; }
+        location = /status { stub_status; }
     }
 EOF
 
@@ -32,19 +33,9 @@ my $lock = $t->dbh;
 $lock->begin_work;
 $lock->do('LOCK TABLE domains IN ACCESS EXCLUSIVE MODE');
 
-my ($backends, $per_worker, $live_elapsed, $live_status, $waiting);
+my ($backends, $per_worker, @live, $waiting);
 
-my @codes = $t->parallel(200, '/health', timeout => 60, before_read => sub {
-    # let the workers take the requests and fill their pools
-    my $deadline = time + ($ENV{DR_VALGRIND} ? 60 : 10);
-    while (time < $deadline) {
-        $backends = $cluster->nginx_backends($t->{dbname});
-        last if $backends >= 8;    # 4 per worker
-        sleep 0.1;
-    }
-    sleep 0.5;
-    $backends = $cluster->nginx_backends($t->{dbname});
-
+sub pool_state {
     my $check = $cluster->dbh('postgres');
     $per_worker = $check->selectcol_arrayref(q{
         SELECT count(*) FROM pg_stat_activity
@@ -55,9 +46,23 @@ my @codes = $t->parallel(200, '/health', timeout => 60, before_read => sub {
          WHERE datname = ? AND application_name LIKE 'domain-runner %'
            AND wait_event_type = 'Lock'}, undef, $t->{dbname});
     $check->disconnect;
+    $backends = 0;
+    $backends += $_ for @$per_worker;
+}
 
-    my $r = $t->get('/healthz', timeout => 5);
-    ($live_status, $live_elapsed) = ($r->{status}, $r->{elapsed});
+my @codes = $t->parallel(200, '/health', timeout => 120, before_read => sub {
+    # let the workers take the requests and fill their pools: both pools
+    # full, each connection waiting on the lock (when the kernel gave one
+    # worker every connection, the deadline passes with one pool full)
+    DR::Test::wait_for(sub {
+        pool_state();
+        $backends >= 8 && $waiting == $backends;
+    }, $ENV{DR_VALGRIND} ? 120 : 60, 0.1);
+    pool_state();
+
+    # no worker is blocked: nothing would answer these until the lock
+    # goes, which is after they are answered or given up
+    @live = $t->parallel(20, '/healthz', timeout => 20);
 
     $lock->commit;
 });
@@ -68,9 +73,9 @@ ok(@$per_worker >= 1 && !grep({ $_ != 4 } @$per_worker),
     'each worker that took requests opened exactly its 4 connections')
     or diag("per worker: @$per_worker");
 is($waiting, $backends, 'all of them were busy waiting on the lock');
-is($live_status, 200, 'liveness answered while the pool was saturated');
-ok($live_elapsed < 0.5, 'and answered at once: no worker was blocked')
-    or diag("took $live_elapsed s");
+is_deeply(\@live, [(200) x 20],
+    'liveness answered while the pool was saturated: no worker was blocked')
+    or diag("@live");
 
 is(scalar(@codes), 200, '200 requests sent');
 is(scalar(grep { $_ == 200 } @codes), 200, 'all 200 answered 200')
@@ -91,21 +96,31 @@ for (1 .. 20) {
     print $s "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
     push @gone, $s;
 }
-sleep 0.5;
+
+# nginx has read the 20 requests (and the one asking), and their queries
+# wait on the lock or in the pool's queue
+ok(DR::Test::wait_for(sub {
+    ($t->stub_status('/status')->{writing} // 0) >= 21;
+}, 60), 'the requests are in progress');
+ok(DR::Test::wait_for(sub { pool_state(); $waiting > 0 }, 60),
+    'their queries wait on the lock');
+
 close $_ for @gone;
-sleep 0.3;
+
+# nginx sees each client go and ends its request as 499, the lock held
+sub closed {
+    open my $fh, '<', $t->dir . '/access.log' or die;
+    return scalar grep { / 499 / } <$fh>;
+}
+DR::Test::wait_for(sub { closed() >= 20 }, 60);
 $lock->commit;
 
 # the pool drains the abandoned queries and serves new ones
-@codes = $t->parallel(50, '/health', timeout => 30);
+@codes = $t->parallel(50, '/health', timeout => 60);
 is(scalar(grep { $_ == 200 } @codes), 50,
     'after clients went away the pool serves everyone');
 
-my @closed = grep { / 499 / } do {
-    open my $fh, '<', $t->dir . '/access.log' or die;
-    <$fh>;
-};
-is(scalar(@closed), 20, 'the 20 abandoned requests are logged as 499');
+is(closed(), 20, 'the 20 abandoned requests are logged as 499');
 
 $t->stop;
 

@@ -19,6 +19,7 @@ my $conf = <<'EOF';
     server {
         listen 127.0.0.1:%%PORT%%;
         location / { dr_api; }
+        location = /status { stub_status; }
     }
 EOF
 
@@ -27,12 +28,8 @@ my $cluster = $t->{cluster};
 
 sub backends_gone {
     my ($db) = @_;
-    my $deadline = time + 5;
-    while (time < $deadline) {
-        return 1 if $cluster->nginx_backends($db) == 0;
-        sleep 0.05;
-    }
-    return 0;
+    return DR::Test::wait_for(sub { $cluster->nginx_backends($db) == 0 },
+        60, 0.05);
 }
 
 # graceful: requests whose queries wait on a lock are still answered
@@ -48,12 +45,20 @@ for (1 .. 6) {
     print $s "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
     push @socks, $s;
 }
-sleep 0.5;
-ok($cluster->nginx_backends($t->{dbname}) > 0, 'queries are in flight');
+# nginx has read the 6 requests (and the one asking), and queries wait
+ok(DR::Test::wait_for(sub {
+    ($t->stub_status('/status')->{writing} // 0) >= 7;
+}, 60), 'the requests are in progress');
+ok(DR::Test::wait_for(sub { $cluster->nginx_backends($t->{dbname}) > 0 },
+    60), 'queries are in flight');
 
+# once both workers have taken the signal, nginx would be gone if it did
+# not wait for them
 my $master = $t->master_pid;
+my $from = $t->log_size;
 kill 'QUIT', $master;
-sleep 0.5;
+ok($t->wait_log(qr/gracefully shutting down(?s:.*)gracefully shutting down/,
+    60, $from), 'both workers shut down gracefully');
 ok(DR::Test::alive($master),
     'a graceful stop waits for the requests in flight');
 
@@ -64,7 +69,7 @@ my @status = map { my $s = $_; local $/; my $a = <$s> // '';
 is_deeply(\@status, [(200) x 6], 'the requests in flight were answered');
 
 $t->stop;    # waits for the exit and checks the log
-ok($t->wait_exit($master, 1), 'nginx exited');
+ok($t->wait_exit($master, 5), 'nginx exited');
 ok(backends_gone($t->{dbname}), 'PostgreSQL saw every connection close');
 
 # fast: TERM with idle pooled connections
@@ -74,8 +79,10 @@ $t2->parallel(40, '/readyz');
 ok($cluster->nginx_backends($t2->{dbname}) > 0, 'the pool has connections');
 
 $master = $t2->master_pid;
+my $t0 = time;
 kill 'TERM', $master;
-ok($t2->wait_exit($master, 5), 'a fast stop exits at once');
+ok($t2->wait_exit($master, 60), 'a fast stop exits')
+    and diag(sprintf 'nginx exited %.0f ms after TERM', 1000 * (time - $t0));
 $t2->{running} = 1;
 $t2->check_log;
 $t2->{running} = 0;

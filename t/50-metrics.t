@@ -65,11 +65,10 @@ is_deeply(\@codes, [401, 401, 401], '3 without a key');
 sub settled {
     my ($key, $want) = @_;
     my $m;
-    for (1 .. 20) {
+    DR::Test::wait_for(sub {
         $m = scrape();
-        last if ($m->{$key} // 0) - ($base->{$key} // 0) == $want;
-        select undef, undef, undef, 0.1;
-    }
+        ($m->{$key} // 0) - ($base->{$key} // 0) == $want;
+    }, 30);
     my %d = map { $_ => $m->{$_} - ($base->{$_} // 0) } keys %$m;
     return \%d;
 }

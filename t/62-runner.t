@@ -30,13 +30,11 @@ sub admin { $t->keyed($admin, @_) }
 
 sub wait_run {
     my ($run, $limit) = @_;
-    my $deadline = time + $limit;
     my $r;
-    while (time < $deadline) {
+    DR::Test::wait_for(sub {
         $r = admin('GET', "/admin/runs/$run");
-        last if ($r->{json}{status} // '') eq 'done';
-        sleep 0.25;
-    }
+        ($r->{json}{status} // '') eq 'done';
+    }, $limit, 0.25);
     return $r->{json} // {};
 }
 
@@ -46,7 +44,7 @@ is($r->{status}, 202, 'a run of everything is queued');
 is($r->{json}{jobs}, 3 * 8 * 3, '72 jobs');
 my $run = $r->{json}{run_id};
 
-my $p = wait_run($run, 90);
+my $p = wait_run($run, 300);
 my $took = time - $t0;
 is($p->{status}, 'done', 'the run ends') or diag(explain($p));
 is($p->{done}, 72, 'every job done');
@@ -100,7 +98,7 @@ $r = admin('POST', '/admin/runs', encode_json({ domains => ['stripe.com'],
     prompts => ['business_analysis'] }));
 is($r->{json}{jobs}, 2, 'a run of 2 jobs');
 my $run2 = $r->{json}{run_id};
-$p = wait_run($run2, 60);
+$p = wait_run($run2, 300);
 is($p->{status}, 'done', 'a run with a dead job ends');
 is_deeply([@{$p}{qw(done dead)}], [1, 1], 'one done, one dead');
 my ($attempts, $err) = $dbh->selectrow_array(q{SELECT attempts, last_error
@@ -121,7 +119,7 @@ $r = admin('POST', '/admin/runs', encode_json({ domains => ['github.com'] }));
 my $run3 = $r->{json}{run_id};
 $dbh->do('UPDATE jobs SET max_attempts = 20 WHERE run_id = ?', undef,
     $run3);
-$p = wait_run($run3, 90);
+$p = wait_run($run3, 300);
 is($p->{status}, 'done', 'a run through bad answers ends');
 is($p->{done}, 24, 'every job done');
 my ($bad_stats) = $sim->stats->{totals}{faults};
@@ -140,14 +138,12 @@ $sim->configure(faults => '');
 $dbh->do(q{UPDATE jobs SET status = 'queued', attempts = 0,
            lease_owner = NULL WHERE run_id = ? AND id = (SELECT min(id)
            FROM jobs WHERE run_id = ?)}, undef, $run, $run);
-my $deadline = time + 20;
-while (time < $deadline) {
+ok(DR::Test::wait_for(sub {
     my ($s) = $dbh->selectrow_array(q{SELECT status FROM jobs
         WHERE id = (SELECT min(id) FROM jobs WHERE run_id = ?)}, undef,
         $run);
-    last if $s eq 'done';
-    sleep 0.2;
-}
+    $s eq 'done';
+}, 120, 0.2), 'the job put back is done again');
 ($n) = $dbh->selectrow_array(
     'SELECT count(*) FROM responses WHERE run_id = ?', undef, $run);
 is($n, 72, 'a job done again stores no second answer');

@@ -58,32 +58,31 @@ sub done_count {
 
 sub wait_done {
     my ($n, $limit) = @_;
-    my $deadline = time + $limit;
-    while (time < $deadline) {
-        my $c = done_count();
-        return $c if $c >= $n;
-        sleep 0.25;
-    }
-    return done_count();
+    my $c;
+    DR::Test::wait_for(sub { ($c = done_count()) >= $n }, $limit, 0.25);
+    return $c;
 }
 
 my $t0 = time;
 
-ok(wait_done(1000, 120) >= 1000, 'a quarter done');
+ok(wait_done(1000, 600) >= 1000, 'a quarter done');
 my ($victim) = $t->worker_pids;
 ok(kill('KILL', $victim), "worker $victim killed with SIGKILL");
 
-ok(wait_done(2000, 120) >= 2000, 'half done');
+ok(wait_done(2000, 600) >= 2000, 'half done');
+my $from = $t->log_size;
 $pg->stop;
-sleep 2;
+ok($t->wait_log(qr/PostgreSQL .* connection lost|could not connect/, 60,
+    $from), 'the node saw PostgreSQL go');
+sleep 2;    # and it stays away a while: answers coming meanwhile wait
 $pg->start;
 pass('PostgreSQL restarted');
 
-ok(wait_done(3000, 120) >= 3000, 'three quarters done');
+ok(wait_done(3000, 600) >= 3000, 'three quarters done');
 $t->reload;
 pass('nginx reloaded');
 
-my $done = wait_done(4800, 180);
+my $done = wait_done(4800, 900);
 my $took = time - $t0;
 is($done, 4800, 'every job done');
 

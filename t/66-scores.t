@@ -37,22 +37,20 @@ sub crawl {
     my $r = $t->http('POST', '/admin/runs',
         headers => { 'X-API-Key' => $admin }, body => '{}');
     my $run = $r->{json}{run_id};
-    is($t->wait_run($run, 60), 'done', "run $run crawled");
+    is($t->wait_run($run, 300), 'done', "run $run crawled");
     return $run;
 }
 
 # the rows follow the end of the run's last jobs: wait for the three
 sub scores {
     my ($run) = @_;
-    my $deadline = time + ($ENV{DR_VALGRIND} ? 60 : 10);
     my $rows;
-    while (time < $deadline) {
+    DR::Test::wait_for(sub {
         $rows = $t->dbh->selectall_hashref(q{SELECT d.domain, s.*
             FROM domain_scores s JOIN domains d ON d.id = s.domain_id
             WHERE s.run_id = ?}, 'domain', undef, $run);
-        last if keys %$rows == 3;
-        sleep 0.1;
-    }
+        keys %$rows == 3;
+    }, $ENV{DR_VALGRIND} ? 240 : 60);
     return $rows;
 }
 

@@ -58,14 +58,12 @@ sub computed {
 sub crawl {
     my $r = admin('POST', '/admin/runs', '{}');
     my $run = $r->{json}{run_id};
-    is($t->wait_run($run, 60), 'done', "run $run crawled");
-    my $deadline = time + ($ENV{DR_VALGRIND} ? 60 : 10);
-    while (time < $deadline) {
-        last if $dbh->selectrow_array(
+    is($t->wait_run($run, 300), 'done', "run $run crawled");
+    DR::Test::wait_for(sub {
+        $dbh->selectrow_array(
             'SELECT count(*) FROM domain_scores WHERE run_id = ?',
             undef, $run) == 3;
-        sleep 0.1;
-    }
+    }, $ENV{DR_VALGRIND} ? 240 : 60);
     return $run;
 }
 
@@ -154,12 +152,10 @@ is($dbh->selectrow_array('SELECT status FROM runs WHERE id = ?', undef,
 
 # the nodes are told once for the rows written: the cached answer goes
 my $shadows;
-my $deadline = time + 5;
-while (time < $deadline) {
+DR::Test::wait_for(sub {
     $shadows = $t->get('/api/shadows')->{json}{declining} // [];
-    last if @$shadows == 1 && $shadows->[0]{domain} eq 'notion.so';
-    sleep 0.05;
-}
+    @$shadows == 1 && $shadows->[0]{domain} eq 'notion.so';
+}, 30, 0.05);
 is_deeply([map { $_->{domain} } @$shadows], ['notion.so'],
           'the API answers from the rescored rows, its cache dropped');
 
@@ -170,10 +166,7 @@ my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $t->port)
 print $s "POST /admin/rescore HTTP/1.1\r\nHost: test\r\n"
     . "X-API-Key: $admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 close $s;
-$deadline = time + ($ENV{DR_VALGRIND} ? 60 : 10);
-while (time < $deadline && @{ rows() } < 6) {
-    sleep 0.1;
-}
+DR::Test::wait_for(sub { @{ rows() } == 6 }, $ENV{DR_VALGRIND} ? 240 : 60);
 is_deeply(rows(), $written, 'rescored after the client left');
 
 # a (run, domain) whose jobs ended a while ago without scores (its last
@@ -182,13 +175,13 @@ $dbh->do(q{UPDATE jobs SET updated_at = now() - interval '2 minutes'
            WHERE run_id = ?}, undef, $run1);
 $dbh->do(q{DELETE FROM domain_scores WHERE run_id = ? AND domain_id =
     (SELECT id FROM domains WHERE domain = 'github.com')}, undef, $run1);
-$deadline = time + 75;
-while (time < $deadline && @{ rows() } < 6) {
-    sleep 0.5;
-}
-is_deeply(rows(), $written, 'a domain left unscored is scored within a '
-    . 'minute, without asking');
-ok($t->wait_log(qr/1 \(run, domain\) whose jobs ended have no scores/, 1),
+# the node looks every minute: the deadline leaves it two looks and more
+my $t0 = time;
+DR::Test::wait_for(sub { @{ rows() } == 6 }, 180, 0.5);
+is_deeply(rows(), $written, 'a domain left unscored is scored by the '
+    . 'node, without asking')
+    and diag(sprintf 'scored %.0f s after it was lost', time - $t0);
+ok($t->wait_log(qr/1 \(run, domain\) whose jobs ended have no scores/),
    'and the node says so');
 
 $t->stop;

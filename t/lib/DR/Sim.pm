@@ -19,9 +19,10 @@ package DR::Sim;
 #   $sim->configure(faults => '429=1');   # POST /_sim/config
 #   $sim->stop;                 # SIGTERM, wait; also done on DESTROY / END
 #
-# The simulator picks a free port itself (--port 0) and announces it on the
-# first line of its stdout.  Only the process that started it stops it, so
-# a forked child exiting leaves it alone.
+# The simulator picks a free port itself (--port 0, below Linux's ephemeral
+# range) and announces it on the first line of its stdout.  Only the
+# process that started it stops it, so a forked child exiting leaves it
+# alone.
 
 use strict;
 use warnings;
@@ -104,7 +105,7 @@ sub start {
 
     my $sel = IO::Select->new($r);
     my $line = '';
-    my $deadline = time + ($o{start_timeout} // 15);
+    my $deadline = time + ($o{start_timeout} // 60);
     while ($line !~ /\n/) {
         my $left = $deadline - time;
         die "provider-sim did not announce its port within the timeout\n"
@@ -120,7 +121,8 @@ sub start {
         or die "provider-sim said '$line' instead of 'listening on ...'\n";
     $self->{url} = $url;
     ($self->{port}) = $url =~ /:(\d+)$/;
-    $self->{http} = HTTP::Tiny->new(timeout => 10, keep_alive => 0);
+    # a stats request of --workers waits for every worker (20 s at most)
+    $self->{http} = HTTP::Tiny->new(timeout => 60, keep_alive => 0);
     return $self;
 }
 
@@ -222,7 +224,7 @@ sub stop {
     my $pid = $self->{pid} or return;
     return unless $self->{owner} == $$;
     kill 'TERM', $pid;
-    my $deadline = time + 10;
+    my $deadline = time + 30;
     while (time < $deadline) {
         my $got = waitpid $pid, WNOHANG;
         last if $got == $pid || $got < 0;

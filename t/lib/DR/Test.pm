@@ -5,6 +5,12 @@ package DR::Test;
 # template the Makefile builds.  Stopping it fails the file when the error
 # log holds [alert], [crit] or [emerg], shutdown included.  Under
 # DR_VALGRIND=1 nginx runs under valgrind and any memory error fails too.
+#
+# No assertion here depends on how fast the machine is: the harness waits
+# for what it expects (a port, a log line, a state) with deadlines far
+# longer than a healthy machine needs, and the tests do the same through
+# wait_for().  Every port it listens on lies below Linux's ephemeral range
+# (32768-60999), where an outgoing connection could hold it.
 
 use strict;
 use warnings;
@@ -29,7 +35,7 @@ our %CFG = (
     nginx    => $ENV{DR_NGINX} // '/usr/sbin/nginx',
     pg_bin   => $ENV{DR_PG_BIN} // '/usr/lib/postgresql/15/bin',
     socket   => $ENV{DR_PG_SOCKET} // '/var/lib/domain-runner/socket',
-    port     => $ENV{DR_PG_PORT} // 55432,
+    port     => $ENV{DR_PG_PORT} // 25432,
     user     => $ENV{DR_PG_USER} // 'domain_runner',
     template => $ENV{DR_PG_TEMPLATE} // 'dr_template',
 );
@@ -93,6 +99,7 @@ sub expand {
     my $pg = $self->{dbname} ? $self->conninfo : '';
     $text =~ s/%%PORT%%/$self->{port}/g;
     $text =~ s/%%PG%%/$pg/g;
+    $text =~ s/%%DBNAME%%/$self->{dbname} \/\/ ''/ge;
     $text =~ s/%%DIR%%/$self->{dir}/g;
     $text =~ s/%%SECRET%%/$self->{secret}/g;
     return $text;
@@ -140,7 +147,35 @@ sub test_conf {
     return ($? >> 8, $out);
 }
 
+# starts nginx; when another process took the port between free_port()
+# and nginx's bind, it tries again on another
 sub start {
+    my ($self) = @_;
+
+    for my $try (1 .. 5) {
+        return $self if $self->start_once;
+
+        my $log = $self->error_log . $self->start_output;
+        die "nginx did not start:\n$log"
+            unless $log =~ /bind\(\) to \S+:$self->{port} failed .*in use/;
+
+        diag("port $self->{port} was taken meanwhile; trying another");
+        $self->{port} = free_port();
+        $self->write_conf;
+        truncate "$self->{dir}/error.log", 0;
+    }
+
+    die "nginx found no free port to listen on";
+}
+
+sub start_output {
+    my ($self) = @_;
+    open my $fh, '<', "$self->{dir}/start.log" or return '';
+    local $/;
+    return <$fh> // '';
+}
+
+sub start_once {
     my ($self) = @_;
 
     my @cmd = ($CFG{nginx}, '-p', $self->{dir}, '-c', "$self->{dir}/nginx.conf");
@@ -150,34 +185,40 @@ sub start {
             '--leak-check=no', '--num-callers=30', '--vgdb=no',
             "--log-file=$self->{dir}/valgrind.%p.log";
         push @cmd, '-g', 'daemon off;';
-
-        my $pid = fork // die "fork: $!";
-        if ($pid == 0) {
-            open STDOUT, '>', '/dev/null';
-            exec @cmd or die "exec: $!";
-        }
-        $self->{fg_pid} = $pid;
-
-    } else {
-        system(@cmd) == 0 or die "nginx did not start:\n" . $self->error_log;
     }
 
-    $self->wait_port(1, $ENV{DR_VALGRIND} ? 60 : 10)
-        or die "nginx does not listen on $self->{port}:\n" . $self->error_log;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', "$self->{dir}/start.log";
+        exec @cmd or die "exec: $!";
+    }
 
-    # valgrind is slow to start workers: wait for them to answer
     if ($ENV{DR_VALGRIND}) {
-        my $deadline = time + 60;
-        while (time < $deadline) {
-            my $r = HTTP::Tiny->new(timeout => 5)
-                ->get("http://127.0.0.1:$self->{port}/");
-            last if $r->{status} != 599;
-            sleep 0.2;
-        }
+        $self->{fg_pid} = $pid;
+
+        # nginx under valgrind takes its time to listen, or exits
+        my $exited;
+        wait_for(sub {
+            $exited = 1 if waitpid($pid, WNOHANG) == $pid;
+            $exited || $self->listening;
+        }, 120, 0.1);
+        return 0 unless $self->listening;
+
+        # and to start its workers: wait for them to answer
+        wait_for(sub {
+            HTTP::Tiny->new(timeout => 5)
+                ->get("http://127.0.0.1:$self->{port}/")->{status} != 599;
+        }, 120, 0.2);
+
+    } else {
+        # nginx listens before it daemonizes: once it returns, it does
+        waitpid $pid, 0;
+        return 0 if $? || !$self->wait_port(1, 30);
     }
 
     $self->{running} = 1;
-    return $self;
+    return 1;
 }
 
 sub master_pid {
@@ -206,25 +247,23 @@ sub reload {
     my ($self) = @_;
     my @old = $self->worker_pids;
     $self->signal('HUP');
-    my $deadline = time + ($ENV{DR_VALGRIND} ? 60 : 10);
-    while (time < $deadline) {
+    wait_for(sub {
         my %now = map { $_ => 1 } $self->worker_pids;
-        last if !grep { $now{$_} } @old;
-        sleep 0.05;
-    }
+        !grep { $now{$_} } @old;
+    }, $ENV{DR_VALGRIND} ? 240 : 60, 0.05);
 }
 
+sub listening {
+    my ($self) = @_;
+    return IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+        PeerPort => $self->{port}, Timeout => 5) ? 1 : 0;
+}
+
+# waits until the port is listened on ($up) or not, at most $timeout s
 sub wait_port {
     my ($self, $up, $timeout) = @_;
-    my $deadline = time + $timeout;
-    while (time < $deadline) {
-        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-            PeerPort => $self->{port}, Timeout => 1);
-        return 1 if $s && $up;
-        return 1 if !$s && !$up;
-        sleep 0.05;
-    }
-    return 0;
+    return wait_for(sub { $self->listening == ($up ? 1 : 0) }, $timeout,
+        0.05) ? 1 : 0;
 }
 
 # graceful stop, then the error log verdict (one test)
@@ -237,7 +276,7 @@ sub stop {
     my $pid = $self->master_pid;
     kill 'QUIT', $pid if $pid;
 
-    if (!$self->wait_exit($pid, 15)) {    # then the log is checked anyway
+    if (!$self->wait_exit($pid, 60)) {    # then the log is checked anyway
         kill 'KILL', $pid;
         fail('nginx stopped within the deadline');
     }
@@ -301,16 +340,16 @@ sub error_log {
     return <$fh> // '';
 }
 
-# waits until the error log matches (for instance, the listener is up)
+# waits until the error log matches (for instance, the listener is up),
+# at most $timeout seconds (30); with $from (a log_size() taken before),
+# only what was written since counts
 sub wait_log {
-    my ($self, $re, $timeout) = @_;
-    my $deadline = time + ($timeout // 5);
-    while (time < $deadline) {
-        return 1 if $self->error_log =~ $re;
-        sleep 0.02;
-    }
-    return 0;
+    my ($self, $re, $timeout, $from) = @_;
+    return wait_for(sub { substr($self->error_log, $from // 0) =~ $re },
+        $timeout // 30, 0.02);
 }
+
+sub log_size { length $_[0]->error_log }
 
 # the error log lines written since the last call
 sub new_log_lines {
@@ -325,7 +364,7 @@ sub new_log_lines {
 
 sub http {
     my ($self, $method, $path, %opt) = @_;
-    my $ua = HTTP::Tiny->new(timeout => $opt{timeout} // 10,
+    my $ua = HTTP::Tiny->new(timeout => $opt{timeout} // 30,
         keep_alive => 0);
     my $t0 = time;
     my $r = $ua->request($method, "http://127.0.0.1:$self->{port}$path",
@@ -367,7 +406,7 @@ sub parallel {
     $opt{before_read}->() if $opt{before_read};
 
     my $sel = IO::Select->new(@socks);
-    my $deadline = time + ($opt{timeout} // 30);
+    my $deadline = time + ($opt{timeout} // 60);
     while ($sel->count && time < $deadline) {
         for my $s ($sel->can_read(0.5)) {
             my $got = sysread($s, my $chunk, 65536);
@@ -383,26 +422,38 @@ sub parallel {
     return map { ($buf{$_} // '') =~ m{^HTTP/1\.1 (\d+)} ? $1 : 0 } @socks;
 }
 
+# the counters of a "stub_status" location: {active, reading, writing,
+# waiting}; writing counts the requests nginx has read and not yet
+# finished (this one included), in every worker
+sub stub_status {
+    my ($self, $path) = @_;
+    my $r = $self->get($path);
+    my %s;
+    @s{qw(active)} = $r->{content} =~ /^Active connections: (\d+)/m;
+    @s{qw(reading writing waiting)} = $r->{content}
+        =~ /Reading: (\d+) Writing: (\d+) Waiting: (\d+)/;
+    return \%s;
+}
+
 sub dbh {
     my ($self) = @_;
     return $self->{cluster}->dbh($self->{dbname});
 }
 
-# a new API key, made by tools/dr-key as an operator would
-# waits until a run of the queue is done; its status at the end
+# waits until a run of the queue is done, at most $limit seconds; its
+# status at the end
 sub wait_run {
     my ($self, $run, $limit) = @_;
-    my $deadline = time + $limit;
     my $status = '';
-    while (time < $deadline) {
+    wait_for(sub {
         ($status) = $self->dbh->selectrow_array(
             'SELECT status FROM runs WHERE id = ?', undef, $run);
-        last if ($status // '') eq 'done';
-        sleep 0.25;
-    }
+        ($status // '') eq 'done';
+    }, $limit, 0.25);
     return $status;
 }
 
+# a new API key, made by tools/dr-key as an operator would
 sub create_key {
     my ($self, %opt) = @_;
     my $c = $self->{cluster};
@@ -438,11 +489,28 @@ END {
     }
 }
 
-# below Linux's ephemeral range (32768-60999), where an outgoing
-# connection may hold a port at any time
+# Polls $check every $every seconds (0.1) until it returns true or
+# $timeout seconds (30) have passed; returns its last result.  Tests wait
+# for what they expect with it, and give their deadline for a broken
+# build, not for a slow machine.
+sub wait_for {
+    my ($check, $timeout, $every) = @_;
+    my $deadline = time + ($timeout // 30);
+    for (;;) {
+        my $ok = $check->();
+        return $ok if $ok || time >= $deadline;
+        sleep($every // 0.1);
+    }
+}
+
+# A port nothing listens on now, in 10000-29999: below Linux's ephemeral
+# range (32768-60999), where the source port of an outgoing connection
+# could hold it, and clear of the shared cluster's port.  Another process
+# may still take it before it is bound: start() tries another then.
 sub free_port {
-    for (1 .. 100) {
-        my $port = 20000 + int(rand(12000));
+    for (1 .. 200) {
+        my $port = 10000 + int(rand(20000));
+        next if $port == $CFG{port};
         my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
             LocalPort => $port, Listen => 1, ReuseAddr => 1) or next;
         close $s;
@@ -496,7 +564,13 @@ sub private {
 
     $self->as_postgres("$CFG{pg_bin}/initdb -D $dir/data -A trust -E UTF8 "
         . "--locale=C.UTF-8 >/dev/null");
-    $self->start;
+
+    # another process may take the port before PostgreSQL binds it
+    for my $try (1 .. 5) {
+        last if eval { $self->start; 1 };
+        die $@ if $try == 5 || !$self->port_taken;
+        $self->{port} = DR::Test::free_port();
+    }
     $self->as_postgres("$CFG{pg_bin}/psql -X -q -h $dir -p $self->{port} "
         . "-d postgres -c 'CREATE ROLE $self->{user} LOGIN CREATEDB'");
 
@@ -584,6 +658,14 @@ sub start {
     $self->as_postgres("$CFG{pg_bin}/pg_ctl -D $self->{dir}/data -w "
         . "-l $self->{dir}/log -o '-p $self->{port} -k $self->{dir} "
         . "-c listen_addresses=127.0.0.1' start >/dev/null");
+}
+
+# the log of a start that failed says the port was in use
+sub port_taken {
+    my ($self) = @_;
+    open my $fh, '<', "$self->{dir}/log" or return 0;
+    local $/;
+    return (<$fh> // '') =~ /could not bind .*Address already in use/;
 }
 
 sub stop {
