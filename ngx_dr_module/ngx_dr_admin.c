@@ -61,6 +61,11 @@ static ngx_int_t ngx_dr_admin_remove_domain(ngx_http_request_t *r,
     ngx_str_t *id);
 static ngx_int_t ngx_dr_admin_run(ngx_http_request_t *r, ngx_str_t *id);
 static ngx_int_t ngx_dr_admin_probe(ngx_http_request_t *r, ngx_str_t *id);
+static ngx_int_t ngx_dr_admin_audit(ngx_http_request_t *r, ngx_str_t *id);
+static ngx_int_t ngx_dr_admin_audited(ngx_http_request_t *r,
+    ngx_dr_pg_query_t *q);
+static ngx_int_t ngx_dr_admin_actor(ngx_http_request_t *r,
+    const char **params);
 static ngx_int_t ngx_dr_admin_providers(ngx_http_request_t *r,
     ngx_str_t *id);
 static void ngx_dr_admin_body(ngx_http_request_t *r);
@@ -126,6 +131,8 @@ static ngx_dr_admin_route_t  ngx_dr_admin_routes[] = {
       ngx_dr_admin_probe, NULL, NULL, 1 },
     { ngx_string("/admin/providers"), NGX_HTTP_GET|NGX_HTTP_HEAD,
       NGX_DR_ADMIN_ID_NONE, ngx_dr_admin_providers, NULL, NULL, 0 },
+    { ngx_string("/admin/audit"), NGX_HTTP_GET|NGX_HTTP_HEAD,
+      NGX_DR_ADMIN_ID_NONE, ngx_dr_admin_audit, NULL, NULL, 0 },
 
     { ngx_null_string, 0, 0, NULL, NULL, NULL, 0 }
 };
@@ -141,7 +148,11 @@ static const char  ngx_dr_admin_domains_sql[] =
     "  category = coalesce(EXCLUDED.category, domains.category),"
     "  cohort = coalesce(EXCLUDED.cohort, domains.cohort)"
     " WHERE NOT domains.active"
-    " RETURNING 1) "
+    " RETURNING 1),"
+    " a AS (INSERT INTO admin_audit (key_id, address, action, detail)"
+    " SELECT $5, $6, 'domains.add', jsonb_build_object('domains',"
+    "  (SELECT jsonb_agg(domain) FROM input), 'category', $2, 'cohort', $3,"
+    "  'priority', $4::int, 'added', (SELECT count(*) FROM ins))) "
     "SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM input)";
 
 /*
@@ -166,7 +177,12 @@ static const char  ngx_dr_admin_run_create_sql[] =
     " j AS ("
     " INSERT INTO jobs (run_id, domain_id, model_id, prompt_id)"
     " SELECT r.id, sel.d, sel.m, sel.p FROM r, sel"
-    " RETURNING 1) "
+    " RETURNING 1),"
+    " a AS (INSERT INTO admin_audit (key_id, address, action, target,"
+    "  detail)"
+    " SELECT $6, $7, 'run.create', r.id::text,"
+    "  jsonb_build_object('scope', $1::jsonb, 'jobs', r.total_jobs)"
+    " FROM r) "
     "SELECT r.id, (SELECT count(*) FROM j) FROM r";
 
 static const char  ngx_dr_admin_run_sql[] =
@@ -189,13 +205,21 @@ static const char  ngx_dr_admin_run_sql[] =
     "WHERE r.id = $1 GROUP BY r.id, t.i, t.o, t.c";
 
 static const char  ngx_dr_admin_create_sql[] =
-    "INSERT INTO api_keys (prefix, secret_hash, name, tier, expires_at) "
-    "SELECT $1, decode($2, 'hex'), $3, $4, $5::timestamptz "
-    "WHERE $5::timestamptz IS NULL OR $5::timestamptz > now() "
-    "RETURNING id, prefix, name, tier,"
+    "WITH k AS ("
+    " INSERT INTO api_keys (prefix, secret_hash, name, tier, expires_at,"
+    "  secret_version)"
+    " SELECT $1, decode($2, 'hex'), $3, $4, $5::timestamptz, $8"
+    " WHERE $5::timestamptz IS NULL OR $5::timestamptz > now()"
+    " RETURNING *),"
+    " a AS (INSERT INTO admin_audit (key_id, address, action, target,"
+    "  detail)"
+    " SELECT $6, $7, 'key.create', k.id::text, jsonb_build_object("
+    "  'prefix', k.prefix, 'name', k.name, 'tier', k.tier,"
+    "  'expires_at', k.expires_at) FROM k) "
+    "SELECT id, prefix, name, tier,"
     " to_char(created_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
     " to_char(expires_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
-    " NULL::text, NULL::text";
+    " NULL::text, NULL::text FROM k";
 
 static const char  ngx_dr_admin_list_sql[] =
     "SELECT id, prefix, name, tier,"
@@ -206,13 +230,34 @@ static const char  ngx_dr_admin_list_sql[] =
     "FROM api_keys ORDER BY id";
 
 static const char  ngx_dr_admin_revoke_sql[] =
-    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
-    "WHERE id = $1 "
-    "RETURNING id, prefix, name, tier,"
+    "WITH k AS ("
+    " UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
+    " WHERE id = $1 RETURNING *),"
+    " a AS (INSERT INTO admin_audit (key_id, address, action, target,"
+    "  detail)"
+    " SELECT $2, $3, 'key.revoke', k.id::text, jsonb_build_object("
+    "  'prefix', k.prefix, 'name', k.name) FROM k) "
+    "SELECT id, prefix, name, tier,"
     " to_char(created_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
     " to_char(expires_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
     " to_char(revoked_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
-    " to_char(last_used_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME ")";
+    " to_char(last_used_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME ") FROM k";
+
+static const char  ngx_dr_admin_remove_sql[] =
+    "WITH d AS ("
+    " UPDATE domains SET active = false, updated_at = now()"
+    " WHERE domain = $1 AND active RETURNING domain),"
+    " a AS (INSERT INTO admin_audit (key_id, address, action, target)"
+    " SELECT $2, $3, 'domain.remove', d.domain FROM d) "
+    "SELECT domain FROM d";
+
+static const char  ngx_dr_admin_audit_sql[] =
+    "SELECT id, to_char(at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
+    " key_id, address, action, target, detail::text "
+    "FROM admin_audit"
+    " WHERE ($1::timestamptz IS NULL OR at >= $1::timestamptz)"
+    "  AND ($2::int8 IS NULL OR key_id = $2::int8) "
+    "ORDER BY id DESC LIMIT 1000";
 
 
 ngx_int_t
@@ -421,6 +466,31 @@ ngx_dr_admin_not_allowed(ngx_http_request_t *r, ngx_uint_t allowed)
 }
 
 
+/* who acts, for the audit trail: the admin key's id, its client's address */
+
+static ngx_int_t
+ngx_dr_admin_actor(ngx_http_request_t *r, const char **params)
+{
+    u_char            *p;
+    ngx_dr_request_t  *req;
+
+    req = ngx_dr_request(r);
+
+    p = ngx_pnalloc(r->pool, NGX_INT64_LEN + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    (void) ngx_sprintf(p, "%L%Z", req->key_id);
+    params[0] = (const char *) p;
+
+    params[1] = (const char *) ngx_dr_cstr(r->pool,
+                                           &r->connection->addr_text);
+
+    return params[1] ? NGX_OK : NGX_ERROR;
+}
+
+
 /* routes without a body */
 
 static ngx_int_t
@@ -434,11 +504,15 @@ ngx_dr_admin_list(ngx_http_request_t *r, ngx_str_t *id)
 static ngx_int_t
 ngx_dr_admin_revoke(ngx_http_request_t *r, ngx_str_t *id)
 {
-    const char  *params[1];
+    const char  *params[3];
 
     params[0] = (const char *) id->data;
 
-    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_revoke_sql, 1, params,
+    if (ngx_dr_admin_actor(r, &params[1]) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_revoke_sql, 3, params,
                              ngx_dr_admin_revoked);
 }
 
@@ -446,16 +520,16 @@ ngx_dr_admin_revoke(ngx_http_request_t *r, ngx_str_t *id)
 static ngx_int_t
 ngx_dr_admin_remove_domain(ngx_http_request_t *r, ngx_str_t *id)
 {
-    const char  *params[1];
+    const char  *params[3];
 
     params[0] = (const char *) id->data;
 
-    return ngx_dr_http_query(r, 0, 0,
-                             "UPDATE domains SET active = false,"
-                             " updated_at = now()"
-                             " WHERE domain = $1 AND active"
-                             " RETURNING domain",
-                             1, params, ngx_dr_admin_domain_removed);
+    if (ngx_dr_admin_actor(r, &params[1]) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_remove_sql, 3, params,
+                             ngx_dr_admin_domain_removed);
 }
 
 
@@ -468,6 +542,88 @@ ngx_dr_admin_run(ngx_http_request_t *r, ngx_str_t *id)
 
     return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_run_sql, 1, params,
                              ngx_dr_admin_run_read);
+}
+
+
+/* GET /admin/audit?since=<ISO time>&key=<id>: the newest 1,000 actions */
+
+static ngx_int_t
+ngx_dr_admin_audit(ngx_http_request_t *r, ngx_str_t *id)
+{
+    ngx_str_t       since, key;
+    unsigned long   n;
+    const char     *params[2];
+
+    params[0] = NULL;
+    params[1] = NULL;
+
+    if (ngx_http_arg(r, (u_char *) "since", 5, &since) == NGX_OK) {
+        params[0] = (const char *) ngx_dr_cstr(r->pool, &since);
+
+        if (params[0] == NULL || ngx_dr_admin_iso_time(params[0]) != NGX_OK)
+        {
+            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST,
+                                     "invalid_parameter",
+                                     "since: a time as "
+                                     "2026-01-31T12:00:00Z is needed");
+        }
+    }
+
+    if (ngx_http_arg(r, (u_char *) "key", 3, &key) == NGX_OK) {
+        if (ngx_dr_validate_uint(key.data, key.len, 1,
+                                 (unsigned long) NGX_MAX_INT_T_VALUE, &n)
+            != NGX_DR_VALID_OK)
+        {
+            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST,
+                                     "invalid_parameter",
+                                     "key: a key id is a whole number");
+        }
+
+        params[1] = (const char *) ngx_dr_cstr(r->pool, &key);
+    }
+
+    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_audit_sql, 2, params,
+                             ngx_dr_admin_audited);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_audited(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
+{
+    int            i, n;
+    json_t        *list, *detail;
+    json_error_t   err;
+
+    if (q->rc != NGX_DR_PG_OK) {
+        return ngx_dr_http_unavailable(r, q);
+    }
+
+    list = json_array();
+    n = PQntuples(q->res);
+
+    for (i = 0; i < n; i++) {
+        detail = json_loads(PQgetvalue(q->res, i, 6), 0, &err);
+
+        json_array_append_new(list, json_pack("{s:I, s:s, s:o, s:s?, s:s,"
+                                              " s:s?, s:o}",
+            "id", (json_int_t) ngx_atoof((u_char *) PQgetvalue(q->res, i, 0),
+                                         PQgetlength(q->res, i, 0)),
+            "at", PQgetvalue(q->res, i, 1),
+            "key_id", PQgetisnull(q->res, i, 2) ? json_null()
+                      : json_integer(ngx_atoof(
+                            (u_char *) PQgetvalue(q->res, i, 2),
+                            PQgetlength(q->res, i, 2))),
+            "address", PQgetisnull(q->res, i, 3)
+                       ? NULL : PQgetvalue(q->res, i, 3),
+            "action", PQgetvalue(q->res, i, 4),
+            "target", PQgetisnull(q->res, i, 5)
+                      ? NULL : PQgetvalue(q->res, i, 5),
+            "detail", detail ? detail : json_object()));
+    }
+
+    return ngx_dr_json_send(r, NGX_HTTP_OK,
+                            json_pack("{s:o, s:i}", "actions", list,
+                                      "count", n));
 }
 
 
@@ -552,7 +708,7 @@ ngx_dr_admin_create(ngx_http_request_t *r, json_t *body)
 {
     u_char               *p;
     json_t               *name, *tier, *expires, *v;
-    const char           *key, *params[5];
+    const char           *key, *params[8];
     ngx_dr_request_t     *req;
     ngx_dr_main_conf_t   *dmcf;
     u_char                prefix[9], secret[33], hash[32], hex[65];
@@ -622,7 +778,7 @@ ngx_dr_admin_create(ngx_http_request_t *r, json_t *body)
                                "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                "abcdefghijklmnopqrstuvwxyz0123456789", 62)
            != NGX_OK
-        || ngx_dr_auth_hash(dmcf, secret, 32, hash) != NGX_OK)
+        || ngx_dr_auth_hash(dmcf, 0, secret, 32, hash) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -649,8 +805,14 @@ ngx_dr_admin_create(ngx_http_request_t *r, json_t *body)
     params[4] = (expires && json_is_string(expires))
                 ? json_string_value(expires) : NULL;
 
-    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_create_sql, 5, params,
-                            ngx_dr_admin_created);
+    if (ngx_dr_admin_actor(r, &params[5]) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    params[7] = (const char *) dmcf->key_secret.version;
+
+    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_create_sql, 8, params,
+                             ngx_dr_admin_created);
 }
 
 
@@ -732,7 +894,7 @@ ngx_dr_admin_add_domains(ngx_http_request_t *r, json_t *body)
     u_char         *array, *p;
     json_t         *list, *v, *invalid, *d;
     size_t          i;
-    const char     *key, *why, *params[4];
+    const char     *key, *why, *params[6];
     ngx_uint_t      valid;
 
     if (!json_is_object(body)) {
@@ -847,8 +1009,12 @@ ngx_dr_admin_add_domains(ngx_http_request_t *r, json_t *body)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_domains_sql, 4, params,
-                            ngx_dr_admin_domains_added);
+    if (ngx_dr_admin_actor(r, &params[4]) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_domains_sql, 6, params,
+                             ngx_dr_admin_domains_added);
 }
 
 
@@ -922,7 +1088,7 @@ ngx_dr_admin_create_run(ngx_http_request_t *r, json_t *body)
     char        *scope;
     json_t      *v;
     ngx_str_t    bad;
-    const char  *key, *params[5];
+    const char  *key, *params[7];
 
     if (!json_is_object(body)) {
         return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
@@ -1007,8 +1173,12 @@ ngx_dr_admin_create_run(ngx_http_request_t *r, json_t *body)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_run_create_sql, 5, params,
-                            ngx_dr_admin_run_created);
+    if (ngx_dr_admin_actor(r, &params[5]) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_run_create_sql, 7, params,
+                             ngx_dr_admin_run_created);
 }
 
 

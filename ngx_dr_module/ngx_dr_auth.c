@@ -67,13 +67,26 @@ static ngx_int_t ngx_dr_auth_variable(ngx_http_request_t *r,
 
 
 static ngx_int_t ngx_dr_auth_hmac_init(ngx_dr_main_conf_t *dmcf);
+static ngx_int_t ngx_dr_auth_hmac_key(ngx_dr_secret_t *secret,
+    ngx_uint_t slot);
+static ngx_int_t ngx_dr_auth_read_secret(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *name, ngx_dr_secret_t *secret);
+static void ngx_dr_auth_rehash(ngx_http_request_t *r, ngx_dr_request_t *req,
+    ngx_dr_key_t *kn);
+static void ngx_dr_auth_rehashed(ngx_dr_pg_query_t *q);
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
-/* per worker: the HMAC states after the server secret's padded blocks */
-static EVP_MD_CTX  *ngx_dr_auth_inner;
-static EVP_MD_CTX  *ngx_dr_auth_outer;
+/*
+ * per worker: the HMAC states after each server secret's padded blocks,
+ * the current one's and, while rotating, the previous one's
+ */
+static struct {
+    EVP_MD_CTX      *inner;
+    EVP_MD_CTX      *outer;
+} ngx_dr_auth_hmac[2];
+
 static EVP_MD_CTX  *ngx_dr_auth_work;
 
 
@@ -117,56 +130,99 @@ ngx_dr_auth_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_dr_main_conf_t  *dmcf = conf;
 
-    ssize_t           n;
-    ngx_str_t        *value;
-    ngx_file_t        file;
-    ngx_file_info_t   fi;
-    u_char            buf[1024];
+    ngx_str_t  *value, previous;
 
-    if (dmcf->key_secret.data) {
+    if (dmcf->key_secret.value.data) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
-    if (ngx_conf_full_name(cf->cycle, &value[1], 1) != NGX_OK) {
+    if (ngx_dr_auth_read_secret(cf, cmd, &value[1], &dmcf->key_secret)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
+    if (cf->args->nelts == 2) {
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strncmp(value[2].data, "previous=", 9) != 0
+        || value[2].len == 9)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" takes a file and previous=file, not "
+                           "\"%V\"", &cmd->name, &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    previous.data = value[2].data + 9;
+    previous.len = value[2].len - 9;
+
+    if (ngx_dr_auth_read_secret(cf, cmd, &previous,
+                                &dmcf->key_secret_previous)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * A server secret: read once, when the configuration is, from a file that
+ * only its owner may read; nginx -T never shows it.  Its fingerprint (the
+ * first 8 bytes of its SHA-256, in hex) tells keys made under it from
+ * others, and says nothing of it.
+ */
+
+static ngx_int_t
+ngx_dr_auth_read_secret(ngx_conf_t *cf, ngx_command_t *cmd, ngx_str_t *name,
+    ngx_dr_secret_t *secret)
+{
+    ssize_t           n;
+    ngx_file_t        file;
+    ngx_file_info_t   fi;
+    u_char            buf[1024], md[32];
+
+    if (ngx_conf_full_name(cf->cycle, name, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     ngx_memzero(&file, sizeof(ngx_file_t));
-    file.name = value[1];
+    file.name = *name;
     file.log = cf->log;
 
-    file.fd = ngx_open_file(value[1].data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    file.fd = ngx_open_file(name->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
     if (file.fd == NGX_INVALID_FILE) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "\"%V\" cannot open \"%V\"", &cmd->name,
-                           &value[1]);
-        return NGX_CONF_ERROR;
+                           "\"%V\" cannot open \"%V\"", &cmd->name, name);
+        return NGX_ERROR;
     }
 
     if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "\"%V\" cannot stat \"%V\"", &cmd->name,
-                           &value[1]);
+                           "\"%V\" cannot stat \"%V\"", &cmd->name, name);
         (void) ngx_close_file(file.fd);
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     if (fi.st_mode & (S_IROTH|S_IWOTH)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%V\": \"%V\" may be read by every user of "
                            "the machine; make it readable by its owner "
-                           "only (chmod 600)", &cmd->name, &value[1]);
+                           "only (chmod 600)", &cmd->name, name);
         (void) ngx_close_file(file.fd);
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     n = ngx_read_file(&file, buf, sizeof(buf), 0);
     (void) ngx_close_file(file.fd);
 
     if (n == NGX_ERROR) {
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'
@@ -179,20 +235,28 @@ ngx_dr_auth_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ngx_explicit_memzero(buf, sizeof(buf));
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%V\": \"%V\" must hold from 32 to 1023 "
-                           "bytes of secret", &cmd->name, &value[1]);
-        return NGX_CONF_ERROR;
+                           "bytes of secret", &cmd->name, name);
+        return NGX_ERROR;
     }
 
-    dmcf->key_secret.data = ngx_pnalloc(cf->pool, n);
-    if (dmcf->key_secret.data == NULL) {
-        return NGX_CONF_ERROR;
+    secret->value.data = ngx_pnalloc(cf->pool, n);
+    if (secret->value.data == NULL) {
+        return NGX_ERROR;
     }
 
-    ngx_memcpy(dmcf->key_secret.data, buf, n);
-    dmcf->key_secret.len = n;
+    ngx_memcpy(secret->value.data, buf, n);
+    secret->value.len = n;
+
+    if (EVP_Digest(buf, n, md, NULL, EVP_sha256(), NULL) != 1) {
+        ngx_explicit_memzero(buf, sizeof(buf));
+        return NGX_ERROR;
+    }
+
     ngx_explicit_memzero(buf, sizeof(buf));
+    ngx_hex_dump(secret->version, md, 8);
+    secret->version[16] = '\0';
 
-    return NGX_CONF_OK;
+    return NGX_OK;
 }
 
 
@@ -450,6 +514,79 @@ ngx_dr_auth_hide(ngx_http_request_t *r)
 }
 
 
+/*
+ * The key's hash under the current secret, stored in the background
+ * where its hash under the previous one still is; the change notifies
+ * the nodes, whose caches then take the new hash.
+ */
+
+static void
+ngx_dr_auth_rehash(ngx_http_request_t *r, ngx_dr_request_t *req,
+    ngx_dr_key_t *kn)
+{
+    u_char              *p;
+    ngx_pool_t          *pool;
+    const char          *params[4];
+    ngx_dr_main_conf_t  *dmcf;
+    u_char               hash[32];
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+
+    if (ngx_dr_auth_hash(dmcf, 0, req->secret.data, req->secret.len, hash)
+        != NGX_OK)
+    {
+        return;
+    }
+
+    pool = ngx_create_pool(1024, ngx_cycle->log);
+    if (pool == NULL) {
+        return;
+    }
+
+    p = ngx_pnalloc(pool, NGX_INT64_LEN + 1 + 2 * 65 + 17);
+    if (p == NULL) {
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    params[0] = (const char *) p;
+    p = ngx_sprintf(p, "%L%Z", kn->key_id);
+    params[1] = (const char *) p;
+    p = ngx_hex_dump(p, kn->hash, 32);
+    *p++ = '\0';
+    params[2] = (const char *) p;
+    p = ngx_hex_dump(p, hash, 32);
+    *p++ = '\0';
+    params[3] = (const char *) p;
+    (void) ngx_cpystrn(p, dmcf->key_secret.version, 17);
+
+    if (ngx_dr_pg_query(pool, ngx_cycle->log, 0, 0,
+                        "UPDATE api_keys SET secret_hash = decode($3, 'hex'),"
+                        " secret_version = $4"
+                        " WHERE id = $1 AND secret_hash = decode($2, 'hex')",
+                        4, params, ngx_dr_auth_rehashed, NULL)
+        == NULL)
+    {
+        ngx_destroy_pool(pool);
+    }
+
+    ngx_explicit_memzero(hash, sizeof(hash));
+}
+
+
+static void
+ngx_dr_auth_rehashed(ngx_dr_pg_query_t *q)
+{
+    if (q->rc != NGX_DR_PG_OK) {
+        ngx_log_error(NGX_LOG_WARN, q->log, 0,
+                      "a key of the previous server secret could not be "
+                      "hashed again; it is when next used");
+    }
+
+    ngx_destroy_pool(q->pool);
+}
+
+
 /* anonymous: limited by the client's network */
 
 static ngx_int_t
@@ -599,7 +736,10 @@ ngx_dr_auth_key(ngx_http_request_t *r, ngx_dr_request_t *req,
 
     ngx_memcpy(req->prefix, p + 3, NGX_DR_KEY_PREFIX_LEN);
 
-    if (ngx_dr_auth_hash(dmcf, p + 4 + NGX_DR_KEY_PREFIX_LEN,
+    req->secret.data = p + 4 + NGX_DR_KEY_PREFIX_LEN;
+    req->secret.len = NGX_DR_KEY_SECRET_LEN;
+
+    if (ngx_dr_auth_hash(dmcf, 0, p + 4 + NGX_DR_KEY_PREFIX_LEN,
                          NGX_DR_KEY_SECRET_LEN, req->hash)
         != NGX_OK)
     {
@@ -760,6 +900,18 @@ ngx_dr_auth_cached(ngx_http_request_t *r, ngx_dr_request_t *req,
     uint32_t             today;
 
     dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+
+    if (kn->key_id && CRYPTO_memcmp(kn->hash, req->hash, 32) != 0
+        && dmcf->key_secret_previous.value.len
+        && ngx_dr_auth_hash(dmcf, 1, req->secret.data, req->secret.len,
+                            req->hash)
+           == NGX_OK
+        && CRYPTO_memcmp(kn->hash, req->hash, 32) == 0)
+    {
+        /* a key of the previous server secret: hashed again under the
+         * current one, for every node, as it is used */
+        ngx_dr_auth_rehash(r, req, kn);
+    }
 
     if (kn->key_id == 0 || CRYPTO_memcmp(kn->hash, req->hash, 32) != 0) {
         return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
@@ -1185,20 +1337,26 @@ ngx_dr_auth_header_filter(ngx_http_request_t *r)
  */
 
 ngx_int_t
-ngx_dr_auth_hash(ngx_dr_main_conf_t *dmcf, u_char *secret, size_t len,
-    u_char *out)
+ngx_dr_auth_hash(ngx_dr_main_conf_t *dmcf, ngx_uint_t previous,
+    u_char *secret, size_t len, u_char *out)
 {
     unsigned int  n;
     u_char        inner[32];
 
-    if (ngx_dr_auth_inner == NULL && ngx_dr_auth_hmac_init(dmcf) != NGX_OK) {
+    if (ngx_dr_auth_work == NULL && ngx_dr_auth_hmac_init(dmcf) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    if (EVP_MD_CTX_copy_ex(ngx_dr_auth_work, ngx_dr_auth_inner) != 1
+    if (ngx_dr_auth_hmac[previous].inner == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (EVP_MD_CTX_copy_ex(ngx_dr_auth_work,
+                           ngx_dr_auth_hmac[previous].inner) != 1
         || EVP_DigestUpdate(ngx_dr_auth_work, secret, len) != 1
         || EVP_DigestFinal_ex(ngx_dr_auth_work, inner, &n) != 1
-        || EVP_MD_CTX_copy_ex(ngx_dr_auth_work, ngx_dr_auth_outer) != 1
+        || EVP_MD_CTX_copy_ex(ngx_dr_auth_work,
+                              ngx_dr_auth_hmac[previous].outer) != 1
         || EVP_DigestUpdate(ngx_dr_auth_work, inner, sizeof(inner)) != 1
         || EVP_DigestFinal_ex(ngx_dr_auth_work, out, &n) != 1
         || n != 32)
@@ -1213,14 +1371,36 @@ ngx_dr_auth_hash(ngx_dr_main_conf_t *dmcf, u_char *secret, size_t len,
 static ngx_int_t
 ngx_dr_auth_hmac_init(ngx_dr_main_conf_t *dmcf)
 {
+    if (dmcf->key_secret.value.len == 0) {
+        return NGX_ERROR;
+    }
+
+    ngx_dr_auth_work = EVP_MD_CTX_new();
+
+    if (ngx_dr_auth_work == NULL
+        || ngx_dr_auth_hmac_key(&dmcf->key_secret, 0) != NGX_OK
+        || (dmcf->key_secret_previous.value.len
+            && ngx_dr_auth_hmac_key(&dmcf->key_secret_previous, 1)
+               != NGX_OK))
+    {
+        ngx_dr_auth_exit_process(NULL);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the HMAC states of one secret, after its padded key blocks */
+
+static ngx_int_t
+ngx_dr_auth_hmac_key(ngx_dr_secret_t *secret, ngx_uint_t slot)
+{
     size_t        i, len;
+    ngx_int_t     rc;
     unsigned int  n;
     EVP_MD       *md;
     u_char        key[64], ipad[64], opad[64];
-
-    if (dmcf->key_secret.len == 0) {
-        return NGX_ERROR;
-    }
 
     md = EVP_MD_fetch(NULL, "SHA256", NULL);
     if (md == NULL) {
@@ -1228,17 +1408,17 @@ ngx_dr_auth_hmac_init(ngx_dr_main_conf_t *dmcf)
     }
 
     ngx_memzero(key, sizeof(key));
-    len = dmcf->key_secret.len;
+    len = secret->value.len;
+    rc = NGX_ERROR;
 
     if (len > sizeof(key)) {
         /* a long key is replaced by its digest */
-        if (EVP_Digest(dmcf->key_secret.data, len, key, &n, md, NULL) != 1) {
-            EVP_MD_free(md);
-            return NGX_ERROR;
+        if (EVP_Digest(secret->value.data, len, key, &n, md, NULL) != 1) {
+            goto done;
         }
 
     } else {
-        ngx_memcpy(key, dmcf->key_secret.data, len);
+        ngx_memcpy(key, secret->value.data, len);
     }
 
     for (i = 0; i < sizeof(key); i++) {
@@ -1246,43 +1426,45 @@ ngx_dr_auth_hmac_init(ngx_dr_main_conf_t *dmcf)
         opad[i] = key[i] ^ 0x5c;
     }
 
-    ngx_dr_auth_inner = EVP_MD_CTX_new();
-    ngx_dr_auth_outer = EVP_MD_CTX_new();
-    ngx_dr_auth_work = EVP_MD_CTX_new();
+    ngx_dr_auth_hmac[slot].inner = EVP_MD_CTX_new();
+    ngx_dr_auth_hmac[slot].outer = EVP_MD_CTX_new();
 
-    if (ngx_dr_auth_inner == NULL || ngx_dr_auth_outer == NULL
-        || ngx_dr_auth_work == NULL
-        || EVP_DigestInit_ex(ngx_dr_auth_inner, md, NULL) != 1
-        || EVP_DigestUpdate(ngx_dr_auth_inner, ipad, sizeof(ipad)) != 1
-        || EVP_DigestInit_ex(ngx_dr_auth_outer, md, NULL) != 1
-        || EVP_DigestUpdate(ngx_dr_auth_outer, opad, sizeof(opad)) != 1)
+    if (ngx_dr_auth_hmac[slot].inner != NULL
+        && ngx_dr_auth_hmac[slot].outer != NULL
+        && EVP_DigestInit_ex(ngx_dr_auth_hmac[slot].inner, md, NULL) == 1
+        && EVP_DigestUpdate(ngx_dr_auth_hmac[slot].inner, ipad,
+                            sizeof(ipad)) == 1
+        && EVP_DigestInit_ex(ngx_dr_auth_hmac[slot].outer, md, NULL) == 1
+        && EVP_DigestUpdate(ngx_dr_auth_hmac[slot].outer, opad,
+                            sizeof(opad)) == 1)
     {
-        EVP_MD_free(md);
-        ngx_explicit_memzero(key, sizeof(key));
-        ngx_explicit_memzero(ipad, sizeof(ipad));
-        ngx_explicit_memzero(opad, sizeof(opad));
-        ngx_dr_auth_exit_process(NULL);
-        return NGX_ERROR;
+        rc = NGX_OK;
     }
+
+done:
 
     EVP_MD_free(md);
     ngx_explicit_memzero(key, sizeof(key));
     ngx_explicit_memzero(ipad, sizeof(ipad));
     ngx_explicit_memzero(opad, sizeof(opad));
 
-    return NGX_OK;
+    return rc;
 }
 
 
 void
 ngx_dr_auth_exit_process(ngx_cycle_t *cycle)
 {
-    EVP_MD_CTX_free(ngx_dr_auth_inner);
-    EVP_MD_CTX_free(ngx_dr_auth_outer);
-    EVP_MD_CTX_free(ngx_dr_auth_work);
+    ngx_uint_t  i;
 
-    ngx_dr_auth_inner = NULL;
-    ngx_dr_auth_outer = NULL;
+    for (i = 0; i < 2; i++) {
+        EVP_MD_CTX_free(ngx_dr_auth_hmac[i].inner);
+        EVP_MD_CTX_free(ngx_dr_auth_hmac[i].outer);
+        ngx_dr_auth_hmac[i].inner = NULL;
+        ngx_dr_auth_hmac[i].outer = NULL;
+    }
+
+    EVP_MD_CTX_free(ngx_dr_auth_work);
     ngx_dr_auth_work = NULL;
 }
 

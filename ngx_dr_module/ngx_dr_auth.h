@@ -20,8 +20,8 @@ char *ngx_dr_auth_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_dr_auth_init(ngx_conf_t *cf);
 void ngx_dr_auth_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_dr_auth_add_variables(ngx_conf_t *cf);
-ngx_int_t ngx_dr_auth_hash(ngx_dr_main_conf_t *dmcf, u_char *secret,
-    size_t len, u_char *out);
+ngx_int_t ngx_dr_auth_hash(ngx_dr_main_conf_t *dmcf, ngx_uint_t previous,
+    u_char *secret, size_t len, u_char *out);
 
 
 #endif /* _NGX_DR_AUTH_H_INCLUDED_ */

@@ -199,7 +199,7 @@ static ngx_command_t  ngx_dr_commands[] = {
       NULL },
 
     { ngx_string("dr_key_secret_file"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_dr_auth_secret_file,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
@@ -552,7 +552,7 @@ ngx_dr_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->auth != NGX_DR_AUTH_OFF) {
 
-        if (dmcf->key_secret.len == 0) {
+        if (dmcf->key_secret.value.len == 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"dr_auth\" needs \"dr_key_secret_file\"");
             return NGX_CONF_ERROR;

@@ -31,6 +31,13 @@
 #define NGX_DR_AUTH_FAIL_OPEN    1     /* let through as anonymous */
 
 
+/* a server secret of the API keys, and its fingerprint */
+typedef struct {
+    ngx_str_t            value;
+    u_char               version[17];
+} ngx_dr_secret_t;
+
+
 typedef struct {
     ngx_dr_pg_conf_t     pg;
     ngx_dr_cache_conf_t  cache;
@@ -43,7 +50,8 @@ typedef struct {
     ngx_uint_t           runner_jobs;       /* held by a worker at once */
     time_t               schedule;      /* seconds; 0: off */
 
-    ngx_str_t            key_secret;
+    ngx_dr_secret_t      key_secret;
+    ngx_dr_secret_t      key_secret_previous;  /* while rotating */
     ngx_shm_zone_t      *key_zone;
     time_t               key_ttl;
     time_t               key_negative_ttl;
@@ -93,6 +101,7 @@ struct ngx_dr_request_s {
     ngx_dr_limit_want_t     *wants;     /* the buckets it took from */
     ngx_uint_t               nwants;
     ngx_str_t                key_name;
+    ngx_str_t                secret;    /* of the key sent, in its header */
     unsigned                 limited:1;
     unsigned                 bearer:1;  /* the key came as a Bearer */
 };
