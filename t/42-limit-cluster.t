@@ -113,8 +113,13 @@ my ($longest) = $a->dbh->selectrow_array(q{
           FROM test_sync_log
          WHERE at BETWEEN to_timestamp(?) AND to_timestamp(?)) g},
     undef, $first, $last);
-$longest //= $interval;
-$longest = $interval if $longest < $interval;
+$longest //= $interval / 2;
+
+# what one node takes reaches the other when the first pushes and the
+# other pulls, each at most one gap between exchanges later: normally
+# half an interval each, on a busy machine as long as the longest gap
+my $delay = 2 * $longest;
+$delay = $interval if $delay < $interval;
 
 # one bucket fed every request of both nodes, in the order of their times
 my ($tokens, $at, $one_bucket) = ($burst, undef, 0);
@@ -131,17 +136,18 @@ for my $ms (sort @events) {    # milliseconds since 1970: 13 digits each
 
 my $elapsed = $last - $first;
 my $one_node = $burst + floor($rate * $elapsed);
-# a node learns of the other's consumption at most one interval late;
-# and each node's bucket for a new key starts full, which the first
-# exchange charges back, at most one burst
-my $bound = $one_node + ($rate * $longest + $burst) * (2 - 1);
+# a node learns of the other's consumption at most $delay late (one
+# interval on a quiet machine); and each node's bucket for a new key
+# starts full, which the first exchange charges back, at most one burst
+my $bound = $one_node + ($rate * $delay + $burst) * (2 - 1);
 
 diag(sprintf 'admitted %d (node a %d, node b %d) in %.2f s; one node '
     . 'would admit %d, one bucket fed the same requests %d; the longest '
-    . 'between two exchanges %.2f s (configured %.2f s): the bound is %d; '
-    . 'without sync two nodes would admit %d', $admitted,
-    $by{$a->port} // 0, $by{$b->port} // 0, $elapsed, $one_node,
-    $one_bucket, $longest, $interval, $bound, 2 * $one_node);
+    . 'between two exchanges %.2f s (every %.2f s configured), so news '
+    . 'at most %.2f s late: the bound is %d; without sync two nodes would '
+    . 'admit %d', $admitted, $by{$a->port} // 0, $by{$b->port} // 0,
+    $elapsed, $one_node, $one_bucket, $longest, $interval / 2, $delay,
+    $bound, 2 * $one_node);
 
 ok($admitted <= $bound, 'two nodes admit at most '
     . '(rate x interval + burst) x (nodes - 1) more than one');

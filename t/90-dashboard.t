@@ -144,6 +144,15 @@ sub visit {
     return { map { $_->{name} => $_ } @{ decode_json($out) } };
 }
 
+# the queue's figures the operator's page shows are refreshed by the node
+# in the background (every 15 s): the page is visited once they show the
+# runs' end
+ok(DR::Test::wait_for(sub {
+        my $q = $t->get('/readyz')->{json}{queue} // {};
+        defined $q->{queued} && $q->{queued} == 0 && $q->{leased} == 0;
+    }, $ENV{DR_VALGRIND} ? 120 : 60),
+    'the node\'s queue figures show the runs ended');
+
 my $seen = visit(@shots, '--key', $admin, '--watch', $run2,
     "rankings=$base",
     "page2=$base#/?limit=5&page=2",
