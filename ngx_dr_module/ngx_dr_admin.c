@@ -3,8 +3,8 @@
  * Domain Runner: the admin API, for keys of the "admin" tier only,
  * routed by the table ngx_dr_admin_routes: keys (created with their
  * secret shown once, listed without secrets, revoked with a notification
- * to every node), domains, runs, the rescore, the probe and the
- * providers.
+ * to every node), domains, runs, the rescore, the probe, the providers,
+ * the spend budgets and the keys' usage.
  */
 
 
@@ -17,6 +17,7 @@
 #include "ngx_dr_http.h"
 #include "ngx_dr_admin.h"
 #include "ngx_dr_auth.h"
+#include "ngx_dr_budgets.h"
 #include "ngx_dr_probe.h"
 #include "ngx_dr_providers.h"
 #include "ngx_dr_rescore.h"
@@ -63,6 +64,9 @@ static ngx_int_t ngx_dr_admin_run(ngx_http_request_t *r, ngx_str_t *id);
 static ngx_int_t ngx_dr_admin_probe(ngx_http_request_t *r, ngx_str_t *id);
 static ngx_int_t ngx_dr_admin_providers(ngx_http_request_t *r,
     ngx_str_t *id);
+static ngx_int_t ngx_dr_admin_budgets(ngx_http_request_t *r, ngx_str_t *id);
+static ngx_int_t ngx_dr_admin_set_budget(ngx_http_request_t *r,
+    json_t *body);
 static void ngx_dr_admin_body(ngx_http_request_t *r);
 static ngx_int_t ngx_dr_admin_create(ngx_http_request_t *r, json_t *body);
 static ngx_int_t ngx_dr_admin_add_domains(ngx_http_request_t *r,
@@ -127,6 +131,12 @@ static ngx_dr_admin_route_t  ngx_dr_admin_routes[] = {
     { ngx_string("/admin/providers"), NGX_HTTP_GET|NGX_HTTP_HEAD,
       NGX_DR_ADMIN_ID_NONE, ngx_dr_admin_providers, NULL, NULL, 0 },
 
+    { ngx_string("/admin/budgets"), NGX_HTTP_GET|NGX_HTTP_HEAD,
+      NGX_DR_ADMIN_ID_NONE, ngx_dr_admin_budgets, NULL, NULL, 0 },
+    { ngx_string("/admin/budgets"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
+      NULL, ngx_dr_admin_set_budget,
+      "{\"scope\", \"period\", \"usd\"}", 0 },
+
     { ngx_null_string, 0, 0, NULL, NULL, NULL, 0 }
 };
 
@@ -169,8 +179,18 @@ static const char  ngx_dr_admin_run_create_sql[] =
     " RETURNING 1) "
     "SELECT r.id, (SELECT count(*) FROM j) FROM r";
 
+/*
+ * A run with jobs to do whose calls a spend budget refused is
+ * "budget_exhausted" (r.budget_exhausted names the budget) until one of
+ * its calls may go again.
+ */
 static const char  ngx_dr_admin_run_sql[] =
-    "SELECT r.id, r.status, r.total_jobs,"
+    "SELECT r.id,"
+    " CASE WHEN r.budget_exhausted IS NOT NULL"
+    "  AND r.status IN ('queued', 'running')"
+    "  AND count(*) FILTER (WHERE j.status IN ('queued', 'failed')) > 0"
+    "  THEN 'budget_exhausted' ELSE r.status END,"
+    " r.total_jobs,"
     " count(*) FILTER (WHERE j.status = 'done') AS done,"
     " count(*) FILTER (WHERE j.status = 'failed') AS failed,"
     " count(*) FILTER (WHERE j.status = 'dead') AS dead,"
@@ -180,7 +200,8 @@ static const char  ngx_dr_admin_run_sql[] =
     " to_char(r.created_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
     " to_char(r.started_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
     " to_char(r.finished_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
-    " extract(epoch FROM now() - r.started_at)::float8 "
+    " extract(epoch FROM now() - r.started_at)::float8,"
+    " r.budget_exhausted "
     "FROM runs r LEFT JOIN jobs j ON j.run_id = r.id,"
     /* the tokens and cost of the answers stored so far */
     " LATERAL (SELECT coalesce(sum(input_tokens), 0) AS i,"
@@ -482,6 +503,20 @@ static ngx_int_t
 ngx_dr_admin_providers(ngx_http_request_t *r, ngx_str_t *id)
 {
     return ngx_dr_providers_handler(r);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_budgets(ngx_http_request_t *r, ngx_str_t *id)
+{
+    return ngx_dr_budgets_list(r);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_set_budget(ngx_http_request_t *r, json_t *body)
+{
+    return ngx_dr_budgets_set(r, body);
 }
 
 
@@ -1133,6 +1168,13 @@ ngx_dr_admin_run_read(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
                             ? json_null()
                             : json_string(PQgetvalue(q->res, 0, i)));
     }
+
+    /* "scope/period" of the budget its jobs wait for */
+    json_object_set_new(answer, "exhausted_budget",
+                        ngx_strcmp(PQgetvalue(q->res, 0, 1),
+                                   "budget_exhausted") == 0
+                        ? json_string(PQgetvalue(q->res, 0, 15))
+                        : json_null());
 
     return ngx_dr_json_send(r, NGX_HTTP_OK, answer);
 }

@@ -20,6 +20,7 @@
 #include "ngx_dr_queue.h"
 #include "ngx_dr_usage.h"
 #include "ngx_dr_llm.h"
+#include "ngx_dr_budget.h"
 #include "ngx_dr_runner.h"
 #include "ngx_dr_schedule.h"
 #include "ngx_dr_rescore.h"
@@ -154,6 +155,13 @@ static ngx_command_t  ngx_dr_commands[] = {
       ngx_dr_llm_provider,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_dr_main_conf_t, providers),
+      NULL },
+
+    { ngx_string("dr_budget"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE3,
+      ngx_dr_budget,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_dr_main_conf_t, budgets),
       NULL },
 
     { ngx_string("dr_runner"),
@@ -392,6 +400,13 @@ ngx_dr_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (dmcf->budgets && dmcf->pg.primary == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"dr_budget\" needs \"dr_pg\": the spend "
+                           "lives in the database");
+        return NGX_CONF_ERROR;
+    }
+
     if (dmcf->runner_lease < 1000) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"dr_runner_lease\" must be at least 1s");
@@ -603,6 +618,7 @@ ngx_dr_init_process(ngx_cycle_t *cycle)
         || ngx_dr_keys_init_process(cycle) != NGX_OK
         || ngx_dr_usage_init_process(cycle, &dmcf->limit) != NGX_OK
         || ngx_dr_queue_init_process(cycle) != NGX_OK
+        || ngx_dr_budget_init_process(cycle) != NGX_OK
         || (dmcf->providers && ngx_dr_llm_init_process(cycle) != NGX_OK)
         || ngx_dr_runner_init_process(cycle) != NGX_OK
         || ngx_dr_scores_init_process(cycle) != NGX_OK
