@@ -4,7 +4,8 @@
 # failed or dead, no attempt spent) and its answers' cost within the
 # budget; the probe is held to it too; raising the budget lets the run
 # finish by itself, and so does the roll of a period.  Reservations a
-# dead worker left are spent in full when they expire.
+# dead worker left are spent in full when they expire.  The budgets are
+# in /metrics.
 
 use strict;
 use warnings;
@@ -33,6 +34,7 @@ EOF
     server {
         listen 127.0.0.1:%%PORT%%;
         location /admin/ { dr_auth required; dr_admin; }
+        location = /metrics { dr_metrics; }
     }
 EOF2
 
@@ -209,6 +211,34 @@ my ($answers) = $dbh->selectrow_array(
     'SELECT count(*) FROM responses WHERE run_id = ?', undef, $run);
 is($sent, $answers, 'every call the simulator saw was an answer stored: '
     . 'none went without room in the budget');
+
+# --- /metrics ---------------------------------------------------------------
+
+my $m = '';
+
+# the value of a budget's series in the last scrape
+sub series {
+    my ($name, $scope, $period) = @_;
+    return $m =~ /^$name\{scope="\Q$scope\E",period="$period"\} ([\d.]+)$/m
+         ? $1 : undef;
+}
+
+for (1 .. 40) {
+    $m = $t->get('/metrics')->{content};
+    last if (series('dr_budget_spent_dollars', 'global', 'day') // 0) > 0;
+    sleep 0.25;
+}
+is(series('dr_budget_limit_dollars', 'global', 'day'), '0.002000',
+    'metrics: the limit of the global daily budget');
+my $mspent = series('dr_budget_spent_dollars', 'global', 'day');
+ok(defined $mspent && $mspent > 0 && $mspent <= 0.002,
+    'metrics: what it spent, within it: ' . ($mspent // 'none'));
+is(series('dr_budget_limit_dollars', 'provider:openai', 'month'),
+    '60.500000', 'metrics: a provider\'s budget, from its row');
+is(series('dr_budget_limit_dollars', 'provider:mistral', 'hour'),
+    '0.250000', 'metrics: a default of the configuration');
+like($m, qr/^# TYPE dr_budget_reserved_dollars gauge$/m,
+    'metrics: what the calls under way hold');
 
 # --- the probe is held to the budgets too -----------------------------------
 

@@ -22,10 +22,6 @@ use Time::HiRes qw(sleep time);
 # metrics that rules may name before the module exports them: each stays
 # silent until it exists (see the comments in conf/prometheus/)
 our %PLANNED = (
-    dr_budget_spent_dollars =>
-        'spend budgets (POST /admin/budgets) are not built yet',
-    dr_budget_limit_dollars =>
-        'spend budgets (POST /admin/budgets) are not built yet',
     dr_limit_zone_evictions_total =>
         'the limit zone does not count the buckets it drops yet',
 );
