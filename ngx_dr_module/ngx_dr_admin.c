@@ -20,6 +20,7 @@
 #include "ngx_dr_budgets.h"
 #include "ngx_dr_probe.h"
 #include "ngx_dr_providers.h"
+#include "ngx_dr_report.h"
 #include "ngx_dr_rescore.h"
 #include "ngx_dr_validate.h"
 
@@ -67,6 +68,7 @@ static ngx_int_t ngx_dr_admin_providers(ngx_http_request_t *r,
 static ngx_int_t ngx_dr_admin_budgets(ngx_http_request_t *r, ngx_str_t *id);
 static ngx_int_t ngx_dr_admin_set_budget(ngx_http_request_t *r,
     json_t *body);
+static ngx_int_t ngx_dr_admin_usage(ngx_http_request_t *r, ngx_str_t *id);
 static void ngx_dr_admin_body(ngx_http_request_t *r);
 static ngx_int_t ngx_dr_admin_create(ngx_http_request_t *r, json_t *body);
 static ngx_int_t ngx_dr_admin_add_domains(ngx_http_request_t *r,
@@ -136,6 +138,8 @@ static ngx_dr_admin_route_t  ngx_dr_admin_routes[] = {
     { ngx_string("/admin/budgets"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
       NULL, ngx_dr_admin_set_budget,
       "{\"scope\", \"period\", \"usd\"}", 0 },
+    { ngx_string("/admin/usage"), NGX_HTTP_GET|NGX_HTTP_HEAD,
+      NGX_DR_ADMIN_ID_NONE, ngx_dr_admin_usage, NULL, NULL, 0 },
 
     { ngx_null_string, 0, 0, NULL, NULL, NULL, 0 }
 };
@@ -517,6 +521,13 @@ static ngx_int_t
 ngx_dr_admin_set_budget(ngx_http_request_t *r, json_t *body)
 {
     return ngx_dr_budgets_set(r, body);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_usage(ngx_http_request_t *r, ngx_str_t *id)
+{
+    return ngx_dr_report_admin(r);
 }
 
 

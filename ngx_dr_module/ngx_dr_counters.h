@@ -40,8 +40,9 @@
 #define NGX_DR_GROUP_PROVIDERS     13
 #define NGX_DR_GROUP_OPENAPI       14
 #define NGX_DR_GROUP_ADMIN         15
-#define NGX_DR_GROUP_OTHER         16
-#define NGX_DR_M_GROUPS            17
+#define NGX_DR_GROUP_USAGE         16
+#define NGX_DR_GROUP_OTHER         17
+#define NGX_DR_M_GROUPS            18
 
 /* status classes 1xx .. 5xx, at index class - 1 */
 #define NGX_DR_M_CLASSES           5

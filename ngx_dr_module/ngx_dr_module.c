@@ -19,6 +19,7 @@
 #include "ngx_dr_metrics.h"
 #include "ngx_dr_queue.h"
 #include "ngx_dr_usage.h"
+#include "ngx_dr_report.h"
 #include "ngx_dr_llm.h"
 #include "ngx_dr_budget.h"
 #include "ngx_dr_runner.h"
@@ -333,7 +334,8 @@ ngx_dr_postconfiguration(ngx_conf_t *cf)
     }
 
     if (ngx_dr_counters_zone(cf, &ngx_http_dr_module) != NGX_OK
-        || ngx_dr_api_init(cf) != NGX_OK)
+        || ngx_dr_api_init(cf) != NGX_OK
+        || ngx_dr_report_init(cf) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -617,6 +619,7 @@ ngx_dr_init_process(ngx_cycle_t *cycle)
         || ngx_dr_api_init_process(cycle) != NGX_OK
         || ngx_dr_keys_init_process(cycle) != NGX_OK
         || ngx_dr_usage_init_process(cycle, &dmcf->limit) != NGX_OK
+        || ngx_dr_report_init_process(cycle) != NGX_OK
         || ngx_dr_queue_init_process(cycle) != NGX_OK
         || ngx_dr_budget_init_process(cycle) != NGX_OK
         || (dmcf->providers && ngx_dr_llm_init_process(cycle) != NGX_OK)

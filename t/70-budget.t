@@ -87,7 +87,7 @@ sub budgets {
     return \%b;
 }
 
-# --- the API's answers to bad input change nothing -------------------------
+# --- the API's answers to bad input change nothing --------------------------
 
 my @bad = (
     ['not json', qr/not valid JSON/],
