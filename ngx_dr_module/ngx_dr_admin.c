@@ -3,8 +3,8 @@
  * Domain Runner: the admin API, for keys of the "admin" tier only,
  * routed by the table ngx_dr_admin_routes: keys (created with their
  * secret shown once, listed without secrets, revoked with a notification
- * to every node), domains, runs, the rescore, the probe and the
- * providers.
+ * to every node), domains, runs, the rescore, the probe, the providers,
+ * the spend budgets and the keys' usage.
  */
 
 
@@ -17,8 +17,10 @@
 #include "ngx_dr_http.h"
 #include "ngx_dr_admin.h"
 #include "ngx_dr_auth.h"
+#include "ngx_dr_spend.h"
 #include "ngx_dr_probe.h"
 #include "ngx_dr_providers.h"
+#include "ngx_dr_report.h"
 #include "ngx_dr_rescore.h"
 #include "ngx_dr_validate.h"
 
@@ -64,10 +66,12 @@ static ngx_int_t ngx_dr_admin_probe(ngx_http_request_t *r, ngx_str_t *id);
 static ngx_int_t ngx_dr_admin_audit(ngx_http_request_t *r, ngx_str_t *id);
 static ngx_int_t ngx_dr_admin_audited(ngx_http_request_t *r,
     ngx_dr_pg_query_t *q);
-static ngx_int_t ngx_dr_admin_actor(ngx_http_request_t *r,
-    const char **params);
 static ngx_int_t ngx_dr_admin_providers(ngx_http_request_t *r,
     ngx_str_t *id);
+static ngx_int_t ngx_dr_admin_budgets(ngx_http_request_t *r, ngx_str_t *id);
+static ngx_int_t ngx_dr_admin_set_budget(ngx_http_request_t *r,
+    json_t *body);
+static ngx_int_t ngx_dr_admin_usage(ngx_http_request_t *r, ngx_str_t *id);
 static void ngx_dr_admin_body(ngx_http_request_t *r);
 static ngx_int_t ngx_dr_admin_create(ngx_http_request_t *r, json_t *body);
 static ngx_int_t ngx_dr_admin_add_domains(ngx_http_request_t *r,
@@ -134,6 +138,14 @@ static ngx_dr_admin_route_t  ngx_dr_admin_routes[] = {
     { ngx_string("/admin/audit"), NGX_HTTP_GET|NGX_HTTP_HEAD,
       NGX_DR_ADMIN_ID_NONE, ngx_dr_admin_audit, NULL, NULL, 0 },
 
+    { ngx_string("/admin/budgets"), NGX_HTTP_GET|NGX_HTTP_HEAD,
+      NGX_DR_ADMIN_ID_NONE, ngx_dr_admin_budgets, NULL, NULL, 0 },
+    { ngx_string("/admin/budgets"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
+      NULL, ngx_dr_admin_set_budget,
+      "{\"scope\", \"period\", \"usd\"}", 0 },
+    { ngx_string("/admin/usage"), NGX_HTTP_GET|NGX_HTTP_HEAD,
+      NGX_DR_ADMIN_ID_NONE, ngx_dr_admin_usage, NULL, NULL, 0 },
+
     { ngx_null_string, 0, 0, NULL, NULL, NULL, 0 }
 };
 
@@ -185,8 +197,18 @@ static const char  ngx_dr_admin_run_create_sql[] =
     " FROM r) "
     "SELECT r.id, (SELECT count(*) FROM j) FROM r";
 
+/*
+ * A run with jobs to do whose calls a spend budget refused is
+ * "budget_exhausted" (r.budget_exhausted names the budget) until one of
+ * its calls may go again.
+ */
 static const char  ngx_dr_admin_run_sql[] =
-    "SELECT r.id, r.status, r.total_jobs,"
+    "SELECT r.id,"
+    " CASE WHEN r.budget_exhausted IS NOT NULL"
+    "  AND r.status IN ('queued', 'running')"
+    "  AND count(*) FILTER (WHERE j.status IN ('queued', 'failed')) > 0"
+    "  THEN 'budget_exhausted' ELSE r.status END,"
+    " r.total_jobs,"
     " count(*) FILTER (WHERE j.status = 'done') AS done,"
     " count(*) FILTER (WHERE j.status = 'failed') AS failed,"
     " count(*) FILTER (WHERE j.status = 'dead') AS dead,"
@@ -196,7 +218,8 @@ static const char  ngx_dr_admin_run_sql[] =
     " to_char(r.created_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
     " to_char(r.started_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
     " to_char(r.finished_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
-    " extract(epoch FROM now() - r.started_at)::float8 "
+    " extract(epoch FROM now() - r.started_at)::float8,"
+    " r.budget_exhausted "
     "FROM runs r LEFT JOIN jobs j ON j.run_id = r.id,"
     /* the tokens and cost of the answers stored so far */
     " LATERAL (SELECT coalesce(sum(input_tokens), 0) AS i,"
@@ -466,31 +489,6 @@ ngx_dr_admin_not_allowed(ngx_http_request_t *r, ngx_uint_t allowed)
 }
 
 
-/* who acts, for the audit trail: the admin key's id, its client's address */
-
-static ngx_int_t
-ngx_dr_admin_actor(ngx_http_request_t *r, const char **params)
-{
-    u_char            *p;
-    ngx_dr_request_t  *req;
-
-    req = ngx_dr_request(r);
-
-    p = ngx_pnalloc(r->pool, NGX_INT64_LEN + 1);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    (void) ngx_sprintf(p, "%L%Z", req->key_id);
-    params[0] = (const char *) p;
-
-    params[1] = (const char *) ngx_dr_cstr(r->pool,
-                                           &r->connection->addr_text);
-
-    return params[1] ? NGX_OK : NGX_ERROR;
-}
-
-
 /* routes without a body */
 
 static ngx_int_t
@@ -508,7 +506,7 @@ ngx_dr_admin_revoke(ngx_http_request_t *r, ngx_str_t *id)
 
     params[0] = (const char *) id->data;
 
-    if (ngx_dr_admin_actor(r, &params[1]) != NGX_OK) {
+    if (ngx_dr_request_actor(r, &params[1]) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -524,7 +522,7 @@ ngx_dr_admin_remove_domain(ngx_http_request_t *r, ngx_str_t *id)
 
     params[0] = (const char *) id->data;
 
-    if (ngx_dr_admin_actor(r, &params[1]) != NGX_OK) {
+    if (ngx_dr_request_actor(r, &params[1]) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -638,6 +636,27 @@ static ngx_int_t
 ngx_dr_admin_providers(ngx_http_request_t *r, ngx_str_t *id)
 {
     return ngx_dr_providers_handler(r);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_budgets(ngx_http_request_t *r, ngx_str_t *id)
+{
+    return ngx_dr_spend_list(r);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_set_budget(ngx_http_request_t *r, json_t *body)
+{
+    return ngx_dr_spend_set(r, body);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_usage(ngx_http_request_t *r, ngx_str_t *id)
+{
+    return ngx_dr_report_admin(r);
 }
 
 
@@ -805,7 +824,7 @@ ngx_dr_admin_create(ngx_http_request_t *r, json_t *body)
     params[4] = (expires && json_is_string(expires))
                 ? json_string_value(expires) : NULL;
 
-    if (ngx_dr_admin_actor(r, &params[5]) != NGX_OK) {
+    if (ngx_dr_request_actor(r, &params[5]) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1009,7 +1028,7 @@ ngx_dr_admin_add_domains(ngx_http_request_t *r, json_t *body)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_dr_admin_actor(r, &params[4]) != NGX_OK) {
+    if (ngx_dr_request_actor(r, &params[4]) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1173,7 +1192,7 @@ ngx_dr_admin_create_run(ngx_http_request_t *r, json_t *body)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_dr_admin_actor(r, &params[5]) != NGX_OK) {
+    if (ngx_dr_request_actor(r, &params[5]) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1303,6 +1322,13 @@ ngx_dr_admin_run_read(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
                             ? json_null()
                             : json_string(PQgetvalue(q->res, 0, i)));
     }
+
+    /* "scope/period" of the budget its jobs wait for */
+    json_object_set_new(answer, "exhausted_budget",
+                        ngx_strcmp(PQgetvalue(q->res, 0, 1),
+                                   "budget_exhausted") == 0
+                        ? json_string(PQgetvalue(q->res, 0, 15))
+                        : json_null());
 
     return ngx_dr_json_send(r, NGX_HTTP_OK, answer);
 }

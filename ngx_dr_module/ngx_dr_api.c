@@ -19,6 +19,7 @@
 #include "ngx_dr_http.h"
 #include "ngx_dr_counters.h"
 #include "ngx_dr_health.h"
+#include "ngx_dr_report.h"
 #include "ngx_dr_api.h"
 #include "ngx_dr_validate.h"
 #include "ngx_dr_score.h"
@@ -139,6 +140,8 @@ static ngx_int_t ngx_dr_api_ticker(ngx_http_request_t *r,
     ngx_dr_api_ctx_t *ctx);
 static ngx_int_t ngx_dr_api_openapi(ngx_http_request_t *r,
     ngx_dr_api_ctx_t *ctx);
+static ngx_int_t ngx_dr_api_usage(ngx_http_request_t *r,
+    ngx_dr_api_ctx_t *ctx);
 
 static json_t *ngx_dr_api_stats_build(ngx_http_request_t *r,
     ngx_dr_api_ctx_t *ctx, PGresult *res, ngx_uint_t *status);
@@ -210,6 +213,12 @@ static ngx_dr_api_arg_t  ngx_dr_api_ticker_args[] = {
 static ngx_dr_api_arg_t  ngx_dr_api_days_args[] = {
     { ngx_string("days"), NGX_DR_API_PARAM(days), NGX_DR_ARG_UINT,
       1, 365, 30, NULL },
+    { ngx_null_string, 0, 0, 0, 0, 0, NULL }
+};
+
+static ngx_dr_api_arg_t  ngx_dr_api_usage_args[] = {
+    { ngx_string("days"), NGX_DR_API_PARAM(days), NGX_DR_ARG_UINT,
+      1, NGX_DR_REPORT_DAYS_MAX, NGX_DR_REPORT_DAYS, NULL },
     { ngx_null_string, 0, 0, 0, 0, 0, NULL }
 };
 
@@ -433,6 +442,9 @@ static ngx_dr_api_route_t  ngx_dr_api_routes[] = {
     { ngx_string("/api/openapi.json"), ngx_null_string, ngx_dr_api_no_args,
       ngx_dr_api_openapi, NULL, NULL, NGX_DR_API_NO_PARAMS,
       NULL, NULL, 0, 0, NGX_DR_GROUP_OPENAPI },
+    { ngx_string("/api/usage"), ngx_null_string, ngx_dr_api_usage_args,
+      ngx_dr_api_usage, NULL, NULL, NGX_DR_API_NO_PARAMS,
+      NULL, NULL, 0, 0, NGX_DR_GROUP_USAGE },
 
     { ngx_null_string, ngx_null_string, NULL, NULL, NULL, NULL, 0, NULL,
       NULL, 0, 0, NGX_DR_GROUP_OTHER }
@@ -1257,6 +1269,15 @@ ngx_dr_api_openapi(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
     hc.cacheable = 1;
 
     return ngx_dr_http_send(r, NGX_HTTP_OK, &body, &hc);
+}
+
+
+/* GET /api/usage?days=: the caller's own key, never cached */
+
+static ngx_int_t
+ngx_dr_api_usage(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
+{
+    return ngx_dr_report_handler(r, ctx->params.days);
 }
 
 

@@ -10,7 +10,7 @@
 #include "ngx_dr_counters.h"
 
 
-#define NGX_DR_COUNTERS_VERSION  5
+#define NGX_DR_COUNTERS_VERSION  6
 
 
 static ngx_int_t ngx_dr_counters_init_zone(ngx_shm_zone_t *shm_zone,
@@ -19,6 +19,9 @@ static ngx_int_t ngx_dr_counters_init_zone(ngx_shm_zone_t *shm_zone,
 
 ngx_dr_counters_t  *ngx_dr_counters;
 
+/* the zone's lock: the budgets' names are copied whole, never torn */
+static ngx_slab_pool_t  *ngx_dr_counters_shpool;
+
 ngx_str_t  ngx_dr_counters_groups[NGX_DR_M_GROUPS] = {
     ngx_string("health"), ngx_string("stats"), ngx_string("rankings"),
     ngx_string("public"), ngx_string("competitive"), ngx_string("ticker"),
@@ -26,7 +29,7 @@ ngx_str_t  ngx_dr_counters_groups[NGX_DR_M_GROUPS] = {
     ngx_string("fire_alarm"), ngx_string("drift"), ngx_string("consensus"),
     ngx_string("volatility"), ngx_string("time_series"),
     ngx_string("providers"), ngx_string("openapi"), ngx_string("admin"),
-    ngx_string("other")
+    ngx_string("usage"), ngx_string("other")
 };
 
 /* the upper bounds of the latency buckets, in ms and as Prometheus's le */
@@ -83,6 +86,7 @@ ngx_dr_counters_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         }
 
         ngx_dr_counters = counters;
+        ngx_dr_counters_shpool = shpool;
         return NGX_OK;
     }
 
@@ -94,6 +98,7 @@ ngx_dr_counters_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     counters->version = NGX_DR_COUNTERS_VERSION;
     shpool->data = counters;
     ngx_dr_counters = counters;
+    ngx_dr_counters_shpool = shpool;
 
     return NGX_OK;
 }
@@ -279,4 +284,53 @@ ngx_dr_counters_queue(ngx_atomic_uint_t *jobs, ngx_atomic_uint_t runs)
 
     ngx_dr_counters->runs_running = runs;
     ngx_dr_counters->queue_known = 1;
+}
+
+
+/* the spend budgets' figures, as worker 0 last read them */
+
+void
+ngx_dr_counters_budgets_set(ngx_dr_counters_budget_t *b, ngx_uint_t n)
+{
+    if (ngx_dr_counters == NULL) {
+        return;
+    }
+
+    n = ngx_min(n, NGX_DR_M_BUDGETS);
+
+    ngx_shmtx_lock(&ngx_dr_counters_shpool->mutex);
+
+    ngx_memcpy(ngx_dr_counters->budgets, b,
+               n * sizeof(ngx_dr_counters_budget_t));
+    ngx_dr_counters->nbudgets = n;
+    ngx_dr_counters->budgets_known = 1;
+
+    ngx_shmtx_unlock(&ngx_dr_counters_shpool->mutex);
+}
+
+
+/* copies them into b (room for NGX_DR_M_BUDGETS); -1 when not read yet */
+
+ngx_int_t
+ngx_dr_counters_budgets_get(ngx_dr_counters_budget_t *b)
+{
+    ngx_int_t  n;
+
+    if (ngx_dr_counters == NULL) {
+        return -1;
+    }
+
+    ngx_shmtx_lock(&ngx_dr_counters_shpool->mutex);
+
+    n = ngx_dr_counters->budgets_known ? (ngx_int_t) ngx_dr_counters->nbudgets
+                                       : -1;
+
+    if (n > 0) {
+        ngx_memcpy(b, ngx_dr_counters->budgets,
+                   n * sizeof(ngx_dr_counters_budget_t));
+    }
+
+    ngx_shmtx_unlock(&ngx_dr_counters_shpool->mutex);
+
+    return n;
 }

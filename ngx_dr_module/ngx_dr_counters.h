@@ -40,8 +40,9 @@
 #define NGX_DR_GROUP_PROVIDERS     13
 #define NGX_DR_GROUP_OPENAPI       14
 #define NGX_DR_GROUP_ADMIN         15
-#define NGX_DR_GROUP_OTHER         16
-#define NGX_DR_M_GROUPS            17
+#define NGX_DR_GROUP_USAGE         16
+#define NGX_DR_GROUP_OTHER         17
+#define NGX_DR_M_GROUPS            18
 
 /* status classes 1xx .. 5xx, at index class - 1 */
 #define NGX_DR_M_CLASSES           5
@@ -87,6 +88,21 @@
 #define NGX_DR_JOB_DEAD            4
 #define NGX_DR_JOB_STATES          5
 
+/* the spend budgets the scrape shows, at most, and their names' length */
+#define NGX_DR_M_BUDGETS           64
+#define NGX_DR_M_SCOPE_LEN         80
+#define NGX_DR_M_PERIOD_LEN        8
+
+
+/* a spend budget's figures in its current window, in micro-dollars */
+typedef struct {
+    u_char               scope[NGX_DR_M_SCOPE_LEN];     /* NUL ended */
+    u_char               period[NGX_DR_M_PERIOD_LEN];
+    uint64_t             limit;
+    uint64_t             spent;
+    uint64_t             reserved;
+} ngx_dr_counters_budget_t;
+
 
 typedef struct {
     ngx_uint_t           version;
@@ -128,6 +144,11 @@ typedef struct {
     ngx_atomic_t         jobs[NGX_DR_JOB_STATES];
     ngx_atomic_t         runs_running;
     ngx_atomic_t         queue_known;
+
+    /* the spend budgets, refreshed in the background, under the lock */
+    ngx_uint_t           nbudgets;
+    ngx_uint_t           budgets_known;
+    ngx_dr_counters_budget_t  budgets[NGX_DR_M_BUDGETS];
 } ngx_dr_counters_t;
 
 
@@ -152,6 +173,8 @@ void ngx_dr_counters_call(ngx_uint_t provider, ngx_uint_t model,
     ngx_uint_t outcome, ngx_msec_t ms, long tokens_in, long tokens_out,
     long long cost_micro);
 void ngx_dr_counters_queue(ngx_atomic_uint_t *jobs, ngx_atomic_uint_t runs);
+void ngx_dr_counters_budgets_set(ngx_dr_counters_budget_t *b, ngx_uint_t n);
+ngx_int_t ngx_dr_counters_budgets_get(ngx_dr_counters_budget_t *b);
 
 
 #endif /* _NGX_DR_COUNTERS_H_INCLUDED_ */

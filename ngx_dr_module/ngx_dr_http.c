@@ -89,6 +89,34 @@ ngx_dr_request(ngx_http_request_t *r)
 }
 
 
+/*
+ * Who acts, for the audit trail: the request's key id and its client's
+ * address, as two statement parameters.
+ */
+
+ngx_int_t
+ngx_dr_request_actor(ngx_http_request_t *r, const char **params)
+{
+    u_char            *p;
+    ngx_dr_request_t  *req;
+
+    req = ngx_dr_request(r);
+
+    p = ngx_pnalloc(r->pool, NGX_INT64_LEN + 1);
+    if (req == NULL || p == NULL) {
+        return NGX_ERROR;
+    }
+
+    (void) ngx_sprintf(p, "%L%Z", req->key_id);
+    params[0] = (const char *) p;
+
+    params[1] = (const char *) ngx_dr_cstr(r->pool,
+                                           &r->connection->addr_text);
+
+    return params[1] ? NGX_OK : NGX_ERROR;
+}
+
+
 /* the request id ($request_id), made on first use */
 
 ngx_str_t *

@@ -3,10 +3,12 @@
  * Domain Runner: one prompt put to one model, of a probe or of the queue.
  *
  * Each attempt waits for a free place among the provider's calls in this
- * worker and for a token of one of its keys' buckets (shared by the
- * workers, so that the provider's limit is never exceeded), is refused
- * while the provider's circuit breaker is open, and is then sent through
- * libcurl.  An answer that another attempt may better (429, 5xx, a
+ * worker, reserves what it could cost in the spend budgets (and is not
+ * sent when one has no room), waits for a token of one of its keys'
+ * buckets (shared by the workers, so that the provider's limit is never
+ * exceeded), is refused while the provider's circuit breaker is open, and
+ * is then sent through libcurl; its end settles the reservation to what
+ * the call cost.  An answer that another attempt may better (429, 5xx, a
  * timeout, an unusable answer) is asked again with exponential backoff
  * and jitter, 1 s doubling to 60 s, Retry-After honoured, up to the job's
  * attempts.
@@ -31,6 +33,9 @@
 
 static void ngx_dr_job_attempt(ngx_dr_job_t *job);
 static void ngx_dr_job_wait(ngx_event_t *ev);
+static void ngx_dr_job_reserve(ngx_dr_job_t *job);
+static void ngx_dr_job_reserved(ngx_dr_budget_hold_t *hold);
+static int64_t ngx_dr_job_cost(ngx_dr_job_t *job, ngx_dr_llm_call_t *call);
 static ngx_int_t ngx_dr_job_take(ngx_dr_job_t *job);
 static ngx_uint_t ngx_dr_job_charge(ngx_dr_job_t *job, ngx_uint_t tokens,
     ngx_dr_llm_tiers_t *tiers, ngx_dr_limit_result_t *res);
@@ -61,6 +66,9 @@ ngx_dr_job_release(ngx_dr_job_t *job)
         ngx_del_timer(&job->wait);
     }
 
+    /* a call cut short may still be billed */
+    ngx_dr_budget_release(&job->hold, job->calling);
+
     if (job->calling) {
         /* the call's own pool cleanup cancels the transfer */
         job->provider->active--;
@@ -75,8 +83,9 @@ ngx_dr_job_release(ngx_dr_job_t *job)
 
 
 /*
- * One attempt: a free place among the provider's calls, a closed breaker,
- * a token of a key's bucket (or a wait for it), then the call.
+ * One attempt: a free place among the provider's calls, its reservation
+ * in the spend budgets, a closed breaker, a token of a key's bucket (or a
+ * wait for it), then the call.
  */
 
 static void
@@ -88,6 +97,11 @@ ngx_dr_job_attempt(ngx_dr_job_t *job)
 
     if (pr->active >= pr->concurrency) {
         ngx_add_timer(&job->wait, NGX_DR_JOB_BUSY_WAIT);
+        return;
+    }
+
+    if (job->hold.state != NGX_DR_BUDGET_HELD) {
+        ngx_dr_job_reserve(job);
         return;
     }
 
@@ -116,6 +130,63 @@ static void
 ngx_dr_job_wait(ngx_event_t *ev)
 {
     ngx_dr_job_attempt(ev->data);
+}
+
+
+/* what the call could cost, reserved before anything else is taken */
+
+static void
+ngx_dr_job_reserve(ngx_dr_job_t *job)
+{
+    long long  amount;
+
+    amount = ngx_dr_provider_cost_micro(
+                 (long) ngx_strlen(job->text) + NGX_DR_JOB_FRAME_TOKENS,
+                 NGX_DR_JOB_MAX_TOKENS, job->price_in, job->price_out);
+
+    if (amount < 0) {
+        ngx_dr_job_fail(job, "the model's prices (%.4f, %.4f dollars a "
+                        "million tokens) cannot be reserved in a budget",
+                        job->price_in, job->price_out);
+        return;
+    }
+
+    job->hold.pool = job->pool;
+    job->hold.log = job->log;
+    job->hold.provider = &job->provider->name;
+    job->hold.run_id = job->run_id;
+    job->hold.amount = amount;
+    job->hold.done = ngx_dr_job_reserved;
+    job->hold.data = job;
+
+    ngx_dr_budget_reserve(&job->hold);
+}
+
+
+static void
+ngx_dr_job_reserved(ngx_dr_budget_hold_t *hold)
+{
+    ngx_dr_job_t  *job;
+
+    job = hold->data;
+
+    if (hold->state == NGX_DR_BUDGET_HELD) {
+        ngx_dr_job_attempt(job);
+        return;
+    }
+
+    /*
+     * Not sent, so no attempt of the job is spent: it is asked again
+     * after a while, when the budget may have been raised, its period
+     * have rolled over, or the database come back.
+     */
+
+    job->deferred = 1;
+    job->status = 0;
+    job->answer.retry_after_ms = NGX_DR_JOB_DEFER
+                                 + ngx_random() % NGX_DR_JOB_DEFER;
+
+    ngx_dr_job_fail(job, "%s", hold->error);
 }
 
 
@@ -385,6 +456,8 @@ ngx_dr_job_answered(ngx_dr_llm_call_t *call)
 
     outcome = ngx_dr_job_outcome(job, call);
 
+    ngx_dr_budget_settle(&job->hold, ngx_dr_job_cost(job, call));
+
     ngx_dr_counters_call(job->provider->index, job->model_index, outcome,
                         call->latency, job->answer.input_tokens,
                         job->answer.output_tokens,
@@ -419,6 +492,29 @@ ngx_dr_job_answered(ngx_dr_llm_call_t *call)
     }
 
     job->done(job);
+}
+
+
+/*
+ * What the call cost, for its budgets: from the tokens the answer counts;
+ * without them, an answer (or a call that got none) may still be billed,
+ * in full, but a refusal is not.
+ */
+
+static int64_t
+ngx_dr_job_cost(ngx_dr_job_t *job, ngx_dr_llm_call_t *call)
+{
+    long long  cost;
+
+    cost = ngx_dr_provider_cost_micro(job->answer.input_tokens,
+                                      job->answer.output_tokens,
+                                      job->price_in, job->price_out);
+    if (cost >= 0) {
+        return cost;
+    }
+
+    return (call->status == 0 || (call->status >= 200 && call->status < 300))
+           ? -1 : 0;
 }
 
 
@@ -468,6 +564,9 @@ ngx_dr_job_fail(ngx_dr_job_t *job, const char *fmt, ...)
 
     *p = '\0';
     job->answer.kind = NGX_DR_ANSWER_FAIL;
+
+    /* the attempt was not sent: what it held is not spent */
+    ngx_dr_budget_settle(&job->hold, 0);
 
     job->done(job);
 }

@@ -14,12 +14,24 @@
 
 #include "ngx_dr_llm.h"
 #include "ngx_dr_provider.h"
+#include "ngx_dr_budget.h"
 
 
 /* the longest answer asked for, in tokens */
 #define NGX_DR_JOB_MAX_TOKENS     600
 #define NGX_DR_JOB_TIMEOUT        60000
 #define NGX_DR_JOB_MAX_ANSWER     (1024 * 1024)
+
+/*
+ * What a call could cost is reserved before it leaves: a prompt counts at
+ * most a token a byte, and the providers frame the message with a few
+ * more; the answer, at most NGX_DR_JOB_MAX_TOKENS
+ */
+#define NGX_DR_JOB_FRAME_TOKENS   32
+
+/* a call no budget has room for is asked again after this, and up to as
+ * much again at random */
+#define NGX_DR_JOB_DEFER          5000
 
 
 typedef struct ngx_dr_job_s  ngx_dr_job_t;
@@ -43,6 +55,7 @@ struct ngx_dr_job_s {
     ngx_uint_t                model_index;  /* in the provider's models */
     double                    price_in;     /* dollars a million tokens */
     double                    price_out;
+    u_char                   *run_id;       /* NUL ended; NULL: a probe */
 
     /* out, valid in done() */
     ngx_dr_answer_t           answer;
@@ -52,10 +65,13 @@ struct ngx_dr_job_s {
     ngx_str_t                *key;          /* of the last attempt */
     unsigned                  parsed:1;     /* answer holds memory */
     unsigned                  simulated:1;
+    unsigned                  deferred:1;   /* not sent: no budget had
+                                               room (or could say so) */
 
     /* private */
     ngx_dr_llm_call_t         call;
     ngx_event_t               wait;
+    ngx_dr_budget_hold_t      hold;         /* the attempt's reservation */
     unsigned                  paid:1;       /* its tokens taken ahead */
     unsigned                  calling:1;
 };

@@ -1501,6 +1501,48 @@ ngx_dr_limit_tokens(ngx_dr_limit_conf_t *lcf, ngx_str_t *key)
 }
 
 
+/*
+ * What a bucket holds for a report of its client's usage to the second:
+ * its counts not yet flushed to usage_daily (row->day is their day) and
+ * what it used of its daily quota today (row->daily); NGX_DECLINED when
+ * the zone has no such bucket.
+ */
+
+ngx_int_t
+ngx_dr_limit_usage(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
+    ngx_dr_limit_row_t *row)
+{
+    uint32_t              today;
+    ngx_dr_shm_ctx_t     *ctx;
+    ngx_dr_limit_node_t  *ln;
+
+    ngx_memzero(row, sizeof(ngx_dr_limit_row_t));
+
+    if (lcf->shm_zone == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx = lcf->shm_zone->data;
+    today = (uint32_t) (ngx_time() / NGX_DR_LIMIT_DAY);
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    ln = ngx_dr_limit_lookup_locked(ctx, key);
+
+    if (ln) {
+        row->key_id = ln->key_id;
+        row->day = ln->pending_day;
+        row->n = ln->pending;
+        row->rejected = ln->pending_rejected;
+        row->daily = (ln->day == today) ? ngx_dr_limit_daily_locked(ln) : 0;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return ln ? NGX_OK : NGX_DECLINED;
+}
+
+
 /* headers of every answer */
 
 

@@ -156,6 +156,8 @@ ngx_int_t ngx_dr_limit_take_call(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
 ngx_int_t ngx_dr_limit_stats(ngx_dr_limit_conf_t *lcf,
     ngx_dr_limit_stats_t *st);
 ngx_int_t ngx_dr_limit_tokens(ngx_dr_limit_conf_t *lcf, ngx_str_t *key);
+ngx_int_t ngx_dr_limit_usage(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
+    ngx_dr_limit_row_t *row);
 ngx_int_t ngx_dr_limit_headers(ngx_http_request_t *r,
     ngx_dr_limit_want_t *wants, ngx_uint_t n, ngx_dr_limit_result_t *res);
 ngx_array_t *ngx_dr_limit_collect(ngx_dr_limit_conf_t *lcf,

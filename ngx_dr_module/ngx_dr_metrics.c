@@ -5,8 +5,9 @@
  * Rendered by whichever worker the scrape reaches, from the counters in
  * shared memory (ngx_dr_counters.c), so the figures are the sum over all
  * workers and survive a reload.  The scrape never queries the database:
- * the queue's figures are refreshed by worker 0 in the background
- * (ngx_dr_queue.c).  The body is sized first, then written.
+ * the queue's and the spend budgets' figures are refreshed by worker 0 in
+ * the background (ngx_dr_queue.c, ngx_dr_budget.c).  The body is sized
+ * first, then written.
  */
 
 
@@ -36,6 +37,8 @@ static u_char *ngx_dr_metrics_pg(u_char *p, u_char *last,
     ngx_dr_counters_t *m);
 static u_char *ngx_dr_metrics_queue(u_char *p, u_char *last,
     ngx_dr_counters_t *m);
+static u_char *ngx_dr_metrics_budgets(ngx_http_request_t *r, u_char *p,
+    u_char *last);
 static u_char *ngx_dr_metrics_histogram(u_char *p, u_char *last,
     const char *name, const char *label, ngx_str_t *value,
     ngx_atomic_t *buckets, ngx_atomic_t sum_us);
@@ -120,6 +123,7 @@ ngx_dr_metrics_render(ngx_http_request_t *r)
     p = ngx_dr_metrics_pg(p, last, m);
     p = ngx_dr_metrics_providers(p, last, m, dmcf);
     p = ngx_dr_metrics_queue(p, last, m);
+    p = ngx_dr_metrics_budgets(r, p, last);
 
     if (p == last) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
@@ -361,6 +365,59 @@ ngx_dr_metrics_queue(u_char *p, u_char *last, ngx_dr_counters_t *m)
             "# HELP dr_runs_in_progress Crawl runs queued or running.\n"
             "# TYPE dr_runs_in_progress gauge\n"
             "dr_runs_in_progress %uA\n", m->runs_running);
+}
+
+
+/*
+ * The spend budgets in their current windows (refreshed every 5 s): the
+ * families are always declared, the series once a budget exists.
+ */
+
+static u_char *
+ngx_dr_metrics_budgets(ngx_http_request_t *r, u_char *p, u_char *last)
+{
+    uint64_t                   v;
+    ngx_int_t                  n, i, f;
+    ngx_dr_counters_budget_t  *b;
+
+    static struct {
+        const char  *name;
+        const char  *help;
+        size_t       offset;
+    }  families[] = {
+        { "dr_budget_limit_dollars",
+          "The spend budgets, by scope and period.",
+          offsetof(ngx_dr_counters_budget_t, limit) },
+        { "dr_budget_spent_dollars",
+          "What the calls of a budget's current period cost (refreshed "
+          "every 5 s).",
+          offsetof(ngx_dr_counters_budget_t, spent) },
+        { "dr_budget_reserved_dollars",
+          "What the calls under way hold of a budget: at most what they "
+          "could cost.",
+          offsetof(ngx_dr_counters_budget_t, reserved) }
+    };
+
+    b = ngx_palloc(r->pool, NGX_DR_M_BUDGETS
+                            * sizeof(ngx_dr_counters_budget_t));
+    n = b ? ngx_dr_counters_budgets_get(b) : -1;
+
+    for (f = 0; f < 3; f++) {
+        p = ngx_slprintf(p, last, "# HELP %s %s\n# TYPE %s gauge\n",
+                         families[f].name, families[f].help,
+                         families[f].name);
+
+        for (i = 0; i < n; i++) {
+            v = *(uint64_t *) ((u_char *) &b[i] + families[f].offset);
+
+            p = ngx_slprintf(p, last,
+                             "%s{scope=\"%s\",period=\"%s\"} %uL.%06uL\n",
+                             families[f].name, b[i].scope, b[i].period,
+                             v / 1000000, v % 1000000);
+        }
+    }
+
+    return p;
 }
 
 

@@ -19,7 +19,9 @@
 #include "ngx_dr_metrics.h"
 #include "ngx_dr_queue.h"
 #include "ngx_dr_usage.h"
+#include "ngx_dr_report.h"
 #include "ngx_dr_llm.h"
+#include "ngx_dr_budget.h"
 #include "ngx_dr_runner.h"
 #include "ngx_dr_schedule.h"
 #include "ngx_dr_rescore.h"
@@ -161,6 +163,13 @@ static ngx_command_t  ngx_dr_commands[] = {
       ngx_dr_llm_provider,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_dr_main_conf_t, providers),
+      NULL },
+
+    { ngx_string("dr_budget"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE3,
+      ngx_dr_budget,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_dr_main_conf_t, budgets),
       NULL },
 
     { ngx_string("dr_runner"),
@@ -360,7 +369,8 @@ ngx_dr_postconfiguration(ngx_conf_t *cf)
     }
 
     if (ngx_dr_counters_zone(cf, &ngx_http_dr_module) != NGX_OK
-        || ngx_dr_api_init(cf) != NGX_OK)
+        || ngx_dr_api_init(cf) != NGX_OK
+        || ngx_dr_report_init(cf) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -424,6 +434,13 @@ ngx_dr_init_main_conf(ngx_conf_t *cf, void *conf)
     if (dmcf->schedule && dmcf->pg.primary == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"dr_schedule\" needs \"dr_pg\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (dmcf->budgets && dmcf->pg.primary == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"dr_budget\" needs \"dr_pg\": the spend "
+                           "lives in the database");
         return NGX_CONF_ERROR;
     }
 
@@ -660,7 +677,9 @@ ngx_dr_init_process(ngx_cycle_t *cycle)
         || ngx_dr_api_init_process(cycle) != NGX_OK
         || ngx_dr_keys_init_process(cycle) != NGX_OK
         || ngx_dr_usage_init_process(cycle, &dmcf->limit) != NGX_OK
+        || ngx_dr_report_init_process(cycle) != NGX_OK
         || ngx_dr_queue_init_process(cycle) != NGX_OK
+        || ngx_dr_budget_init_process(cycle) != NGX_OK
         || (dmcf->providers && ngx_dr_llm_init_process(cycle) != NGX_OK)
         || ngx_dr_runner_init_process(cycle) != NGX_OK
         || ngx_dr_scores_init_process(cycle) != NGX_OK

@@ -44,6 +44,7 @@ typedef struct {
     ngx_dr_limit_conf_t  limit;
 
     ngx_array_t         *providers;     /* of ngx_dr_provider_t */
+    ngx_array_t         *budgets;       /* of ngx_dr_budget_t */
     ngx_int_t            request_id;    /* index of $request_id */
     ngx_flag_t           runner;
     ngx_msec_t           runner_lease;

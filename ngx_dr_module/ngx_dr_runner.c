@@ -47,6 +47,7 @@
 /* the parameters of ngx_dr_runner_done_sql and ngx_dr_runner_failed_sql */
 #define NGX_DR_RUNNER_DONE_PARAMS    15
 #define NGX_DR_RUNNER_FAILED_PARAMS  5
+#define NGX_DR_RUNNER_DEFER_PARAMS   4
 
 
 /* a job of the queue, held by this worker */
@@ -154,6 +155,18 @@ static const char  ngx_dr_runner_claim_sql[] =
     "FROM u JOIN domains d ON d.id = u.domain_id"
     " JOIN models m ON m.id = u.model_id"
     " JOIN prompts p ON p.id = u.prompt_id";
+
+/*
+ * A job whose call was not sent (no spend budget had room for it) waits in
+ * the queue again without spending an attempt, until its budget is raised
+ * or its period rolls over.
+ */
+static const char  ngx_dr_runner_defer_sql[] =
+    "UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0),"
+    " not_before = now() + $3::int * interval '1 millisecond',"
+    " last_error = $4, lease_owner = NULL, lease_expires = NULL,"
+    " updated_at = now() "
+    "WHERE id = $1 AND status = 'leased' AND lease_owner = $2";
 
 /*
  * Jobs whose lease expired (their worker was killed, their node lost, or
@@ -577,6 +590,7 @@ ngx_dr_runner_job(PGresult *res, int row)
     job->max_attempts = 1;
     job->done = ngx_dr_runner_job_done;
     job->data = qj;
+    job->run_id = qj->run_id;
 
     /* the job id follows the calls, as a request id would */
     job->request_id.data = qj->id;
@@ -689,6 +703,17 @@ ngx_dr_runner_job_done(ngx_dr_job_t *job)
         ngx_dr_runner_answer(qj, p);
         ngx_dr_runner_send_end(qj, ngx_dr_runner_done_sql,
                                NGX_DR_RUNNER_DONE_PARAMS);
+        return;
+    }
+
+    if (job->deferred) {
+        (void) ngx_sprintf(p, "%l%Z", job->answer.retry_after_ms);
+        params[0] = (const char *) qj->id;
+        params[1] = (const char *) ngx_dr_runner.owner;
+        params[2] = (const char *) p;
+        params[3] = job->answer.error;
+        ngx_dr_runner_send_end(qj, ngx_dr_runner_defer_sql,
+                               NGX_DR_RUNNER_DEFER_PARAMS);
         return;
     }
 

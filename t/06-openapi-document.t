@@ -99,7 +99,7 @@ if ($node_ok) {
     my ($rc, $out) = validate($DOC);
     is($rc, 0, 'openapi.json is a valid OpenAPI 3.1 document')
         or diag($out);
-    like($out, qr/valid OpenAPI 3\.1\.0 \(17 paths, 17 operations, \d+ schemas/,
+    like($out, qr/valid OpenAPI 3\.1\.0 \(18 paths, 18 operations, \d+ schemas/,
         'the validator saw every path and schema') or diag($out);
 
     # each breakage, made on a copy, must be rejected with its location
@@ -170,7 +170,7 @@ my %expected = map { ($_ => 1) } qw(
     /api/fire-alarm-dashboard /api/drift/{domain} /api/consensus/{domain}
     /api/volatility/{domain} /api/time-series/{domain}
     /api/domains/{domain}/competitive /api/providers/health
-    /api/openapi.json
+    /api/openapi.json /api/usage
 );
 
 is_deeply([sort keys %{$doc->{paths}}], [sort keys %expected],
@@ -193,14 +193,24 @@ for my $path (sort keys %{$doc->{paths}}) {
         ok($r->{$status}, "$path: $status documented");
     }
 
+    # a key's own usage is never cached: no ETag, but a key is needed
+    my $own = $path eq '/api/usage';
+
     if ($path =~ m{^/api/}) {
         ok($r->{400}, "$path: 400 documented");
-        ok($r->{304}, "$path: 304 documented (If-None-Match)");
+        ok($own || $r->{304}, "$path: 304 documented (If-None-Match)");
         my ($ok) = DR::OpenAPI::response('GET', $path, 200);
         my %h = map { ($_ => 1) } keys %{$ok->{headers} // {}};
-        ok($h{$_}, "$path 200: header $_") for qw(ETag Cache-Control
+        ok($h{$_}, "$path 200: header $_") for qw(Cache-Control
             RateLimit RateLimit-Policy X-RateLimit-Limit
             X-RateLimit-Remaining X-RateLimit-Reset);
+        ok($own ? !$h{ETag} : $h{ETag}, "$path 200: "
+            . ($own ? 'no ETag' : 'header ETag'));
+    }
+    if ($own) {
+        ok($r->{401}, "$path: 401 documented");
+        is_deeply($op->{security}, [{ ApiKeyHeader => [] },
+            { BearerAuth => [] }], "$path: a key is needed");
     }
     if ($path =~ m{^/api/} && $path ne '/api/openapi.json') {
         ok($r->{503}, "$path: 503 documented");
@@ -254,6 +264,8 @@ is_deeply([@{param_schema('/api/ticker', 'limit')}{qw(minimum maximum
 is_deeply([@{param_schema('/api/time-series/{domain}', 'days')}{qw(minimum
     maximum default)}], [1, 365, 30], '/api/time-series days 1..365, '
     . 'default 30');
+is_deeply([@{param_schema('/api/usage', 'days')}{qw(minimum maximum
+    default)}], [1, 90, 30], '/api/usage days 1..90, default 30');
 is(param_schema('/api/domains/{domain}/public', 'include_alerts')->{type},
     'boolean', 'include_alerts is a boolean');
 is(param_schema('/api/drift/{domain}', 'domain')->{maxLength}, 253,
@@ -352,6 +364,15 @@ my %shapes = (
         providers => [{ provider => 1, models => 1, active => 1, calls => 1,
                         errors => 1, error_rate => 1, breaker_state => 1,
                         p50_latency_ms => 1 }] },
+    'GET /api/usage 200' => {
+        key => { id => 1, prefix => 1, name => 1, tier => 1 },
+        days => 1,
+        usage => [{ date => 1, requests => 1, refused => 1, errors => 1 }],
+        today => { date => 1, requests => 1, refused => 1, errors => 1 },
+        limits => { tier => 1, rate => 1, period_seconds => 1, burst => 1,
+                    daily => 1 },
+        remaining => { burst => 1, daily => 1, daily_reset_seconds => 1 } },
+    'GET /api/usage 401' => { error => 1, message => 1, detail => 1 },
     'GET /api/rankings 400' => { error => 1, message => 1, detail => 1 },
     'GET /api/drift/{domain} 404' => { error => 1, message => 1,
                                        detail => 1 },
@@ -371,7 +392,9 @@ sub shape {
         return ($i->{type} // '') eq 'object' && $i->{properties}
              ? [shape($i)] : 1;
     }
-    return 1 unless ($s->{type} // '') eq 'object' && $s->{properties};
+    # an object, or an object or null
+    my @t = ref $s->{type} ? @{$s->{type}} : ($s->{type} // ());
+    return 1 unless (grep { $_ eq 'object' } @t) && $s->{properties};
 
     my %req = map { ($_ => 1) } @{$s->{required} // []};
     return { map {

@@ -73,6 +73,14 @@ my ($hash) = $t->dbh->selectrow_array(
     $made->{id});
 unlike($r->{content}, qr/$hash/, 'not even its hash');
 
+# a budget set is an action too
+is(admin('POST', '/admin/budgets', { scope => 'global', period => 'day',
+    usd => 12.5 })->{status}, 200, 'a budget is set');
+$r = admin('GET', '/admin/audit');
+my ($budget) = grep { $_->{action} eq 'budget.set' } @{$r->{json}{actions}};
+is($budget && $budget->{target}, 'global/day', 'the budget set is recorded');
+is($budget && $budget->{detail}{usd}, 12.5, 'with its dollars');
+
 # filters
 admin('POST', '/admin/domains', { domains => ['second.example'] }, $other);
 my ($other_id) = $t->dbh->selectrow_array(
@@ -93,7 +101,7 @@ is(admin('GET', '/admin/audit', undef, $free)->{status}, 403,
     'a key of another tier: 403');
 is(admin('POST', '/admin/audit')->{status}, 405, 'POST: 405');
 my ($rows) = $t->dbh->selectrow_array('SELECT count(*) FROM admin_audit');
-is($rows, 5, 'refusals and reads wrote nothing');
+is($rows, 6, 'refusals and reads wrote nothing');
 
 $t->stop;
 $t->check_log;

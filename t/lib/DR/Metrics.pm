@@ -22,10 +22,6 @@ use Time::HiRes qw(sleep time);
 # metrics that rules may name before the module exports them: each stays
 # silent until it exists (see the comments in conf/prometheus/)
 our %PLANNED = (
-    dr_budget_spent_dollars =>
-        'spend budgets (POST /admin/budgets) are not built yet',
-    dr_budget_limit_dollars =>
-        'spend budgets (POST /admin/budgets) are not built yet',
 );
 
 # a node whose configuration turns on every part that exports metrics:
