@@ -105,8 +105,21 @@ ngx_dr_job_attempt(ngx_dr_job_t *job)
         return;
     }
 
-    if (!ngx_dr_breaker_allow(pr)) {
+    if (job->paid) {
+        /*
+         * the tokens it took ahead have come: the breaker let it through
+         * before it waited (it may be the half-open breaker's one probing
+         * call, which must go, or the breaker stays half-open for ever)
+         */
         job->paid = 0;
+        job->allowed = 0;
+        ngx_dr_job_call(job);
+        return;
+    }
+
+    /* asked once an attempt: a wait for tokens keeps what it said */
+
+    if (!job->allowed && !ngx_dr_breaker_allow(pr)) {
         ngx_dr_counters_call(pr->index, job->model_index,
                             NGX_DR_M_CALL_BREAKER, 0, 0, 0, 0);
         ngx_dr_job_fail(job, "the provider's circuit breaker is open after "
@@ -114,14 +127,13 @@ ngx_dr_job_attempt(ngx_dr_job_t *job)
         return;
     }
 
-    if (job->paid) {
-        /* the tokens it took ahead have come */
-        job->paid = 0;
+    job->allowed = 1;
 
-    } else if (ngx_dr_job_take(job) != NGX_OK) {
+    if (ngx_dr_job_take(job) != NGX_OK) {
         return;
     }
 
+    job->allowed = 0;
     ngx_dr_job_call(job);
 }
 
@@ -564,6 +576,7 @@ ngx_dr_job_fail(ngx_dr_job_t *job, const char *fmt, ...)
 
     *p = '\0';
     job->answer.kind = NGX_DR_ANSWER_FAIL;
+    job->allowed = 0;
 
     /* the attempt was not sent: what it held is not spent */
     ngx_dr_budget_settle(&job->hold, 0);

@@ -73,6 +73,7 @@ struct ngx_dr_job_s {
     ngx_event_t               wait;
     ngx_dr_budget_hold_t      hold;         /* the attempt's reservation */
     unsigned                  paid:1;       /* its tokens taken ahead */
+    unsigned                  allowed:1;    /* by the breaker, this try */
     unsigned                  calling:1;
 };
 

@@ -30,7 +30,7 @@
 #include "ngx_dr_bucket.h"
 
 
-#define NGX_DR_LIMIT_VERSION   3
+#define NGX_DR_LIMIT_VERSION   4
 #define NGX_DR_LIMIT_EVICT     16      /* freed at most for one bucket */
 #define NGX_DR_LIMIT_LOOK      64      /* looked at for them, at most */
 #define NGX_DR_LIMIT_NODE_SIZE 256     /* a bucket in the zone, about */
@@ -52,8 +52,10 @@ typedef struct {
     uint64_t             consumed;     /* tokens ever taken here */
     uint64_t             pushed;       /* "consumed" the cluster knows */
     uint64_t             remote;       /* tokens the others took */
+    ngx_queue_t          dirty;        /* in sh->dirty, while it has news */
     unsigned             synced:1;
     unsigned             anonymous:1;  /* in the anonymous reserve */
+    unsigned             in_dirty:1;
     u_char               data[1];
 } ngx_dr_limit_node_t;
 
@@ -67,6 +69,12 @@ typedef struct {
     ngx_dr_shm_head_t    head;
     ngx_queue_t          anonymous;    /* LRU of the anonymous reserve */
     ngx_uint_t           nanonymous;
+
+    /*
+     * the buckets with counts the flush or the cluster has not had yet:
+     * what they walk under the lock, instead of every bucket
+     */
+    ngx_queue_t          dirty;
     ngx_uint_t           nbuckets;
 
     /* read by the metrics */
@@ -110,6 +118,10 @@ static ngx_dr_limit_node_t *ngx_dr_limit_lookup_locked(
     ngx_dr_shm_ctx_t *ctx, ngx_str_t *key);
 static void ngx_dr_limit_remote_locked(ngx_dr_limit_node_t *ln,
     uint64_t others);
+static void ngx_dr_limit_dirty_locked(ngx_dr_shm_ctx_t *ctx,
+    ngx_dr_limit_node_t *ln);
+static void ngx_dr_limit_clean_locked(ngx_dr_limit_conf_t *lcf,
+    ngx_dr_limit_node_t *ln);
 static ngx_uint_t ngx_dr_limit_pending(ngx_dr_limit_node_t *ln,
     ngx_dr_limit_row_t *row);
 static ngx_uint_t ngx_dr_limit_consumed(ngx_dr_limit_node_t *ln,
@@ -835,6 +847,7 @@ static void
 ngx_dr_limit_init_sh(ngx_dr_shm_head_t *head)
 {
     ngx_queue_init(&((ngx_dr_limit_sh_t *) head)->anonymous);
+    ngx_queue_init(&((ngx_dr_limit_sh_t *) head)->dirty);
 }
 
 
@@ -1001,6 +1014,7 @@ ngx_dr_limit_take(ngx_dr_limit_conf_t *lcf, ngx_dr_limit_want_t *wants,
         }
 
         ngx_dr_limit_count_locked(ln[i], &wants[i], res, today);
+        ngx_dr_limit_dirty_locked(ctx, ln[i]);
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
@@ -1230,10 +1244,12 @@ ngx_dr_limit_take_call(ngx_dr_limit_conf_t *lcf, ngx_str_t *key,
     if (wait == 0 || reserve) {
         ngx_dr_bucket_take(&ln->bucket, 1);
         ln->consumed++;
+        ngx_dr_limit_dirty_locked(ctx, ln);
 
         if (tn) {
             ngx_dr_bucket_take(&tn->bucket, tokens);
             tn->consumed += tokens;
+            ngx_dr_limit_dirty_locked(ctx, tn);
         }
 
         res->passed = 1;
@@ -1377,6 +1393,10 @@ ngx_dr_limit_evict_locked(ngx_dr_limit_conf_t *lcf, ngx_dr_shm_ctx_t *ctx,
 
         if (ln->anonymous) {
             sh->nanonymous--;
+        }
+
+        if (ln->in_dirty) {
+            ngx_queue_remove(&ln->dirty);
         }
 
         ngx_queue_remove(q);
@@ -1683,7 +1703,7 @@ ngx_array_t *
 ngx_dr_limit_collect(ngx_dr_limit_conf_t *lcf, ngx_pool_t *pool,
     ngx_uint_t what)
 {
-    ngx_queue_t          *q;
+    ngx_queue_t          *q, *next, *dirty;
     ngx_array_t          *rows;
     ngx_dr_shm_ctx_t     *ctx;
     ngx_dr_limit_row_t   *row;
@@ -1701,13 +1721,15 @@ ngx_dr_limit_collect(ngx_dr_limit_conf_t *lcf, ngx_pool_t *pool,
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    for (q = ngx_queue_head(&ctx->sh->lru);
-         q != ngx_queue_sentinel(&ctx->sh->lru);
-         q = ngx_queue_next(q))
+    dirty = &ngx_dr_limit_sh(ctx)->dirty;
+
+    for (q = ngx_queue_head(dirty); q != ngx_queue_sentinel(dirty); q = next)
     {
-        ln = ngx_queue_data(q, ngx_dr_limit_node_t, sh.queue);
+        next = ngx_queue_next(q);
+        ln = ngx_queue_data(q, ngx_dr_limit_node_t, dirty);
 
         if (!pick(ln, NULL)) {
+            ngx_dr_limit_clean_locked(lcf, ln);
             continue;
         }
 
@@ -1726,6 +1748,7 @@ ngx_dr_limit_collect(ngx_dr_limit_conf_t *lcf, ngx_pool_t *pool,
         ngx_memcpy(row->key.data, ln->sh.key, ln->sh.key_len);
 
         (void) pick(ln, row);
+        ngx_dr_limit_clean_locked(lcf, ln);
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
@@ -1812,11 +1835,13 @@ ngx_dr_limit_apply(ngx_dr_limit_conf_t *lcf, ngx_array_t *rows,
         case NGX_DR_LIMIT_PENDING:
             ln->pending += row[i].n;
             ln->pending_rejected += row[i].rejected;
+            ngx_dr_limit_dirty_locked(ctx, ln);
             break;
 
         case NGX_DR_LIMIT_CONSUMED:
             ln->pushed = 0;
             ln->daily_pushed = (uint64_t) -1;
+            ngx_dr_limit_dirty_locked(ctx, ln);
             break;
 
         default: /* NGX_DR_LIMIT_REMOTE */
@@ -1859,6 +1884,36 @@ ngx_dr_limit_remote_locked(ngx_dr_limit_node_t *ln, uint64_t others)
 
     ngx_dr_bucket_debit(&ln->bucket, others - ln->remote, -1);
     ln->remote = others;
+}
+
+
+/* a bucket with news for the flush or the cluster */
+
+static void
+ngx_dr_limit_dirty_locked(ngx_dr_shm_ctx_t *ctx, ngx_dr_limit_node_t *ln)
+{
+    if (!ln->in_dirty) {
+        ngx_queue_insert_tail(&ngx_dr_limit_sh(ctx)->dirty, &ln->dirty);
+        ln->in_dirty = 1;
+    }
+}
+
+
+/* one with none left: out of the walk (counts of the cluster only count
+ * where there is a cluster) */
+
+static void
+ngx_dr_limit_clean_locked(ngx_dr_limit_conf_t *lcf, ngx_dr_limit_node_t *ln)
+{
+    if (ln->pending || ln->pending_rejected
+        || (lcf->sync_interval != NGX_CONF_UNSET_MSEC
+            && (ln->consumed != ln->pushed || ln->daily != ln->daily_pushed)))
+    {
+        return;
+    }
+
+    ngx_queue_remove(&ln->dirty);
+    ln->in_dirty = 0;
 }
 
 
