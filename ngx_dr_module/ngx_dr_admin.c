@@ -49,7 +49,10 @@ typedef struct {
     ngx_dr_admin_handler_pt   handler;  /* a route without a body */
     ngx_dr_admin_json_pt      json;     /* or one with a JSON body */
     const char               *body;     /* what it is; NULL: may be empty */
+    const char               *sql;      /* or a statement of the {id} */
+    ngx_dr_http_result_pt     done;     /* and its answer */
     unsigned                  own_body:1;
+    unsigned                  audit:1;  /* $2, $3: who acts */
 } ngx_dr_admin_route_t;
 
 
@@ -57,11 +60,6 @@ static ngx_dr_admin_route_t *ngx_dr_admin_route(ngx_http_request_t *r,
     ngx_str_t *id, ngx_uint_t *allowed);
 static ngx_int_t ngx_dr_admin_id(ngx_http_request_t *r,
     ngx_dr_admin_route_t *route, ngx_str_t *id);
-static ngx_int_t ngx_dr_admin_list(ngx_http_request_t *r, ngx_str_t *id);
-static ngx_int_t ngx_dr_admin_revoke(ngx_http_request_t *r, ngx_str_t *id);
-static ngx_int_t ngx_dr_admin_remove_domain(ngx_http_request_t *r,
-    ngx_str_t *id);
-static ngx_int_t ngx_dr_admin_run(ngx_http_request_t *r, ngx_str_t *id);
 static ngx_int_t ngx_dr_admin_probe(ngx_http_request_t *r, ngx_str_t *id);
 static ngx_int_t ngx_dr_admin_audit(ngx_http_request_t *r, ngx_str_t *id);
 static ngx_int_t ngx_dr_admin_audited(ngx_http_request_t *r,
@@ -107,47 +105,6 @@ static json_t *ngx_dr_admin_row(PGresult *res, int row);
 
 
 /* domains: the valid ones are added, or made active again */
-static ngx_dr_admin_route_t  ngx_dr_admin_routes[] = {
-
-    { ngx_string("/admin/keys"), NGX_HTTP_GET, NGX_DR_ADMIN_ID_NONE,
-      ngx_dr_admin_list, NULL, NULL, 0 },
-    { ngx_string("/admin/keys"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
-      NULL, ngx_dr_admin_create,
-      "{\"name\", \"tier\", \"expires_at\"?}", 0 },
-    { ngx_string("/admin/keys/"), NGX_HTTP_DELETE, NGX_DR_ADMIN_ID_NUMBER,
-      ngx_dr_admin_revoke, NULL, NULL, 0 },
-
-    { ngx_string("/admin/domains"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
-      NULL, ngx_dr_admin_add_domains,
-      "{\"domains\", \"category\"?, \"cohort\"?, \"priority\"?}", 0 },
-    { ngx_string("/admin/domains/"), NGX_HTTP_DELETE,
-      NGX_DR_ADMIN_ID_DOMAIN, ngx_dr_admin_remove_domain, NULL, NULL, 0 },
-
-    { ngx_string("/admin/runs"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
-      NULL, ngx_dr_admin_create_run,
-      "{\"domains\"?, \"cohort\"?, \"models\"?, \"prompts\"?}", 0 },
-    { ngx_string("/admin/runs/"), NGX_HTTP_GET|NGX_HTTP_HEAD,
-      NGX_DR_ADMIN_ID_NUMBER, ngx_dr_admin_run, NULL, NULL, 0 },
-
-    { ngx_string("/admin/rescore"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
-      NULL, ngx_dr_admin_rescore, NULL, 0 },
-    { ngx_string("/admin/probe"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
-      ngx_dr_admin_probe, NULL, NULL, 1 },
-    { ngx_string("/admin/providers"), NGX_HTTP_GET|NGX_HTTP_HEAD,
-      NGX_DR_ADMIN_ID_NONE, ngx_dr_admin_providers, NULL, NULL, 0 },
-    { ngx_string("/admin/audit"), NGX_HTTP_GET|NGX_HTTP_HEAD,
-      NGX_DR_ADMIN_ID_NONE, ngx_dr_admin_audit, NULL, NULL, 0 },
-
-    { ngx_string("/admin/budgets"), NGX_HTTP_GET|NGX_HTTP_HEAD,
-      NGX_DR_ADMIN_ID_NONE, ngx_dr_admin_budgets, NULL, NULL, 0 },
-    { ngx_string("/admin/budgets"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
-      NULL, ngx_dr_admin_set_budget,
-      "{\"scope\", \"period\", \"usd\"}", 0 },
-    { ngx_string("/admin/usage"), NGX_HTTP_GET|NGX_HTTP_HEAD,
-      NGX_DR_ADMIN_ID_NONE, ngx_dr_admin_usage, NULL, NULL, 0 },
-
-    { ngx_null_string, 0, 0, NULL, NULL, NULL, 0 }
-};
 
 
 static const char  ngx_dr_admin_domains_sql[] =
@@ -283,6 +240,61 @@ static const char  ngx_dr_admin_audit_sql[] =
     "ORDER BY id DESC LIMIT 1000";
 
 
+static ngx_dr_admin_route_t  ngx_dr_admin_routes[] = {
+
+    /* path, methods, {id}; handler, or JSON handler and body, or statement
+     * and answer; own body, audit */
+
+    { ngx_string("/admin/keys"), NGX_HTTP_GET, NGX_DR_ADMIN_ID_NONE,
+      NULL, NULL, NULL, ngx_dr_admin_list_sql, ngx_dr_admin_listed, 0, 0 },
+    { ngx_string("/admin/keys"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
+      NULL, ngx_dr_admin_create, "{\"name\", \"tier\", \"expires_at\"?}",
+      NULL, NULL, 0, 0 },
+    { ngx_string("/admin/keys/"), NGX_HTTP_DELETE, NGX_DR_ADMIN_ID_NUMBER,
+      NULL, NULL, NULL, ngx_dr_admin_revoke_sql, ngx_dr_admin_revoked,
+      0, 1 },
+
+    { ngx_string("/admin/domains"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
+      NULL, ngx_dr_admin_add_domains,
+      "{\"domains\", \"category\"?, \"cohort\"?, \"priority\"?}",
+      NULL, NULL, 0, 0 },
+    { ngx_string("/admin/domains/"), NGX_HTTP_DELETE,
+      NGX_DR_ADMIN_ID_DOMAIN, NULL, NULL, NULL, ngx_dr_admin_remove_sql,
+      ngx_dr_admin_domain_removed, 0, 1 },
+
+    { ngx_string("/admin/runs"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
+      NULL, ngx_dr_admin_create_run,
+      "{\"domains\"?, \"cohort\"?, \"models\"?, \"prompts\"?}",
+      NULL, NULL, 0, 0 },
+    { ngx_string("/admin/runs/"), NGX_HTTP_GET|NGX_HTTP_HEAD,
+      NGX_DR_ADMIN_ID_NUMBER, NULL, NULL, NULL, ngx_dr_admin_run_sql,
+      ngx_dr_admin_run_read, 0, 0 },
+
+    { ngx_string("/admin/rescore"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
+      NULL, ngx_dr_admin_rescore, NULL, NULL, NULL, 0, 0 },
+    { ngx_string("/admin/probe"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
+      ngx_dr_admin_probe, NULL, NULL, NULL, NULL, 1, 0 },
+    { ngx_string("/admin/providers"), NGX_HTTP_GET|NGX_HTTP_HEAD,
+      NGX_DR_ADMIN_ID_NONE, ngx_dr_admin_providers, NULL, NULL, NULL, NULL,
+      0, 0 },
+    { ngx_string("/admin/audit"), NGX_HTTP_GET|NGX_HTTP_HEAD,
+      NGX_DR_ADMIN_ID_NONE, ngx_dr_admin_audit, NULL, NULL, NULL, NULL,
+      0, 0 },
+
+    { ngx_string("/admin/budgets"), NGX_HTTP_GET|NGX_HTTP_HEAD,
+      NGX_DR_ADMIN_ID_NONE, ngx_dr_admin_budgets, NULL, NULL, NULL, NULL,
+      0, 0 },
+    { ngx_string("/admin/budgets"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
+      NULL, ngx_dr_admin_set_budget, "{\"scope\", \"period\", \"usd\"}",
+      NULL, NULL, 0, 0 },
+    { ngx_string("/admin/usage"), NGX_HTTP_GET|NGX_HTTP_HEAD,
+      NGX_DR_ADMIN_ID_NONE, ngx_dr_admin_usage, NULL, NULL, NULL, NULL,
+      0, 0 },
+
+    { ngx_null_string, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0 }
+};
+
+
 ngx_int_t
 ngx_dr_admin_handler(ngx_http_request_t *r)
 {
@@ -394,16 +406,18 @@ static ngx_int_t
 ngx_dr_admin_id(ngx_http_request_t *r, ngx_dr_admin_route_t *route,
     ngx_str_t *id)
 {
+    int             n;
     u_char         *domain;
     size_t          len;
     ngx_int_t       rc;
-    unsigned long   n;
+    const char     *params[3];
+    unsigned long   num;
 
     switch (route->id) {
 
     case NGX_DR_ADMIN_ID_NUMBER:
         if (ngx_dr_validate_uint(id->data, id->len, 1,
-                                 (unsigned long) NGX_MAX_INT_T_VALUE, &n)
+                                 (unsigned long) NGX_MAX_INT_T_VALUE, &num)
             != NGX_DR_VALID_OK)
         {
             return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_id",
@@ -439,7 +453,27 @@ ngx_dr_admin_id(ngx_http_request_t *r, ngx_dr_admin_route_t *route,
         break;
     }
 
-    return route->handler(r, id);
+    if (route->handler) {
+        return route->handler(r, id);
+    }
+
+    /* a statement of the {id}, and of who acts when it changes something */
+
+    n = 0;
+
+    if (route->id != NGX_DR_ADMIN_ID_NONE) {
+        params[n++] = (const char *) id->data;
+    }
+
+    if (route->audit) {
+        if (ngx_dr_request_actor(r, &params[n]) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        n += 2;
+    }
+
+    return ngx_dr_http_query(r, 0, 0, route->sql, n, params, route->done);
 }
 
 
@@ -491,56 +525,12 @@ ngx_dr_admin_not_allowed(ngx_http_request_t *r, ngx_uint_t allowed)
 
 /* routes without a body */
 
-static ngx_int_t
-ngx_dr_admin_list(ngx_http_request_t *r, ngx_str_t *id)
-{
-    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_list_sql, 0, NULL,
-                             ngx_dr_admin_listed);
-}
 
 
-static ngx_int_t
-ngx_dr_admin_revoke(ngx_http_request_t *r, ngx_str_t *id)
-{
-    const char  *params[3];
-
-    params[0] = (const char *) id->data;
-
-    if (ngx_dr_request_actor(r, &params[1]) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_revoke_sql, 3, params,
-                             ngx_dr_admin_revoked);
-}
 
 
-static ngx_int_t
-ngx_dr_admin_remove_domain(ngx_http_request_t *r, ngx_str_t *id)
-{
-    const char  *params[3];
-
-    params[0] = (const char *) id->data;
-
-    if (ngx_dr_request_actor(r, &params[1]) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_remove_sql, 3, params,
-                             ngx_dr_admin_domain_removed);
-}
 
 
-static ngx_int_t
-ngx_dr_admin_run(ngx_http_request_t *r, ngx_str_t *id)
-{
-    const char  *params[1];
-
-    params[0] = (const char *) id->data;
-
-    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_run_sql, 1, params,
-                             ngx_dr_admin_run_read);
-}
 
 
 /* GET /admin/audit?since=<ISO time>&key=<id>: the newest 1,000 actions */
