@@ -138,11 +138,12 @@ ngx_dr_auth_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (fi.st_mode & (S_IROTH|S_IWOTH)) {
+    if (fi.st_mode & (S_IRGRP|S_IWGRP|S_IROTH|S_IWOTH)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\": \"%V\" may be read by every user of "
-                           "the machine; make it readable by its owner "
-                           "only (chmod 600)", &cmd->name, &value[1]);
+                           "\"%V\": \"%V\" may be read or written by "
+                           "users other than its owner; make it readable "
+                           "by its owner only (chmod 600)", &cmd->name,
+                           &value[1]);
         (void) ngx_close_file(file.fd);
         return NGX_CONF_ERROR;
     }
