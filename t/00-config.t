@@ -1,8 +1,9 @@
 # Configuration: nginx -t accepts a good configuration and refuses a bad
-# one with a message naming the directive; a password in dr_pg is warned
-# about.  A key file others may read is refused, and a provider's
-# plain-http base URL must name this machine as its host, not merely
-# begin with it.
+# one with a message naming the directive.  Secrets stay out of the
+# configuration and of the log: a password in dr_pg is refused, libpq's
+# reason for refusing a conninfo never repeats a piece of it, a key file
+# others may read is refused, and a provider's plain-http base URL must
+# name this machine as its host, not merely begin with it.
 
 use strict;
 use warnings;
@@ -41,7 +42,7 @@ my @bad = (
       qr/invalid conninfo in "dr_pg": missing "=" after "port"/,
       'a conninfo without "="' ],
     [ 'dr_pg "colour=blue";',
-      qr/invalid conninfo in "dr_pg": invalid connection option "colour"/,
+      qr/invalid conninfo in "dr_pg": invalid connection option "\.\.\."/,
       'an unknown conninfo option' ],
     [ 'dr_pg "";',
       qr/"dr_pg" needs a libpq conninfo/,
@@ -95,14 +96,45 @@ for my $case (@bad) {
     like($out, qr/\[emerg\].*$re/, "the message says why: $name");
 }
 
-# a password is accepted but warned about, and never written to the log
-($rc, $out) = conf_result(<<'EOF');
-    dr_pg "host=/tmp dbname=a user=u password=sw0rdfish-not-real";
-EOF
-is($rc, 0, 'a conninfo with a password still passes');
-like($out, qr/\[warn\].*"dr_pg" carries a password/,
-    'nginx -t warns about the password');
-unlike($out, qr/sw0rdfish/, 'the warning does not repeat the password');
+# a password is refused, "nginx -T" would print it; the message says
+# where it belongs and never repeats it
+for my $conninfo ('host=/tmp dbname=a user=u password=sw0rdfish-not-real',
+                  'postgresql://u:sw0rdfish-not-real@db.example/a',
+                  'dbname=a password=\'sw0rdfish not real\'')
+{
+    my ($rc, $out) = conf_result(qq{    dr_pg "$conninfo";\n});
+    isnt($rc, 0, "a password is refused: $conninfo");
+    like($out, emerg('"dr_pg" carries a password, which "nginx -T" would '
+        . 'print: put it in a pgpass file (passfile= or PGPASSFILE) or a '
+        . 'service file'), 'the message says where a password belongs');
+    unlike($out, qr/sw0rdfish/, 'and does not repeat it');
+}
+
+# libpq quotes the conninfo it refuses, at times all of it: only option
+# names and punctuation are repeated
+my @quoted = (
+    [ 'postgresql://u:sw0rdfish-not-real@[::1/a',
+      qr/matching "\]" in IPv6 host address in URI: "\.\.\."$/ ],
+    [ 'dbname=a password=not-real sw0rdfish',
+      qr/missing "=" after "\.\.\." in connection info string$/ ],
+    [ 'dbname=a password=not-real sw0rdfish=x',
+      qr/invalid connection option "\.\.\."$/ ],
+    [ 'postgresql://u:sw0rdfish-not-real@db.example/a?verbose',
+      qr/missing key\/value separator "=" in URI query parameter: "\.\.\."$/ ],
+    [ 'postgresql://u:sw0rdfish-not-real@db.example/a?x=%zz',
+      qr/invalid percent-encoded token: "\.\.\."$/ ],
+);
+for my $case (@quoted) {
+    my ($conninfo, $re) = @$case;
+    my ($rc, $out) = conf_result(qq{    dr_pg "$conninfo";\n});
+    isnt($rc, 0, "nginx -t fails: $conninfo");
+    my ($line) = grep { /\[emerg\]/ } split /\n/, $out;
+    $line //= '';
+    $line =~ s/ in \S+:\d+$//;
+    like($line, qr/invalid conninfo in "dr_pg": /, 'libpq\'s reason is given');
+    like($line, $re, 'with what it quoted left out');
+    unlike($out, qr/sw0rdfish/, 'never a piece of the conninfo');
+}
 
 # a key file its group or other users may read or write is refused
 {
