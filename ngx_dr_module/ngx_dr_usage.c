@@ -66,7 +66,17 @@ static const char  ngx_dr_usage_sync_sql[] =
     " SELECT $1, u.b, u.c FROM unnest($2::text[], $3::int8[]) AS u(b, c)"
     " ON CONFLICT (node, bucket) DO UPDATE"
     " SET consumed = EXCLUDED.consumed, updated_at = now()"
-    " RETURNING 1) "
+    " RETURNING 1),"
+    /*
+     * the rows of a bucket no node took from for a day go, those of nodes
+     * gone included; not one row of a bucket in use elsewhere, or its
+     * node's count, coming back, would look new and be charged again
+     */
+    " d AS (DELETE FROM limit_consumption o"
+    " WHERE updated_at < now() - interval '1 day' AND NOT EXISTS (SELECT 1"
+    "  FROM limit_consumption r WHERE r.bucket = o.bucket"
+    "  AND r.updated_at >= now() - interval '1 day')"
+    " AND NOT (o.node = $1 AND o.bucket = ANY ($2::text[]))) "
     "SELECT l.bucket, sum(l.consumed)::int8 FROM limit_consumption l "
     "WHERE l.node <> $1 AND l.bucket IN"
     " (SELECT bucket FROM limit_consumption"
