@@ -100,6 +100,7 @@ static ngx_int_t ngx_dr_pg_server_init(ngx_cycle_t *cycle,
 static ngx_dr_pg_server_t *ngx_dr_pg_route(ngx_uint_t flags);
 static void ngx_dr_pg_dispatch(ngx_dr_pg_server_t *s);
 static void ngx_dr_pg_dispatch_queue(ngx_dr_pg_server_t *s);
+static ngx_dr_pg_query_t *ngx_dr_pg_waiting_first(ngx_dr_pg_server_t *s);
 static void ngx_dr_pg_publish(void);
 static ngx_int_t ngx_dr_pg_connect(ngx_dr_pg_conn_t *conn);
 static void ngx_dr_pg_connect_poll(ngx_dr_pg_conn_t *conn);
@@ -1117,7 +1118,6 @@ static void
 ngx_dr_pg_dispatch_queue(ngx_dr_pg_server_t *s)
 {
     ngx_uint_t          i, alive, connecting;
-    ngx_queue_t        *qq;
     ngx_dr_pg_conn_t   *conn;
     ngx_dr_pg_query_t  *q;
 
@@ -1128,11 +1128,11 @@ ngx_dr_pg_dispatch_queue(ngx_dr_pg_server_t *s)
             continue;
         }
 
-        qq = ngx_queue_head(&s->waiting);
-        ngx_queue_remove(qq);
-        s->nwaiting--;
+        q = ngx_dr_pg_waiting_first(s);
+        if (q == NULL) {
+            break;
+        }
 
-        q = ngx_queue_data(qq, ngx_dr_pg_query_t, queue);
         ngx_dr_pg_send(conn, q);
     }
 
@@ -1180,12 +1180,11 @@ ngx_dr_pg_dispatch_queue(ngx_dr_pg_server_t *s)
         return;
     }
 
-    while (!ngx_queue_empty(&s->waiting)) {
-        qq = ngx_queue_head(&s->waiting);
-        ngx_queue_remove(qq);
-        s->nwaiting--;
-
-        q = ngx_queue_data(qq, ngx_dr_pg_query_t, queue);
+    for ( ;; ) {
+        q = ngx_dr_pg_waiting_first(s);
+        if (q == NULL) {
+            break;
+        }
 
         if (s->conf->replica && ngx_dr_pg_primary) {
             /* a read the replica cannot serve goes to the primary */
@@ -1203,6 +1202,42 @@ ngx_dr_pg_dispatch_queue(ngx_dr_pg_server_t *s)
     if (s->conf->replica && ngx_dr_pg_primary) {
         ngx_dr_pg_dispatch(ngx_dr_pg_primary);
     }
+}
+
+
+/*
+ * The query that has waited longest, out of the queue; NULL when none
+ * waits.  Sending or failing it may dispatch again and take others, so
+ * the queue's head is read anew each time.
+ */
+
+static ngx_dr_pg_query_t *
+ngx_dr_pg_waiting_first(ngx_dr_pg_server_t *s)
+{
+    ngx_queue_t  *qq;
+
+    if (ngx_queue_empty(&s->waiting)) {
+        return NULL;
+    }
+
+    qq = ngx_queue_head(&s->waiting);
+
+    /*
+     * Always false in a well-formed queue; it tells clang's static
+     * analyzer that the head follows the sentinel, which it cannot know
+     * and without which it sees a removed head taken again.
+     */
+    if (ngx_queue_prev(qq) != &s->waiting) {
+        ngx_log_error(NGX_LOG_ALERT, &s->log, 0,
+                      "the queue of PostgreSQL %V is broken",
+                      &s->conf->name);
+        return NULL;
+    }
+
+    ngx_queue_remove(qq);
+    s->nwaiting--;
+
+    return ngx_queue_data(qq, ngx_dr_pg_query_t, queue);
 }
 
 
