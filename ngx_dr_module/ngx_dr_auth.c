@@ -209,11 +209,12 @@ ngx_dr_auth_read_secret(ngx_conf_t *cf, ngx_command_t *cmd, ngx_str_t *name,
         return NGX_ERROR;
     }
 
-    if (fi.st_mode & (S_IROTH|S_IWOTH)) {
+    if (fi.st_mode & (S_IRGRP|S_IWGRP|S_IROTH|S_IWOTH)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\": \"%V\" may be read by every user of "
-                           "the machine; make it readable by its owner "
-                           "only (chmod 600)", &cmd->name, name);
+                           "\"%V\": \"%V\" may be read or written by "
+                           "users other than its owner; make it readable "
+                           "by its owner only (chmod 600)", &cmd->name,
+                           name);
         (void) ngx_close_file(file.fd);
         return NGX_ERROR;
     }

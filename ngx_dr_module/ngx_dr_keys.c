@@ -534,6 +534,15 @@ ngx_dr_keys_answer(ngx_dr_keys_lookup_t *lk, ngx_dr_key_t *key,
 
     while (!ngx_queue_empty(&lk->waiters)) {
         q = ngx_queue_head(&lk->waiters);
+
+        /*
+         * always false: tells clang's analyzer that the head follows the
+         * sentinel, which it cannot know (see ngx_dr_pg_waiting_first)
+         */
+        if (ngx_queue_prev(q) != &lk->waiters) {
+            break;
+        }
+
         ngx_queue_remove(q);
 
         w = ngx_queue_data(q, ngx_dr_keys_waiter_t, queue);

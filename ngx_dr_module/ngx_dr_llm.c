@@ -24,6 +24,7 @@
 #include "ngx_dr_counters.h"
 #include "ngx_dr_pg.h"
 #include "ngx_dr_provider.h"
+#include "ngx_dr_validate.h"
 
 
 #define NGX_DR_LLM_NEW        0
@@ -769,23 +770,30 @@ ngx_dr_llm_invalid(ngx_conf_t *cf, ngx_command_t *cmd, ngx_str_t *value)
 }
 
 
-/* base=URL: https, or plain http to this machine only */
+/*
+ * base=URL: https, or plain http to this machine only.  The URL is parsed
+ * as libcurl will read it and its host compared whole: a prefix would
+ * let "http://127.0.0.1@elsewhere/" or "http://127.0.0.1.elsewhere/"
+ * carry a key in clear across the network.
+ */
 
 static char *
 ngx_dr_llm_base(ngx_conf_t *cf, ngx_command_t *cmd, ngx_dr_provider_t *pr,
     ngx_str_t *value)
 {
+    int  rc, local;
+
     pr->base.data = value->data + sizeof("base=") - 1;
     pr->base.len = value->len - (sizeof("base=") - 1);
 
-    if (ngx_strncmp(pr->base.data, "https://", 8) != 0
-        && ngx_strncmp(pr->base.data, "http://127.", 11) != 0
-        && ngx_strncmp(pr->base.data, "http://localhost", 16) != 0)
-    {
+    rc = ngx_dr_validate_base_url(pr->base.data, pr->base.len, &local);
+
+    if (rc != NGX_DR_VALID_OK) {
+        /* not the URL itself: its user information may be a password */
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\": a provider is called over https (plain "
-                           "http only on this machine), not \"%V\"",
-                           &cmd->name, value);
+                           "\"%V\" has an invalid \"base=\": %s; a provider "
+                           "is called over https (plain http only on this "
+                           "machine)", &cmd->name, ngx_dr_validate_reason(rc));
         return NGX_CONF_ERROR;
     }
 
@@ -847,7 +855,10 @@ ngx_dr_llm_key_env(ngx_conf_t *cf, ngx_command_t *cmd, ngx_dr_provider_t *pr,
 }
 
 
-/* key_file=PATH: one key a line, of a file only its owner may read */
+/*
+ * key_file=PATH: one key a line, of a file only its owner may read or
+ * write (a group may hold more users than the one nginx runs as)
+ */
 
 static char *
 ngx_dr_llm_key_file(ngx_conf_t *cf, ngx_command_t *cmd, ngx_dr_provider_t *pr,
@@ -879,13 +890,20 @@ ngx_dr_llm_key_file(ngx_conf_t *cf, ngx_command_t *cmd, ngx_dr_provider_t *pr,
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR
-        || (fi.st_mode & (S_IROTH|S_IWOTH)))
-    {
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"%V\" cannot stat \"%V\"", &cmd->name, &path);
         (void) ngx_close_file(file.fd);
+        return NGX_CONF_ERROR;
+    }
+
+    if (fi.st_mode & (S_IRGRP|S_IWGRP|S_IROTH|S_IWOTH)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\": \"%V\" may be read by every user of "
-                           "the machine (chmod 600)", &cmd->name, &path);
+                           "\"%V\": \"%V\" may be read or written by "
+                           "users other than its owner; make it readable "
+                           "by its owner only (chmod 600)", &cmd->name,
+                           &path);
+        (void) ngx_close_file(file.fd);
         return NGX_CONF_ERROR;
     }
 

@@ -90,6 +90,7 @@ struct ngx_dr_pg_server_s {
 };
 
 
+static size_t ngx_dr_pg_redact(u_char *buf, size_t size, const char *err);
 static char *ngx_dr_pg_resolve(ngx_conf_t *cf, ngx_dr_pg_server_conf_t *scf,
     char *host);
 static char *ngx_dr_pg_resolve_all(ngx_conf_t *cf,
@@ -99,6 +100,7 @@ static ngx_int_t ngx_dr_pg_server_init(ngx_cycle_t *cycle,
 static ngx_dr_pg_server_t *ngx_dr_pg_route(ngx_uint_t flags);
 static void ngx_dr_pg_dispatch(ngx_dr_pg_server_t *s);
 static void ngx_dr_pg_dispatch_queue(ngx_dr_pg_server_t *s);
+static ngx_dr_pg_query_t *ngx_dr_pg_waiting_first(ngx_dr_pg_server_t *s);
 static void ngx_dr_pg_publish(void);
 static ngx_int_t ngx_dr_pg_connect(ngx_dr_pg_conn_t *conn);
 static void ngx_dr_pg_connect_poll(ngx_dr_pg_conn_t *conn);
@@ -155,10 +157,12 @@ ngx_dr_pg_conninfo(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     char                     *err, *host, *hostaddr, *port, *dbname;
     u_char                   *conninfo, *p, *last;
+    size_t                    len;
     ngx_str_t                *value;
     PQconninfoOption         *opts, *o;
     ngx_dr_pg_server_conf_t  *scf;
     const char              **kw, **val;
+    u_char                    reason[NGX_DR_PG_ERRLEN];
 
     pcf = (ngx_dr_pg_conf_t *) ((char *) conf + cmd->offset);
     value = cf->args->elts;
@@ -227,10 +231,12 @@ ngx_dr_pg_conninfo(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
+        len = ngx_dr_pg_redact(reason, sizeof(reason), err);
+        PQfreemem(err);
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid conninfo in \"%V\": %*s",
-                           &cmd->name, ngx_dr_pg_trim(err), err);
-        PQfreemem(err);
+                           &cmd->name, len, reason);
         return NGX_CONF_ERROR;
     }
 
@@ -254,14 +260,14 @@ ngx_dr_pg_conninfo(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (ngx_strcmp(o->keyword, "password") == 0) {
-            /*
-             * The value is kept so that the server still works, but an
-             * operator must know that "nginx -T" shows it.
-             */
-            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+            /* "nginx -T" prints the configuration, to whoever asks */
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"%V\" carries a password, which \"nginx -T\" "
-                               "prints: use a pgpass file (passfile=) or a "
-                               "service file instead", &cmd->name);
+                               "would print: put it in a pgpass file "
+                               "(passfile= or PGPASSFILE) or a service file",
+                               &cmd->name);
+            PQconninfoFree(opts);
+            return NGX_CONF_ERROR;
         }
 
         kw = ngx_array_push(&scf->keywords);
@@ -316,6 +322,77 @@ ngx_dr_pg_conninfo(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * libpq's reason for refusing a conninfo quotes pieces of it, at times a
+ * whole URI with its password.  Only quoted option names and punctuation
+ * are kept; the first other quotation is replaced by "..." and the rest
+ * of the reason up to its last quotation mark is left out, since a quoted
+ * piece may itself hold quotation marks.
+ */
+
+static size_t
+ngx_dr_pg_redact(u_char *buf, size_t size, const char *err)
+{
+    u_char            *p, *last;
+    size_t             len;
+    const char        *end, *close, *rest;
+    PQconninfoOption  *known, *o;
+
+    known = PQconninfoParse("", NULL);
+
+    end = err + ngx_dr_pg_trim(err);
+    p = buf;
+    last = buf + size;
+
+    while (err < end && p < last) {
+
+        if (*err != '"') {
+            *p++ = *err++;
+            continue;
+        }
+
+        close = (const char *) ngx_strlchr((u_char *) err + 1, (u_char *) end,
+                                           '"');
+        len = close ? (size_t) (close - err - 1) : 0;
+
+        o = NULL;
+
+        if (len > 1 && known) {
+            for (o = known; o->keyword; o++) {
+                if (ngx_strlen(o->keyword) == len
+                    && ngx_strncmp(o->keyword, err + 1, len) == 0)
+                {
+                    break;
+                }
+            }
+        }
+
+        if ((len == 1 && ngx_strchr("=]:/", err[1]) != NULL)
+            || (o && o->keyword))
+        {
+            len = ngx_min(len + 2, (size_t) (last - p));
+            p = ngx_cpymem(p, err, len);
+            err = close + 1;
+            continue;
+        }
+
+        p = ngx_cpymem(p, "\"...\"", ngx_min(5, (size_t) (last - p)));
+
+        for (rest = end; rest > err && rest[-1] != '"'; rest--) {
+            /* void */
+        }
+
+        err = (rest > err + 1) ? rest : end;
+    }
+
+    if (known) {
+        PQconninfoFree(known);
+    }
+
+    return p - buf;
 }
 
 
@@ -575,7 +652,7 @@ ngx_dr_pg_server_init(ngx_cycle_t *cycle, ngx_dr_pg_server_t *s,
 {
     char              **ukw, **uval;
     u_char             *p;
-    ngx_uint_t          i, n, has_name, has_keepalive, options;
+    ngx_uint_t          i, n, has_name, has_keepalive, has_gssenc, options;
     ngx_dr_pg_conn_t   *conn;
 
     s->conf = scf;
@@ -593,14 +670,17 @@ ngx_dr_pg_server_init(ngx_cycle_t *cycle, ngx_dr_pg_server_t *s,
     uval = scf->values.elts;
     n = scf->keywords.nelts;
 
-    s->keywords = ngx_pcalloc(cycle->pool, (n + 6) * sizeof(char *));
-    s->values = ngx_pcalloc(cycle->pool, (n + 6) * sizeof(char *));
+    /* options, three keepalives, gssencmode, application_name, NULL */
+
+    s->keywords = ngx_pcalloc(cycle->pool, (n + 7) * sizeof(char *));
+    s->values = ngx_pcalloc(cycle->pool, (n + 7) * sizeof(char *));
     if (s->keywords == NULL || s->values == NULL) {
         return NGX_ERROR;
     }
 
     has_name = 0;
     has_keepalive = 0;
+    has_gssenc = 0;
     options = n;
 
     for (i = 0; i < n; i++) {
@@ -612,6 +692,9 @@ ngx_dr_pg_server_init(ngx_cycle_t *cycle, ngx_dr_pg_server_t *s,
 
         } else if (ngx_strncmp(ukw[i], "keepalives", 10) == 0) {
             has_keepalive = 1;
+
+        } else if (ngx_strcmp(ukw[i], "gssencmode") == 0) {
+            has_gssenc = 1;
 
         } else if (ngx_strcmp(ukw[i], "options") == 0) {
             options = i;
@@ -647,6 +730,16 @@ ngx_dr_pg_server_init(ngx_cycle_t *cycle, ngx_dr_pg_server_t *s,
         s->values[n++] = "5";
         s->keywords[n] = "keepalives_count";
         s->values[n++] = "3";
+    }
+
+    if (!has_gssenc && getenv("PGGSSENCMODE") == NULL) {
+        /*
+         * libpq's default, "prefer", asks for GSSAPI encryption whenever
+         * a Kerberos credential cache exists, and the Kerberos library
+         * then finds and asks its KDC with blocking calls, in the worker
+         */
+        s->keywords[n] = "gssencmode";
+        s->values[n++] = "disable";
     }
 
     if (!has_name) {
@@ -1025,7 +1118,6 @@ static void
 ngx_dr_pg_dispatch_queue(ngx_dr_pg_server_t *s)
 {
     ngx_uint_t          i, alive, connecting;
-    ngx_queue_t        *qq;
     ngx_dr_pg_conn_t   *conn;
     ngx_dr_pg_query_t  *q;
 
@@ -1036,11 +1128,11 @@ ngx_dr_pg_dispatch_queue(ngx_dr_pg_server_t *s)
             continue;
         }
 
-        qq = ngx_queue_head(&s->waiting);
-        ngx_queue_remove(qq);
-        s->nwaiting--;
+        q = ngx_dr_pg_waiting_first(s);
+        if (q == NULL) {
+            break;
+        }
 
-        q = ngx_queue_data(qq, ngx_dr_pg_query_t, queue);
         ngx_dr_pg_send(conn, q);
     }
 
@@ -1088,12 +1180,11 @@ ngx_dr_pg_dispatch_queue(ngx_dr_pg_server_t *s)
         return;
     }
 
-    while (!ngx_queue_empty(&s->waiting)) {
-        qq = ngx_queue_head(&s->waiting);
-        ngx_queue_remove(qq);
-        s->nwaiting--;
-
-        q = ngx_queue_data(qq, ngx_dr_pg_query_t, queue);
+    for ( ;; ) {
+        q = ngx_dr_pg_waiting_first(s);
+        if (q == NULL) {
+            break;
+        }
 
         if (s->conf->replica && ngx_dr_pg_primary) {
             /* a read the replica cannot serve goes to the primary */
@@ -1111,6 +1202,42 @@ ngx_dr_pg_dispatch_queue(ngx_dr_pg_server_t *s)
     if (s->conf->replica && ngx_dr_pg_primary) {
         ngx_dr_pg_dispatch(ngx_dr_pg_primary);
     }
+}
+
+
+/*
+ * The query that has waited longest, out of the queue; NULL when none
+ * waits.  Sending or failing it may dispatch again and take others, so
+ * the queue's head is read anew each time.
+ */
+
+static ngx_dr_pg_query_t *
+ngx_dr_pg_waiting_first(ngx_dr_pg_server_t *s)
+{
+    ngx_queue_t  *qq;
+
+    if (ngx_queue_empty(&s->waiting)) {
+        return NULL;
+    }
+
+    qq = ngx_queue_head(&s->waiting);
+
+    /*
+     * Always false in a well-formed queue; it tells clang's static
+     * analyzer that the head follows the sentinel, which it cannot know
+     * and without which it sees a removed head taken again.
+     */
+    if (ngx_queue_prev(qq) != &s->waiting) {
+        ngx_log_error(NGX_LOG_ALERT, &s->log, 0,
+                      "the queue of PostgreSQL %V is broken",
+                      &s->conf->name);
+        return NULL;
+    }
+
+    ngx_queue_remove(qq);
+    s->nwaiting--;
+
+    return ngx_queue_data(qq, ngx_dr_pg_query_t, queue);
 }
 
 
@@ -1956,24 +2083,29 @@ ngx_dr_pg_notice(void *arg, const char *message)
 static void
 ngx_dr_pg_set_error(ngx_dr_pg_server_t *s, const char *msg)
 {
-    u_char  *p, *last;
-    size_t   len;
+    u_char      *p, *last;
+    const char  *end;
 
-    len = ngx_min(ngx_dr_pg_trim(msg), NGX_DR_PG_ERRLEN);
+    /*
+     * Runs of new lines and tabs become one space, so the copy is bounded
+     * by both the message and the room: a message with such runs is
+     * longer than its copy.
+     */
+
+    end = msg + ngx_dr_pg_trim(msg);
     p = s->error;
-    last = s->error + len;
+    last = s->error + NGX_DR_PG_ERRLEN;
 
-    while (p < last) {
+    for ( /* void */ ; msg < end && p < last; msg++) {
         if (*msg == '\n' || *msg == '\t') {
             if (p > s->error && p[-1] != ' ') {
                 *p++ = ' ';
             }
 
-            msg++;
             continue;
         }
 
-        *p++ = *msg++;
+        *p++ = *msg;
     }
 
     s->error_len = p - s->error;

@@ -8,7 +8,9 @@
  * job in one statement that stores the answer (unique per run, domain,
  * model and prompt: a job done twice stores once) and marks the job done;
  * a failed attempt is put back with exponential backoff and jitter, or
- * dead after its last attempt, with its error kept.
+ * dead after its last attempt, with its error kept.  Each claim has a
+ * token of its own, and a job's end is taken only under the token of the
+ * claim that still holds it.
  */
 
 
@@ -43,6 +45,10 @@
 #define NGX_DR_CLAIM_TEXT        9
 #define NGX_DR_CLAIM_PRICE_IN    10
 #define NGX_DR_CLAIM_PRICE_OUT   11
+#define NGX_DR_CLAIM_TOKEN       12
+
+/* a uuid in its text form */
+#define NGX_DR_RUNNER_TOKEN_LEN  36
 
 /* the parameters of ngx_dr_runner_done_sql and ngx_dr_runner_failed_sql */
 #define NGX_DR_RUNNER_DONE_PARAMS    15
@@ -59,6 +65,7 @@ typedef struct {
     u_char                    model_id[NGX_INT64_LEN + 1];
     u_char                    prompt_id[NGX_INT64_LEN + 1];
     u_char                    trace_id[33];
+    u_char                    token[NGX_DR_RUNNER_TOKEN_LEN + 1];
     ngx_uint_t                attempt;      /* of the queue */
     ngx_uint_t                max;
     ngx_int_t                 provider;     /* index, or -1 */
@@ -129,6 +136,7 @@ static const char  ngx_dr_runner_claim_sql[] =
     "  FOR UPDATE OF j SKIP LOCKED) x),"
     " u AS ("
     " UPDATE jobs j SET status = 'leased', lease_owner = $1,"
+    "  lease_token = gen_random_uuid(),"
     "  lease_expires = now() + $3::int * interval '1 millisecond',"
     "  attempts = j.attempts + 1, updated_at = now()"
     " FROM c WHERE j.id = c.id"
@@ -151,7 +159,7 @@ static const char  ngx_dr_runner_claim_sql[] =
     "SELECT u.id, u.run_id, u.domain_id, u.model_id, u.prompt_id,"
     " u.attempts, u.max_attempts, m.provider, m.model,"
     " replace(p.template, '{domain}', d.domain),"
-    " m.input_price_mtok, m.output_price_mtok "
+    " m.input_price_mtok, m.output_price_mtok, u.lease_token "
     "FROM u JOIN domains d ON d.id = u.domain_id"
     " JOIN models m ON m.id = u.model_id"
     " JOIN prompts p ON p.id = u.prompt_id";
@@ -175,8 +183,8 @@ static const char  ngx_dr_runner_defer_sql[] =
  * are ending at that moment.
  */
 static const char  ngx_dr_runner_reap_sql[] =
-    "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL,"
-    " not_before = now(), updated_at = now(),"
+    "UPDATE jobs SET lease_owner = NULL, lease_token = NULL,"
+    " lease_expires = NULL, not_before = now(), updated_at = now(),"
     /* a job that outlived twice its attempts' leases kills its workers */
     " status = CASE WHEN attempts >= 2 * max_attempts THEN 'dead'"
     "  ELSE 'queued' END,"
@@ -187,19 +195,26 @@ static const char  ngx_dr_runner_reap_sql[] =
     " WHERE status = 'leased' AND lease_expires < now()"
     " FOR UPDATE SKIP LOCKED)";
 
+/*
+ * The answer is stored only by the claim that still holds the job: one
+ * whose lease was lost, the job being queued or claimed again meanwhile,
+ * stores nothing and ends nothing, whatever it took to come back.
+ */
 static const char  ngx_dr_runner_done_sql[] =
-    "WITH ins AS ("
+    "WITH upd AS ("
+    " UPDATE jobs SET status = 'done', lease_owner = NULL,"
+    "  lease_token = NULL, lease_expires = NULL, last_error = NULL,"
+    "  updated_at = now()"
+    " WHERE id = $1 AND status = 'leased' AND lease_token = $15::uuid"
+    " RETURNING 1),"
+    " ins AS ("
     " INSERT INTO responses (job_id, run_id, domain_id, model_id,"
     "  prompt_id, prompt_text, answer, finish_reason, http_status,"
     "  input_tokens, output_tokens, cost, latency_ms, simulated)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-    "  $12::numeric / 1000000, $13, $14)"
+    " SELECT $1::int8, $2::int8, $3::int8, $4::int, $5::int, $6, $7, $8,"
+    "  $9::int, $10::int, $11::int, $12::numeric / 1000000, $13::int,"
+    "  $14::bool FROM upd"
     " ON CONFLICT (run_id, domain_id, model_id, prompt_id) DO NOTHING"
-    " RETURNING 1),"
-    " upd AS ("
-    " UPDATE jobs SET status = 'done', lease_owner = NULL,"
-    "  lease_expires = NULL, last_error = NULL, updated_at = now()"
-    " WHERE id = $1 AND status = 'leased' AND lease_owner = $15"
     " RETURNING 1) "
     "SELECT EXISTS (SELECT 1 FROM upd), (SELECT count(*) FROM jobs"
     " WHERE run_id = $2 AND domain_id = $3 AND id <> $1"
@@ -211,9 +226,9 @@ static const char  ngx_dr_runner_failed_sql[] =
     "  status = CASE WHEN attempts >= max_attempts OR NOT $4::bool"
     "   THEN 'dead' ELSE 'failed' END,"
     "  not_before = now() + $3::int * interval '1 millisecond',"
-    "  last_error = $5, lease_owner = NULL, lease_expires = NULL,"
-    "  updated_at = now()"
-    " WHERE id = $1 AND status = 'leased' AND lease_owner = $2"
+    "  last_error = $5, lease_owner = NULL, lease_token = NULL,"
+    "  lease_expires = NULL, updated_at = now()"
+    " WHERE id = $1 AND status = 'leased' AND lease_token = $2::uuid"
     " RETURNING run_id, domain_id, status) "
     "SELECT upd.status = 'dead', (SELECT count(*) FROM jobs j"
     " WHERE j.run_id = upd.run_id AND j.domain_id = upd.domain_id"
@@ -570,6 +585,7 @@ ngx_dr_runner_job(PGresult *res, int row)
     ngx_dr_runner_id(domain_id, NGX_DR_CLAIM_DOMAIN_ID);
     ngx_dr_runner_id(model_id, NGX_DR_CLAIM_MODEL_ID);
     ngx_dr_runner_id(prompt_id, NGX_DR_CLAIM_PROMPT_ID);
+    ngx_dr_runner_id(token, NGX_DR_CLAIM_TOKEN);
 
 #undef ngx_dr_runner_id
 
@@ -768,7 +784,7 @@ ngx_dr_runner_answer(ngx_dr_runner_job_t *qj, u_char *p)
     params[12] = (char *) p;
     (void) ngx_sprintf(p, "%M%Z", job->latency);
     params[13] = job->simulated ? "true" : "false";
-    params[14] = (char *) ngx_dr_runner.owner;
+    params[14] = (char *) qj->token;
 }
 
 
@@ -791,7 +807,7 @@ ngx_dr_runner_send_failure(ngx_dr_runner_job_t *qj, char *delay,
     ngx_uint_t retryable, char *error)
 {
     qj->params[0] = (const char *) qj->id;
-    qj->params[1] = (const char *) ngx_dr_runner.owner;
+    qj->params[1] = (const char *) qj->token;
     qj->params[2] = delay;
     qj->params[3] = retryable ? "true" : "false";
     qj->params[4] = error;
@@ -887,8 +903,16 @@ ngx_dr_runner_stored(ngx_dr_pg_query_t *q)
                       "returns to the queue when its lease expires",
                       qj->id);
 
-    } else if (PQntuples(q->res) == 1
-               && PQgetvalue(q->res, 0, 0)[0] == 't'
+    } else if (PQntuples(q->res) != 1
+               || (qj->sql == ngx_dr_runner_done_sql
+                   && PQgetvalue(q->res, 0, 0)[0] != 't'))
+    {
+        /* the lease expired meanwhile: the job is another claim's now */
+        ngx_log_error(NGX_LOG_NOTICE, qj->job.log, 0,
+                      "job %s was no longer held by its claim when its "
+                      "outcome came: nothing stored", qj->id);
+
+    } else if (PQgetvalue(q->res, 0, 0)[0] == 't'
                && ngx_strcmp(PQgetvalue(q->res, 0, 1), "0") == 0)
     {
         /*

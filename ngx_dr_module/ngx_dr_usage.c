@@ -78,7 +78,17 @@ static const char  ngx_dr_usage_sync_sql[] =
     " ON CONFLICT (node, bucket) DO UPDATE"
     " SET consumed = EXCLUDED.consumed, day = EXCLUDED.day,"
     "     daily = EXCLUDED.daily, updated_at = now()"
-    " RETURNING bucket) "
+    " RETURNING bucket),"
+    /*
+     * the rows of a bucket no node took from for a day go, those of nodes
+     * gone included; not one row of a bucket in use elsewhere, or its
+     * node's count, coming back, would look new and be charged again
+     */
+    " d AS (DELETE FROM limit_consumption o"
+    " WHERE updated_at < now() - interval '1 day' AND NOT EXISTS (SELECT 1"
+    "  FROM limit_consumption r WHERE r.bucket = o.bucket"
+    "  AND r.updated_at >= now() - interval '1 day')"
+    " AND NOT (o.node = $1 AND o.bucket = ANY ($2::text[]))) "
     "SELECT l.bucket, sum(l.consumed)::int8,"
     " bool_or(l.updated_at > now() - $4::interval),"
     " coalesce(sum(l.daily) FILTER (WHERE l.day = $7::date), 0)::int8 "

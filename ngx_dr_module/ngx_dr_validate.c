@@ -39,6 +39,11 @@
 
 #define ngx_dr_is_digit(c)        ((c) >= '0' && (c) <= '9')
 
+#define ngx_dr_is_alpha(c)        (((c) | 0x20) >= 'a' && ((c) | 0x20) <= 'z')
+
+#define ngx_dr_is_hex(c)                                                     \
+    (ngx_dr_is_digit(c) || (((c) | 0x20) >= 'a' && ((c) | 0x20) <= 'f'))
+
 
 static int ngx_dr_validate_label(const unsigned char *p, size_t len);
 static int ngx_dr_punycode_check(const unsigned char *p, size_t len);
@@ -46,6 +51,10 @@ static uint32_t ngx_dr_punycode_adapt(uint32_t delta, uint32_t points,
     int first);
 static size_t ngx_dr_utf8_next(const unsigned char *p, size_t len,
     uint32_t *cp);
+static int ngx_dr_url_prefix(const unsigned char *s, size_t len,
+    const char *prefix);
+static int ngx_dr_url_host(const unsigned char *s, size_t len, int *local);
+static int ngx_dr_url_path(const unsigned char *s, size_t len);
 
 
 int
@@ -477,6 +486,186 @@ ngx_dr_validate_bool(const unsigned char *s, size_t len, int *out)
 }
 
 
+int
+ngx_dr_validate_base_url(const unsigned char *s, size_t len, int *local)
+{
+    int     tls, rc;
+    size_t  i, start, end;
+
+    if (len == 0) {
+        return NGX_DR_VALID_EMPTY;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (s[i] < 0x20 || s[i] == 0x7f) {
+            return NGX_DR_VALID_CONTROL;
+        }
+
+        if (s[i] == ' ' || s[i] > 0x7f) {
+            return NGX_DR_VALID_BAD_CHAR;
+        }
+    }
+
+    if (ngx_dr_url_prefix(s, len, "https://")) {
+        tls = 1;
+        start = sizeof("https://") - 1;
+
+    } else if (ngx_dr_url_prefix(s, len, "http://")) {
+        tls = 0;
+        start = sizeof("http://") - 1;
+
+    } else {
+        return NGX_DR_VALID_BAD_SCHEME;
+    }
+
+    /*
+     * The authority ends at the path.  An '@' in it is user information
+     * to libcurl, and what precedes it is no host: "http://127.0.0.1@x/"
+     * goes to x.  '?' and '#' would end it too, and are refused below.
+     */
+
+    for (end = start; end < len && s[end] != '/'; end++) {
+        if (s[end] == '@') {
+            return NGX_DR_VALID_USERINFO;
+        }
+    }
+
+    rc = ngx_dr_url_host(s + start, end - start, local);
+    if (rc != NGX_DR_VALID_OK) {
+        return rc;
+    }
+
+    rc = ngx_dr_url_path(s + end, len - end);
+    if (rc != NGX_DR_VALID_OK) {
+        return rc;
+    }
+
+    if (!tls && !*local) {
+        return NGX_DR_VALID_NOT_LOCAL;
+    }
+
+    return NGX_DR_VALID_OK;
+}
+
+
+/* s starts with prefix, a lower-case scheme, in any case */
+
+static int
+ngx_dr_url_prefix(const unsigned char *s, size_t len, const char *prefix)
+{
+    size_t  i, n;
+
+    n = strlen(prefix);
+
+    if (len < n) {
+        return 0;
+    }
+
+    for (i = 0; i < n; i++) {
+        if ((s[i] | 0x20) != (unsigned char) prefix[i]
+            && s[i] != (unsigned char) prefix[i])
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* host[:port] or [IPv6][:port]; *local for this machine's three names */
+
+static int
+ngx_dr_url_host(const unsigned char *s, size_t len, int *local)
+{
+    size_t         i, port;
+    unsigned long  n;
+
+    *local = 0;
+
+    if (len > 0 && s[0] == '[') {
+        for (i = 1; i < len && s[i] != ']'; i++) {
+            if (!ngx_dr_is_hex(s[i]) && s[i] != ':' && s[i] != '.') {
+                return NGX_DR_VALID_BAD_HOST;
+            }
+        }
+
+        if (i == len || i == 1) {
+            return NGX_DR_VALID_BAD_HOST;
+        }
+
+        *local = (i == 4 && memcmp(s + 1, "::1", 3) == 0);
+        port = i + 1;
+
+    } else {
+        for (i = 0; i < len && s[i] != ':'; i++) {
+            if (!ngx_dr_is_alpha(s[i]) && !ngx_dr_is_digit(s[i])
+                && s[i] != '.' && s[i] != '-' && s[i] != '_')
+            {
+                return NGX_DR_VALID_BAD_HOST;
+            }
+        }
+
+        if (i == 0) {
+            return NGX_DR_VALID_BAD_HOST;
+        }
+
+        *local = (i == 9 && (memcmp(s, "127.0.0.1", 9) == 0
+                             || ngx_dr_url_prefix(s, 9, "localhost")));
+        port = i;
+    }
+
+    if (port == len) {
+        return NGX_DR_VALID_OK;
+    }
+
+    if (s[port] != ':') {
+        *local = 0;
+        return NGX_DR_VALID_BAD_HOST;
+    }
+
+    if (ngx_dr_validate_uint(s + port + 1, len - port - 1, 1, 65535, &n)
+        != NGX_DR_VALID_OK)
+    {
+        *local = 0;
+        return NGX_DR_VALID_BAD_PORT;
+    }
+
+    return NGX_DR_VALID_OK;
+}
+
+
+/* nothing, or '/' and RFC 3986 path characters: no query, no fragment */
+
+static int
+ngx_dr_url_path(const unsigned char *s, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+
+        if (s[i] == '%') {
+            if (i + 2 >= len || !ngx_dr_is_hex(s[i + 1])
+                || !ngx_dr_is_hex(s[i + 2]))
+            {
+                return NGX_DR_VALID_BAD_CHAR;
+            }
+
+            i += 2;
+            continue;
+        }
+
+        if (!ngx_dr_is_alpha(s[i]) && !ngx_dr_is_digit(s[i])
+            && strchr("-._~!$&'()*+,;=:@/", s[i]) == NULL)
+        {
+            return NGX_DR_VALID_BAD_CHAR;
+        }
+    }
+
+    return NGX_DR_VALID_OK;
+}
+
+
 const char *
 ngx_dr_validate_reason(int code)
 {
@@ -495,7 +684,12 @@ ngx_dr_validate_reason(int code)
         "the value is not a decimal number",
         "the number is out of range",
         "the value is not valid UTF-8",
-        "the value contains a control character"
+        "the value contains a control character",
+        "the URL starts with neither https:// nor http://",
+        "the URL carries user information (an '@') before its path",
+        "the URL's host is empty or malformed",
+        "the URL's port is not a number from 1 to 65535",
+        "plain http goes only to this machine: 127.0.0.1, [::1] or localhost"
     };
 
     if (code < 0 || (size_t) code >= sizeof(reasons) / sizeof(reasons[0])) {

@@ -38,6 +38,13 @@
 #define NGX_DR_VALID_OUT_OF_RANGE  9
 #define NGX_DR_VALID_BAD_UTF8      10
 #define NGX_DR_VALID_CONTROL       11  /* control character */
+#define NGX_DR_VALID_BAD_SCHEME    12  /* a URL neither https:// nor
+                                          http:// */
+#define NGX_DR_VALID_USERINFO      13  /* a URL with "user@" before its
+                                          host */
+#define NGX_DR_VALID_BAD_HOST      14  /* a URL's host empty or malformed */
+#define NGX_DR_VALID_BAD_PORT      15  /* a URL's port not 1..65535 */
+#define NGX_DR_VALID_NOT_LOCAL     16  /* plain http to another machine */
 
 
 /* Lower-cases ASCII, strips ONE trailing dot, and checks a domain name:
@@ -78,6 +85,20 @@ int ngx_dr_validate_search(const unsigned char *s, size_t len);
 /* A boolean query value: "true", "false", "1", "0" (lower-case only);
  * returns OK and sets *out, or BAD_CHAR. */
 int ngx_dr_validate_bool(const unsigned char *s, size_t len, int *out);
+
+/* A provider's base URL, as libcurl will read it: "https://" or "http://"
+ * (any case), a host, an optional port 1..65535, and nothing else or a
+ * path from '/' of RFC 3986 path characters (percent escapes included).
+ * The host is a name of [A-Za-z0-9._-] or an IPv6 address in brackets
+ * ([0-9A-Fa-f:.]).  No user information ("user@", or any '@' before the
+ * path), no query, no fragment, no space, control or non-ASCII byte.
+ * Plain http is for this machine only: its host must be exactly
+ * 127.0.0.1, [::1] or localhost (any case), or the URL is NOT_LOCAL.
+ * Returns OK and sets *local (1 for one of those three hosts) or a code:
+ * EMPTY, CONTROL, BAD_CHAR, BAD_SCHEME, USERINFO, BAD_HOST, BAD_PORT,
+ * NOT_LOCAL. */
+int ngx_dr_validate_base_url(const unsigned char *s, size_t len,
+    int *local);
 
 /* A short English sentence for an error message, e.g. "a label is longer
  * than 63 characters", for each code. Never NULL. */

@@ -56,15 +56,20 @@ DR::Fixture::load($t->dbh);
 # configuration errors first
 {
     my $secret = $t->{secret};
-    chmod 0644, $secret;
-    my ($rc, $out) = $t->test_conf;
-    isnt($rc, 0, 'a world-readable secret file is refused');
-    like($out, qr/may be read by every user.*chmod 600/,
-        'and the message says what to do');
+    for my $mode (0644, 0640, 0620) {
+        chmod $mode, $secret;
+        my ($rc, $out) = $t->test_conf;
+        isnt($rc, 0, sprintf 'a secret file of mode %04o is refused', $mode);
+        my $says = qq{"dr_key_secret_file": "$secret" may be read or }
+            . 'written by users other than its owner; make it readable by '
+            . 'its owner only (chmod 600)';
+        like($out, qr/\[emerg\] .*\Q$says\E/,
+            'and the message says what to do');
+    }
     chmod 0600, $secret;
 
     $t->write_conf($conf =~ s/dr_key_secret_file %%SECRET%%;//r);
-    ($rc, $out) = $t->test_conf;
+    my ($rc, $out) = $t->test_conf;
     like($out, qr/"dr_auth" needs "dr_key_secret_file"/,
         'dr_auth without a secret is refused');
     $t->write_conf($conf);

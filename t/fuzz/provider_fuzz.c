@@ -378,7 +378,7 @@ static void
 fuzz_build(ngx_dr_format_t f, const uint8_t *p, size_t len)
 {
     int                         i, rc;
-    char                       *prompt;
+    char                       *prompt, *body;
     json_t                     *j, *v;
     json_error_t                err;
     ngx_dr_provider_request_t   req;
@@ -400,8 +400,6 @@ fuzz_build(ngx_dr_format_t f, const uint8_t *p, size_t len)
 
     check(req.body_len == strlen(req.body));
     check(strstr(req.path, FUZZ_KEY) == NULL);
-    check(strstr(req.body, FUZZ_KEY) == NULL
-          || strstr(prompt, FUZZ_KEY) != NULL);
 
     for (i = 0; i < req.nheaders; i++) {
         check(req.headers[i] != NULL);
@@ -422,6 +420,17 @@ fuzz_build(ngx_dr_format_t f, const uint8_t *p, size_t len)
     }
 
     check(json_is_string(v) && strcmp(json_string_value(v), prompt) == 0);
+
+    /*
+     * The key is nowhere in the body but where the prompt put it.  The
+     * body's text cannot tell: "f", two form feeds and "uzz-FAKE-..." in
+     * a prompt are escaped as "f\f\fuzz-FAKE-...", which holds the key.
+     * The document with the prompt's text emptied can.
+     */
+    check(json_string_set(v, "") == 0);
+    body = json_dumps(j, JSON_COMPACT);
+    check(body != NULL && strstr(body, FUZZ_KEY) == NULL);
+    free(body);
 
     json_decref(j);
     ngx_dr_provider_request_free(&req);

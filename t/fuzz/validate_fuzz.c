@@ -17,6 +17,10 @@
  *   - search and bool give exactly the codes of separate reference
  *     implementations (search after Unicode table 3-7 byte ranges);
  *   - uint agrees with a reference value and honours min and max;
+ *   - a base URL accepted starts with http:// or https://, holds no
+ *     space, control, non-ASCII, '?', '#', nor '@' before its path,
+ *     and is plain http only when its host is exactly 127.0.0.1, [::1]
+ *     or localhost, which is what "local" says;
  *   - every code returned is one of the header's and has a sentence.
  *
  * Build and run (the corpus directory is scratch, never committed):
@@ -61,6 +65,7 @@ static void fuzz_uint(const unsigned char *p, size_t len);
 static void fuzz_search(const unsigned char *p, size_t len);
 static int ref_search(const unsigned char *p, size_t len);
 static void fuzz_bool(const unsigned char *p, size_t len);
+static void fuzz_base_url(const unsigned char *p, size_t len);
 
 
 int
@@ -118,7 +123,7 @@ check_code(int rc)
 {
     const char  *r;
 
-    check(rc >= NGX_DR_VALID_OK && rc <= NGX_DR_VALID_CONTROL);
+    check(rc >= NGX_DR_VALID_OK && rc <= NGX_DR_VALID_NOT_LOCAL);
 
     r = ngx_dr_validate_reason(rc);
     check(r != NULL && r[0] != '\0');
@@ -133,6 +138,7 @@ fuzz_part(const unsigned char *p, size_t len)
     fuzz_uint(p, len);
     fuzz_search(p, len);
     fuzz_bool(p, len);
+    fuzz_base_url(p, len);
 }
 
 
@@ -520,6 +526,79 @@ fuzz_bool(const unsigned char *p, size_t len)
     } else {
         check(rc == NGX_DR_VALID_OK && v == expect);
     }
+
+    free(in);
+}
+
+
+static void
+fuzz_base_url(const unsigned char *p, size_t len)
+{
+    int             rc, again, local, local2, tls;
+    size_t          i, start, end, host;
+    unsigned char  *in;
+
+    in = copy(p, len);
+
+    local = 42;
+    rc = ngx_dr_validate_base_url(in, len, &local);
+    check_code(rc);
+    check(rc != NGX_DR_VALID_TOO_LONG && rc != NGX_DR_VALID_BAD_LABEL
+          && rc != NGX_DR_VALID_NOT_NUMBER && rc != NGX_DR_VALID_BAD_UTF8);
+
+    again = ngx_dr_validate_base_url(in, len, &local2);
+    check(again == rc);
+
+    if (rc != NGX_DR_VALID_OK) {
+        free(in);
+        return;
+    }
+
+    check(local2 == local && (local == 0 || local == 1));
+
+    for (i = 0; i < len; i++) {
+        check(p[i] > 0x20 && p[i] < 0x7f && p[i] != '?' && p[i] != '#');
+    }
+
+    tls = (len >= 8 && lower(p[0]) == 'h' && lower(p[1]) == 't'
+           && lower(p[2]) == 't' && lower(p[3]) == 'p'
+           && lower(p[4]) == 's' && memcmp(p + 5, "://", 3) == 0);
+    check(tls || (len >= 7 && lower(p[0]) == 'h' && lower(p[1]) == 't'
+                  && lower(p[2]) == 't' && lower(p[3]) == 'p'
+                  && memcmp(p + 4, "://", 3) == 0));
+
+    start = tls ? 8 : 7;
+
+    for (end = start; end < len && p[end] != '/'; end++) {
+        check(p[end] != '@');
+    }
+
+    /* the host: up to the port's ':' (after ']' for an IPv6 address) */
+    host = end;
+
+    for (i = end; i > start; i--) {
+        if (p[i - 1] == ']') {
+            break;
+        }
+
+        if (p[i - 1] == ':') {
+            host = i - 1;
+            break;
+        }
+    }
+
+    check(host > start);
+
+    local2 = (host - start == 9 && memcmp(p + start, "127.0.0.1", 9) == 0)
+             || (host - start == 5 && memcmp(p + start, "[::1]", 5) == 0)
+             || (host - start == 9 && lower(p[start]) == 'l'
+                 && lower(p[start + 1]) == 'o' && lower(p[start + 2]) == 'c'
+                 && lower(p[start + 3]) == 'a' && lower(p[start + 4]) == 'l'
+                 && lower(p[start + 5]) == 'h' && lower(p[start + 6]) == 'o'
+                 && lower(p[start + 7]) == 's' && lower(p[start + 8]) == 't');
+
+    check(local == local2);
+    check(tls || local);
 
     free(in);
 }

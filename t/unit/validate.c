@@ -42,6 +42,7 @@ static void number(const char *s, unsigned long min, unsigned long max,
     int code, unsigned long expect);
 static void search(const char *s, size_t len, int code, const char *name);
 static void boolean(const char *s, size_t len, int code, int expect);
+static void base_url(const char *s, size_t len, int code, int expect);
 static void test_domain_valid(void);
 static void test_domain_invalid(void);
 static void test_domain_limits(void);
@@ -50,6 +51,7 @@ static void test_domain_in_place(void);
 static void test_uint(void);
 static void test_search(void);
 static void test_bool(void);
+static void test_base_url(void);
 static void test_reason(void);
 
 
@@ -490,6 +492,91 @@ test_bool(void)
 
 
 static void
+base_url(const char *s, size_t len, int code, int expect)
+{
+    int  rc, local;
+
+    local = 42;
+    rc = ngx_dr_validate_base_url((const unsigned char *) s, len, &local);
+
+    ok(rc == code && (code != NGX_DR_VALID_OK || local == expect),
+       "base URL '%s' is %s", esc(s, len),
+       code != NGX_DR_VALID_OK ? ngx_dr_validate_reason(code)
+       : expect ? "valid, this machine" : "valid");
+    if (rc != code) {
+        diag("got %d (%s)", rc, ngx_dr_validate_reason(rc));
+    }
+}
+
+
+static void
+test_base_url(void)
+{
+    /* the providers' own, and the bundled simulator's */
+    base_url(S("https://api.openai.com/v1"), NGX_DR_VALID_OK, 0);
+    base_url(S("https://generativelanguage.googleapis.com"),
+             NGX_DR_VALID_OK, 0);
+    base_url(S("HTTPS://api.x.ai/v1/"), NGX_DR_VALID_OK, 0);
+    base_url(S("https://gw.example.com:8443/openai/v1"), NGX_DR_VALID_OK, 0);
+    base_url(S("https://[2001:db8::1]:443/v1"), NGX_DR_VALID_OK, 0);
+    base_url(S("http://127.0.0.1:8089/openai/v1"), NGX_DR_VALID_OK, 1);
+    base_url(S("http://127.0.0.1"), NGX_DR_VALID_OK, 1);
+    base_url(S("http://localhost:8089/anthropic"), NGX_DR_VALID_OK, 1);
+    base_url(S("http://LocalHost/x"), NGX_DR_VALID_OK, 1);
+    base_url(S("http://[::1]:8089/google"), NGX_DR_VALID_OK, 1);
+    base_url(S("https://127.0.0.1/v1"), NGX_DR_VALID_OK, 1);
+    base_url(S("http://127.0.0.1/v1/@evil.example"), NGX_DR_VALID_OK, 1);
+    base_url(S("http://127.0.0.1/a%2Fb"), NGX_DR_VALID_OK, 1);
+
+    /* what a prefix match let through: the host is elsewhere */
+    base_url(S("http://127.0.0.1@evil.example/"), NGX_DR_VALID_USERINFO, 0);
+    base_url(S("http://localhost@evil.example"), NGX_DR_VALID_USERINFO, 0);
+    base_url(S("http://127.0.0.1:8089@evil.example/"),
+             NGX_DR_VALID_USERINFO, 0);
+    base_url(S("https://user:not-a-password@api.openai.com/v1"),
+             NGX_DR_VALID_USERINFO, 0);
+    base_url(S("http://127.0.0.1.evil.example/"), NGX_DR_VALID_NOT_LOCAL, 0);
+    base_url(S("http://localhost.evil.example/"), NGX_DR_VALID_NOT_LOCAL, 0);
+    base_url(S("http://127.0.0.10/"), NGX_DR_VALID_NOT_LOCAL, 0);
+    base_url(S("http://127.1/"), NGX_DR_VALID_NOT_LOCAL, 0);
+    base_url(S("http://[::1].evil/"), NGX_DR_VALID_BAD_HOST, 0);
+    base_url(S("http://[::2]/"), NGX_DR_VALID_NOT_LOCAL, 0);
+    base_url(S("http://api.openai.com/v1"), NGX_DR_VALID_NOT_LOCAL, 0);
+    base_url(S("http://127.0.0.1?@evil.example/"),
+             NGX_DR_VALID_USERINFO, 0);
+    base_url(S("http://127.0.0.1#@evil.example/"),
+             NGX_DR_VALID_USERINFO, 0);
+    base_url(S("http://127.0.0.1\\@evil.example/"),
+             NGX_DR_VALID_USERINFO, 0);
+
+    /* malformed */
+    base_url(S(""), NGX_DR_VALID_EMPTY, 0);
+    base_url(S("ftp://127.0.0.1/"), NGX_DR_VALID_BAD_SCHEME, 0);
+    base_url(S("127.0.0.1:8089"), NGX_DR_VALID_BAD_SCHEME, 0);
+    base_url(S("http:/127.0.0.1/"), NGX_DR_VALID_BAD_SCHEME, 0);
+    base_url(S("https://"), NGX_DR_VALID_BAD_HOST, 0);
+    base_url(S("https:///v1"), NGX_DR_VALID_BAD_HOST, 0);
+    base_url(S("https://api.openai.com:/v1"), NGX_DR_VALID_BAD_PORT, 0);
+    base_url(S("http://127.0.0.1:0/"), NGX_DR_VALID_BAD_PORT, 0);
+    base_url(S("http://127.0.0.1:65536/"), NGX_DR_VALID_BAD_PORT, 0);
+    base_url(S("http://127.0.0.1:80x/"), NGX_DR_VALID_BAD_PORT, 0);
+    base_url(S("http://127.0.0.1:+80/"), NGX_DR_VALID_BAD_PORT, 0);
+    base_url(S("https://[::1/v1"), NGX_DR_VALID_BAD_HOST, 0);
+    base_url(S("https://[]/v1"), NGX_DR_VALID_BAD_HOST, 0);
+    base_url(S("https://[fe80::1%25eth0]/"), NGX_DR_VALID_BAD_HOST, 0);
+    base_url(S("https://api.open ai.com/"), NGX_DR_VALID_BAD_CHAR, 0);
+    base_url(S("https://api.openai.com/v1?x=1"), NGX_DR_VALID_BAD_CHAR, 0);
+    base_url(S("https://api.openai.com/v1#x"), NGX_DR_VALID_BAD_CHAR, 0);
+    base_url(S("https://api.openai.com/v1%zz"), NGX_DR_VALID_BAD_CHAR, 0);
+    base_url(S("https://api.openai.com/v1%2"), NGX_DR_VALID_BAD_CHAR, 0);
+    base_url(S("https://api.open\xc3\xa4i.com/"), NGX_DR_VALID_BAD_CHAR, 0);
+    base_url(S("http://127.0.0.1\0@evil.example/"),
+             NGX_DR_VALID_CONTROL, 0);
+    base_url(S("http://127.0.0.1\r\nHost: evil/"), NGX_DR_VALID_CONTROL, 0);
+}
+
+
+static void
 test_reason(void)
 {
     int          code, other, bad;
@@ -497,7 +584,7 @@ test_reason(void)
 
     bad = 0;
 
-    for (code = NGX_DR_VALID_OK; code <= NGX_DR_VALID_CONTROL; code++) {
+    for (code = NGX_DR_VALID_OK; code <= NGX_DR_VALID_NOT_LOCAL; code++) {
         r = ngx_dr_validate_reason(code);
 
         if (r == NULL || r[0] == '\0' || strlen(r) > 200) {
@@ -518,7 +605,7 @@ test_reason(void)
     is_int(bad, 0, "every code has its own sentence");
 
     ok(ngx_dr_validate_reason(-1) != NULL
-       && ngx_dr_validate_reason(NGX_DR_VALID_CONTROL + 1) != NULL
+       && ngx_dr_validate_reason(NGX_DR_VALID_NOT_LOCAL + 1) != NULL
        && ngx_dr_validate_reason(INT_MAX) != NULL,
        "unknown codes still get a sentence");
 
@@ -538,6 +625,7 @@ main(void)
     test_uint();
     test_search();
     test_bool();
+    test_base_url();
     test_reason();
 
     return done_testing();
