@@ -587,7 +587,7 @@ ngx_dr_http_body(ngx_http_request_t *r, size_t max, ngx_str_t *out)
             continue;
         }
 
-        /* an empty buffer may have no memory: memcpy() from NULL is undefined */
+        /* an empty buffer may have no memory: no memcpy() from NULL */
         if (b->last != b->pos) {
             p = ngx_cpymem(p, b->pos, b->last - b->pos);
         }
