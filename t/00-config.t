@@ -98,8 +98,8 @@ for my $case (@bad) {
 
 # a password is refused, "nginx -T" would print it; the message says
 # where it belongs and never repeats it
-for my $conninfo ('host=/tmp dbname=a user=u password=sw0rdfish-not-real',
-                  'postgresql://u:sw0rdfish-not-real@db.example/a',
+for my $conninfo ('host=/tmp dbname=a user=u password=FAKE-sw0rdfish',
+                  'postgresql://u:FAKE-sw0rdfish@db.example/a',
                   'dbname=a password=\'sw0rdfish not real\'')
 {
     my ($rc, $out) = conf_result(qq{    dr_pg "$conninfo";\n});
@@ -113,15 +113,15 @@ for my $conninfo ('host=/tmp dbname=a user=u password=sw0rdfish-not-real',
 # libpq quotes the conninfo it refuses, at times all of it: only option
 # names and punctuation are repeated
 my @quoted = (
-    [ 'postgresql://u:sw0rdfish-not-real@[::1/a',
+    [ 'postgresql://u:FAKE-sw0rdfish@[::1/a',
       qr/matching "\]" in IPv6 host address in URI: "\.\.\."$/ ],
     [ 'dbname=a password=not-real sw0rdfish',
       qr/missing "=" after "\.\.\." in connection info string$/ ],
     [ 'dbname=a password=not-real sw0rdfish=x',
       qr/invalid connection option "\.\.\."$/ ],
-    [ 'postgresql://u:sw0rdfish-not-real@db.example/a?verbose',
+    [ 'postgresql://u:FAKE-sw0rdfish@db.example/a?verbose',
       qr/missing key\/value separator "=" in URI query parameter: "\.\.\."$/ ],
-    [ 'postgresql://u:sw0rdfish-not-real@db.example/a?x=%zz',
+    [ 'postgresql://u:FAKE-sw0rdfish@db.example/a?x=%zz',
       qr/invalid percent-encoded token: "\.\.\."$/ ],
 );
 for my $case (@quoted) {
