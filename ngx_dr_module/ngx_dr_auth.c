@@ -266,17 +266,11 @@ ngx_dr_auth_read_secret(ngx_conf_t *cf, ngx_command_t *cmd, ngx_str_t *name,
 ngx_int_t
 ngx_dr_auth_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
-
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
-    if (h == NULL) {
+    if (ngx_dr_http_phase(cf, NGX_HTTP_ACCESS_PHASE, ngx_dr_auth_handler)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
-
-    *h = ngx_dr_auth_handler;
 
     /*
      * nginx runs no access handler for a subrequest (SSI, mirror,
@@ -284,12 +278,12 @@ ngx_dr_auth_init(ngx_conf_t *cf)
      * carrying its main request's decision or making it once for both
      */
 
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
-    if (h == NULL) {
+    if (ngx_dr_http_phase(cf, NGX_HTTP_PREACCESS_PHASE,
+                          ngx_dr_auth_subrequest)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
-
-    *h = ngx_dr_auth_subrequest;
 
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_dr_auth_header_filter;

@@ -821,3 +821,25 @@ ngx_dr_http_unavailable(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
                              "internal_error",
                              "the database could not answer the query");
 }
+
+
+/* adds a handler of this module to one phase of every request */
+
+ngx_int_t
+ngx_dr_http_phase(ngx_conf_t *cf, ngx_http_phases phase,
+    ngx_http_handler_pt handler)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[phase].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = handler;
+
+    return NGX_OK;
+}

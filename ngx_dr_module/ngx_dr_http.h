@@ -30,6 +30,8 @@ ngx_dr_request_t *ngx_dr_request(ngx_http_request_t *r);
 ngx_str_t *ngx_dr_request_id(ngx_http_request_t *r);
 ngx_int_t ngx_dr_request_actor(ngx_http_request_t *r, const char **params);
 
+ngx_int_t ngx_dr_http_phase(ngx_conf_t *cf, ngx_http_phases phase,
+    ngx_http_handler_pt handler);
 ngx_int_t ngx_dr_http_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body, ngx_dr_http_cache_t *cache);
 ngx_int_t ngx_dr_http_output(ngx_http_request_t *r, ngx_str_t *body);

@@ -120,19 +120,7 @@ static ngx_dr_report_t  ngx_dr_report;
 ngx_int_t
 ngx_dr_report_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
-
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_dr_report_log;
-
-    return NGX_OK;
+    return ngx_dr_http_phase(cf, NGX_HTTP_LOG_PHASE, ngx_dr_report_log);
 }
 
 
