@@ -138,7 +138,7 @@ my $refused = "job $job was no longer held by its claim when its outcome "
     . 'came: nothing stored';
 ok($u->wait_log(qr/\Q$refused\E/, 15),
     'the first call\'s answer is refused: its claim was lost');
-my ($stored) = $dbh->selectrow_array(
+($stored) = $dbh->selectrow_array(
     'SELECT count(*) FROM responses WHERE job_id = ?', undef, $job);
 ($status) = $dbh->selectrow_array('SELECT status FROM jobs WHERE id = ?',
     undef, $job);
