@@ -75,7 +75,7 @@ export DR_BUILD_DIR := $(BUILD)
 
 .PHONY: all deps packages build unit pg-start pg-stop db test-db run start stop \
         nginx-stop \
-        test test-valgrind bench clean sim-start sim-stop rescore screenshots
+        test test-valgrind secret-scan bench clean sim-start sim-stop rescore screenshots
 
 all: build
 
@@ -328,6 +328,10 @@ bench: build test-db $(BUILD)/unit/score_bench
 	perl bench/gateway.pl $(BENCH_SECONDS)
 	perl bench/crawl-rate.pl
 	perl bench/crawl.pl $(BENCH_DOMAINS)
+
+# private keys, provider keys and passwords in the files of the tree
+secret-scan:
+	tools/secret-scan $(TOP)
 
 clean:
 	rm -rf $(BUILD)
