@@ -75,7 +75,7 @@ print $fh join "\n",
     'xai-' . ('x' x 40),
     'AKIA' . ('0' x 16),
     'dr_abcdefgh_' . ('A' x 32),
-    'dsn = postgresql://u:not-real-at-all@db.example.com/a',
+    'dsn = postgresql://u:FAKE-not-real@db.example.com/a',
     'dr_pg "host=/tmp password=sw0rdfish-not-real";',
     'base = http://127.0.0.1:8089@evil.example/',
     '';
