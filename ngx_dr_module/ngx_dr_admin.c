@@ -716,27 +716,18 @@ static ngx_int_t
 ngx_dr_admin_create(ngx_http_request_t *r, json_t *body)
 {
     u_char               *p;
-    json_t               *name, *tier, *expires, *v;
-    const char           *key, *params[8];
+    json_t               *name, *tier, *expires;
+    ngx_int_t             rc;
+    const char           *params[8];
     ngx_dr_request_t     *req;
     ngx_dr_main_conf_t   *dmcf;
     u_char                prefix[9], secret[33], hash[32], hex[65];
 
     dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
 
-    if (!json_is_object(body)) {
-        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
-                                 "a JSON object is needed");
-    }
-
-    json_object_foreach(body, key, v) {
-        if (ngx_strcmp(key, "name") != 0 && ngx_strcmp(key, "tier") != 0
-            && ngx_strcmp(key, "expires_at") != 0)
-        {
-            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
-                                     "unknown field; the fields are name, "
-                                     "tier and expires_at");
-        }
+    rc = ngx_dr_http_fields(r, body, "name, tier, expires_at");
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     name = json_object_get(body, "name");
@@ -903,25 +894,13 @@ ngx_dr_admin_add_domains(ngx_http_request_t *r, json_t *body)
     u_char         *array, *p;
     json_t         *list, *v, *invalid, *d;
     size_t          i;
-    const char     *key, *why, *params[6];
+    ngx_int_t       rc;
+    const char     *why, *params[6];
     ngx_uint_t      valid;
 
-    if (!json_is_object(body)) {
-        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
-                                 "a JSON object is needed");
-    }
-
-    json_object_foreach(body, key, v) {
-        if (ngx_strcmp(key, "domains") != 0
-            && ngx_strcmp(key, "category") != 0
-            && ngx_strcmp(key, "cohort") != 0
-            && ngx_strcmp(key, "priority") != 0)
-        {
-            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
-                                     "unknown field; the fields are "
-                                     "domains, category, cohort and "
-                                     "priority");
-        }
+    rc = ngx_dr_http_fields(r, body, "domains, category, cohort, priority");
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     list = json_object_get(body, "domains");
@@ -1097,23 +1076,12 @@ ngx_dr_admin_create_run(ngx_http_request_t *r, json_t *body)
     char        *scope;
     json_t      *v;
     ngx_str_t    bad;
+    ngx_int_t    rc;
     const char  *key, *params[7];
 
-    if (!json_is_object(body)) {
-        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
-                                 "a JSON object is needed");
-    }
-
-    json_object_foreach(body, key, v) {
-        if (ngx_strcmp(key, "domains") != 0
-            && ngx_strcmp(key, "cohort") != 0
-            && ngx_strcmp(key, "models") != 0
-            && ngx_strcmp(key, "prompts") != 0)
-        {
-            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
-                                     "unknown field; the fields are "
-                                     "domains, cohort, models and prompts");
-        }
+    rc = ngx_dr_http_fields(r, body, "domains, cohort, models, prompts");
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     params[1] = NULL;
@@ -1198,7 +1166,8 @@ ngx_dr_admin_rescore(ngx_http_request_t *r, json_t *body)
 {
     json_t      *v;
     ngx_str_t    bad;
-    const char  *key, *domains;
+    ngx_int_t    rc;
+    const char  *domains;
 
     domains = NULL;
 
@@ -1206,17 +1175,9 @@ ngx_dr_admin_rescore(ngx_http_request_t *r, json_t *body)
         return ngx_dr_rescore_handler(r, NULL);
     }
 
-    if (!json_is_object(body)) {
-        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
-                                 "a JSON object is needed: {\"domains\"?}");
-    }
-
-    json_object_foreach(body, key, v) {
-        if (ngx_strcmp(key, "domains") != 0) {
-            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
-                                     "unknown field; the one field is "
-                                     "domains");
-        }
+    rc = ngx_dr_http_fields(r, body, "domains");
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     v = json_object_get(body, "domains");

@@ -843,3 +843,48 @@ ngx_dr_http_phase(ngx_conf_t *cf, ngx_http_phases phase,
 
     return NGX_OK;
 }
+
+
+/*
+ * a request's body must be a JSON object of the fields listed (names
+ * separated by ", ") and no other: NGX_DECLINED when it is, else the
+ * client is answered 400 saying which fields there are
+ */
+
+ngx_int_t
+ngx_dr_http_fields(ngx_http_request_t *r, json_t *body, const char *fields)
+{
+    size_t       n;
+    json_t      *v;
+    const char  *key, *p, *e;
+
+    if (!json_is_object(body)) {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "a JSON object is needed; its fields are "
+                                 "%s", fields);
+    }
+
+    json_object_foreach(body, key, v) {
+        n = ngx_strlen(key);
+
+        for (p = fields; *p; p = e) {
+            while (*p == ',' || *p == ' ') {
+                p++;
+            }
+
+            for (e = p; *e && *e != ','; e++) { /* void */ }
+
+            if ((size_t) (e - p) == n && ngx_strncmp(p, key, n) == 0) {
+                break;
+            }
+        }
+
+        if (*p == '\0') {
+            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                     "unknown field; the fields are %s",
+                                     fields);
+        }
+    }
+
+    return NGX_DECLINED;
+}

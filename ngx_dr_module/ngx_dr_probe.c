@@ -133,29 +133,17 @@ ngx_dr_probe_domain(ngx_http_request_t *r, ngx_str_t *text, ngx_int_t *rc)
     int            valid;
     u_char        *out;
     size_t         len;
-    json_t        *body, *domain, *v;
+    json_t        *body, *domain;
     ngx_str_t      d;
-    const char    *key;
     json_error_t   err;
 
     body = json_loadb((char *) text->data, text->len, JSON_REJECT_DUPLICATES,
                       &err);
 
-    if (!json_is_object(body)) {
+    *rc = ngx_dr_http_fields(r, body, "domain");
+    if (*rc != NGX_DECLINED) {
         json_decref(body);
-        *rc = ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
-                                "a JSON object {\"domain\"} is needed");
         return NULL;
-    }
-
-    json_object_foreach(body, key, v) {
-        if (ngx_strcmp(key, "domain") != 0) {
-            json_decref(body);
-            *rc = ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
-                                    "unknown field; the only field is "
-                                    "domain");
-            return NULL;
-        }
     }
 
     domain = json_object_get(body, "domain");

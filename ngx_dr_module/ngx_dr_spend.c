@@ -98,24 +98,14 @@ ngx_int_t
 ngx_dr_spend_set(ngx_http_request_t *r, json_t *body)
 {
     u_char      *p;
-    json_t      *scope, *period, *v;
+    json_t      *scope, *period;
     int64_t      usd;
-    const char  *key, *params[5];
+    ngx_int_t    rc;
+    const char  *params[5];
 
-    if (!json_is_object(body)) {
-        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
-                                 "a JSON object {\"scope\", \"period\", "
-                                 "\"usd\"} is needed");
-    }
-
-    json_object_foreach(body, key, v) {
-        if (ngx_strcmp(key, "scope") != 0 && ngx_strcmp(key, "period") != 0
-            && ngx_strcmp(key, "usd") != 0)
-        {
-            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
-                                     "unknown field; the fields are scope, "
-                                     "period and usd");
-        }
+    rc = ngx_dr_http_fields(r, body, "scope, period, usd");
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     scope = json_object_get(body, "scope");
