@@ -994,9 +994,17 @@ ngx_dr_api_cache_key(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
 
     ctx->key.data = p;
 
+    /* an empty part may have no data: memcpy() from NULL is undefined */
+
     p = ngx_cpymem(p, ctx->route->prefix.data, ctx->route->prefix.len);
-    p = ngx_cpymem(p, ctx->domain.data, ctx->domain.len);
-    p = ngx_cpymem(p, ctx->route->suffix.data, ctx->route->suffix.len);
+
+    if (ctx->domain.len) {
+        p = ngx_cpymem(p, ctx->domain.data, ctx->domain.len);
+    }
+
+    if (ctx->route->suffix.len) {
+        p = ngx_cpymem(p, ctx->route->suffix.data, ctx->route->suffix.len);
+    }
 
     for (i = 0, arg = ctx->route->args; arg->name.len; i++, arg++) {
         *p++ = (i == 0) ? '?' : '&';
@@ -1004,8 +1012,10 @@ ngx_dr_api_cache_key(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
         *p++ = '=';
 
         if (arg->type == NGX_DR_ARG_SEARCH) {
-            p = ngx_cpymem(p, ctx->params.search.data,
-                           ctx->params.search.len);
+            if (ctx->params.search.len) {
+                p = ngx_cpymem(p, ctx->params.search.data,
+                               ctx->params.search.len);
+            }
 
         } else {
             p = ngx_sprintf(p, "%ul", *ngx_dr_api_num(ctx, arg));

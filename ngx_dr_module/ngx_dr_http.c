@@ -559,7 +559,10 @@ ngx_dr_http_body(ngx_http_request_t *r, size_t max, ngx_str_t *out)
             continue;
         }
 
-        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        /* an empty buffer may have no memory: memcpy() from NULL is UB */
+        if (b->last != b->pos) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
     }
 
     *p = '\0';
