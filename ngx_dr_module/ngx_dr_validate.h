@@ -2,7 +2,8 @@
 /*
  * Domain Runner: validation of request input before any query (SPEC
  * sections 5 and 9): domain names in paths, numbers, search terms and
- * booleans in query strings.
+ * booleans in query strings; and of the providers' base URLs, read from
+ * the configuration.
  *
  * Pure C99 over libc: no nginx, no libpq, no allocation, no global
  * mutable state, so unit tests and fuzzers link it directly and any
