@@ -4,6 +4,14 @@
 #   make test    the same set-up, then the whole suite
 #   make stop    stop what "make run" started
 #
+# Security scanning (each also called by .ci/run, after make test):
+#
+#   make test-asan    the suite with the module under AddressSanitizer and
+#                     UBSan
+#   make fuzz         each fuzz target of t/fuzz for FUZZ_SECONDS
+#   make scan         clang's static analyzer over the module: no report
+#   make secret-scan  no private key, provider key or password in the tree
+#
 # Everything runs as root (or through sudo): packages are installed with
 # apt-get and PostgreSQL runs as the "postgres" user.
 
@@ -50,6 +58,11 @@ PACKAGES      := nginx nginx-dev postgresql-15 postgresql-client-15 \
 PACKAGES      += prometheus libyaml-libyaml-perl openssl \
                  debhelper dpkg-dev fakeroot lintian
 
+# what the security scanning adds: libFuzzer and the analyzer are clang's,
+# llvm-symbolizer names the frames of a report, and gcc's libasan and
+# libubsan run the module built by gcc with the sanitizers
+SCAN_PACKAGES := clang clang-tools libclang-rt-14-dev llvm libasan8 libubsan1
+
 SRCS          := $(wildcard ngx_dr_module/*.c ngx_dr_module/*.h)
 
 # pure parts, with no nginx event code: linked directly by the C unit tests
@@ -57,8 +70,37 @@ PURE_SRCS     := ngx_dr_module/ngx_dr_score.c ngx_dr_module/ngx_dr_validate.c \
                  ngx_dr_module/ngx_dr_bucket.c \
                  ngx_dr_module/ngx_dr_provider.c
 UNIT_CFLAGS   := -std=c99 -O2 -g -Wall -Wextra -Werror -Ingx_dr_module
-UNIT_TESTS    := $(patsubst t/unit/%.c,$(BUILD)/unit/%, \
+UNIT_NAMES    := $(patsubst t/unit/%.c,%, \
                    $(filter-out %_bench.c,$(wildcard t/unit/*.c)))
+UNIT_TESTS    := $(UNIT_NAMES:%=$(BUILD)/unit/%)
+UNIT_LINK      = $(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) -ljansson -lm
+
+# how the module is compiled; a build directory may set its own
+NGX_CC_OPT    := -g -O2 -fPIC -Wextra -Werror
+NGX_MAKE_OPT  :=
+
+# the sanitized module and unit tests, in a build directory of their own;
+# nginx itself is Debian's, with gcc's runtime preloaded (t/lib/DR/Test.pm)
+ASAN_BUILD    ?= $(TOP)/build-asan
+ASAN_MODULE   := $(ASAN_BUILD)/ngx_http_dr_module.so
+ASAN_UNIT     := $(UNIT_NAMES:%=$(ASAN_BUILD)/unit/%)
+SANITIZE      := -fsanitize=address,undefined -fno-omit-frame-pointer \
+                 -fno-sanitize-recover=all
+# the suite but the simulator's own test and those whose assertions are
+# rates (which skip under valgrind too: a sanitized worker is slower);
+# another set with ASAN_TESTS="t/10-api.t ..."
+ASAN_SKIP     := t/30-simulator.t t/41-limit.t t/42-limit-cluster.t \
+                 t/68-runner-rate.t
+ASAN_TESTS    ?= $(filter-out $(ASAN_SKIP),$(wildcard t/*.t))
+
+# fuzz targets: t/fuzz/NAME_fuzz.c tests ngx_dr_module/ngx_dr_NAME.c
+FUZZ_CC       ?= clang
+FUZZ_BUILD    ?= $(BUILD)/fuzz
+FUZZ_SECONDS  ?= 60
+FUZZ_NAMES    := $(patsubst t/fuzz/%_fuzz.c,%,$(wildcard t/fuzz/*_fuzz.c))
+
+# the static analyzer's build of the module, and its reports
+SCAN_BUILD    ?= $(TOP)/build-scan
 
 PSQL          = $(PG_BIN)/psql -X -q -v ON_ERROR_STOP=1 -h $(PG_SOCKET) \
                 -p $(PG_PORT)
@@ -73,9 +115,10 @@ export DR_MODULE    := $(MODULE)
 export DR_NGINX     := $(NGINX)
 export DR_BUILD_DIR := $(BUILD)
 
-.PHONY: all deps packages build unit pg-start pg-stop db test-db run start stop \
-        nginx-stop \
-        test test-valgrind secret-scan bench clean sim-start sim-stop rescore screenshots
+.PHONY: all deps packages scan-packages build unit pg-start pg-stop db \
+        test-db run start stop nginx-stop \
+        test test-valgrind test-asan build-asan fuzz scan secret-scan \
+        bench clean sim-start sim-stop rescore screenshots
 
 all: build
 
@@ -84,9 +127,9 @@ all: build
 
 deps: packages tools/openapi/node_modules/.package-lock.json
 
-packages:
+define install_packages
 	@missing=""; \
-	for p in $(PACKAGES); do \
+	for p in $(1); do \
 	    dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null \
 	        | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
@@ -96,6 +139,13 @@ packages:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	        --no-install-recommends $$missing; \
 	fi
+endef
+
+packages:
+	$(call install_packages,$(PACKAGES))
+
+scan-packages: packages
+	$(call install_packages,$(SCAN_PACKAGES))
 
 
 # the OpenAPI validator of the tests, from the npm registry (node and npm
@@ -132,20 +182,23 @@ $(shell mkdir -p $(BUILD); \
     echo $(sort $(wildcard ngx_dr_module/*.[ch])) | cmp -s - $(SRC_LIST) \
     || echo $(sort $(wildcard ngx_dr_module/*.[ch])) > $(SRC_LIST))
 
-$(BUILD)/nginx/objs/Makefile: config $(NGX_SRC)/conf_flags $(SRC_LIST)
-	rm -rf $(BUILD)/nginx
-	mkdir -p $(BUILD)
-	cp -r $(NGX_SRC) $(BUILD)/nginx
-	cd $(BUILD)/nginx && . ./conf_flags && \
+# one rule for every build directory (build, build-asan, build-scan); a
+# build directory stays configured
+.PRECIOUS: %/nginx/objs/Makefile
+%/nginx/objs/Makefile: config $(NGX_SRC)/conf_flags $(SRC_LIST)
+	rm -rf $*/nginx
+	mkdir -p $*
+	cp -r $(NGX_SRC) $*/nginx
+	cd $*/nginx && . ./conf_flags && \
 	    ./configure "$${NGX_CONF_FLAGS[@]}" \
-	        --with-cc-opt='-g -O2 -fPIC -Wextra -Werror' \
+	        --with-cc-opt='$(NGX_CC_OPT)' \
 	        --add-dynamic-module=$(TOP) > configure.log || \
 	    { tail -20 configure.log; exit 1; }
 
-$(MODULE): $(BUILD)/nginx/objs/Makefile $(SRCS)
-	$(MAKE) -C $(BUILD)/nginx -f objs/Makefile modules
+%/ngx_http_dr_module.so: %/nginx/objs/Makefile $(SRCS)
+	$(MAKE) -C $*/nginx -f objs/Makefile modules $(NGX_MAKE_OPT)
 	@# a new inode: a running nginx keeps its mapping of the old file
-	cp $(BUILD)/nginx/objs/ngx_http_dr_module.so $@.tmp
+	cp $*/nginx/objs/ngx_http_dr_module.so $@.tmp
 	mv -f $@.tmp $@
 
 
@@ -156,7 +209,12 @@ unit: $(UNIT_TESTS)
 $(BUILD)/unit/%: t/unit/%.c $(PURE_SRCS) $(wildcard t/unit/*.h) \
                  $(wildcard ngx_dr_module/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) -ljansson -lm
+	$(UNIT_LINK)
+
+$(ASAN_UNIT): $(ASAN_BUILD)/unit/%: t/unit/%.c $(PURE_SRCS) \
+              $(wildcard t/unit/*.h) $(wildcard ngx_dr_module/*.h)
+	@mkdir -p $(@D)
+	$(UNIT_LINK)
 
 
 # the embedded PostgreSQL cluster
@@ -318,6 +376,59 @@ screenshots: build test-db $(BROWSER_DEPS)
 	DR_SCREENSHOTS=$(TOP)/docs prove t/90-dashboard.t
 
 
+# security scanning
+
+# the module and the unit tests with AddressSanitizer and UBSan; nginx
+# loads the module with the runtime preloaded, and a test fails on any
+# report of the sanitizers (t/lib/DR/Test.pm)
+$(ASAN_BUILD)/nginx/objs/Makefile: NGX_CC_OPT := -g -O1 -fPIC -Wextra \
+                                                -Werror $(SANITIZE)
+$(ASAN_MODULE): NGX_MAKE_OPT := LINK='$$(CC) $(SANITIZE)'
+$(ASAN_UNIT): UNIT_CFLAGS += -O1 $(SANITIZE)
+
+build-asan: scan-packages deps ngx_dr_module/ngx_dr_openapi.c $(ASAN_MODULE)
+
+test-asan: build-asan $(ASAN_UNIT) test-db $(BROWSER_DEPS)
+	DR_ASAN=1 DR_MODULE=$(ASAN_MODULE) DR_BUILD_DIR=$(ASAN_BUILD) \
+	    DR_ASAN_RUNTIME=$$($(CC) -print-file-name=libasan.so) \
+	    prove $(ASAN_TESTS)
+
+# libFuzzer targets with ASan and UBSan, each run for FUZZ_SECONDS from
+# the corpus of earlier runs (scratch, in the build directory); a crash
+# or a broken invariant fails, its input kept beside the log
+$(FUZZ_BUILD)/%_fuzz: t/fuzz/%_fuzz.c ngx_dr_module/ngx_dr_%.c \
+                      ngx_dr_module/ngx_dr_%.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=all -Ingx_dr_module -o $@ $< \
+	    ngx_dr_module/ngx_dr_$*.c -ljansson -lm
+
+fuzz: scan-packages $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%_fuzz)
+	@for f in $(FUZZ_NAMES); do \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$f; \
+	    echo "fuzzing $$f for $(FUZZ_SECONDS) s"; \
+	    $(FUZZ_BUILD)/$${f}_fuzz -max_total_time=$(FUZZ_SECONDS) \
+	        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	        -artifact_prefix=$(FUZZ_BUILD)/$$f- \
+	        $(FUZZ_BUILD)/corpus/$$f > $(FUZZ_BUILD)/$$f.log 2>&1 \
+	        || { tail -40 $(FUZZ_BUILD)/$$f.log; \
+	             echo "$$f failed: $(FUZZ_BUILD)/$$f.log"; exit 1; }; \
+	    grep -E '^stat::number_of_executed_units|^Done' \
+	        $(FUZZ_BUILD)/$$f.log; \
+	done
+
+# clang's static analyzer over every file of the module, compiled again
+# in a build directory of its own; any report fails
+scan: scan-packages deps ngx_dr_module/ngx_dr_openapi.c \
+      $(SCAN_BUILD)/nginx/objs/Makefile
+	rm -rf $(SCAN_BUILD)/report
+	rm -f $(SCAN_BUILD)/nginx/objs/addon/*/*.o \
+	    $(SCAN_BUILD)/nginx/objs/ngx_http_dr_module_modules.o
+	scan-build -o $(SCAN_BUILD)/report --status-bugs sh -c \
+	    'exec $(MAKE) -C "$$0" -f objs/Makefile modules CC="$$CC"' \
+	    $(SCAN_BUILD)/nginx
+
+
 # benchmarks: reports are written to bench/; how fast this machine does
 # something is measured here, never asserted by the tests
 
@@ -334,7 +445,7 @@ secret-scan:
 	tools/secret-scan $(TOP)
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(SCAN_BUILD)
 
 
 # the Debian package libnginx-mod-http-dr, built with Debian's tools

@@ -121,7 +121,7 @@ $dbh->do(q{UPDATE jobs SET lease_expires = now() - interval '1 second'
            WHERE id = ?}, undef, $job);
 
 $deadline = time + 20;
-my ($attempts, $status, $token2);
+my ($attempts, $token2);
 while (time < $deadline) {
     ($attempts, $status, $token2) = $dbh->selectrow_array(
         'SELECT attempts, status, lease_token FROM jobs WHERE id = ?',

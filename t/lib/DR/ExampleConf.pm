@@ -100,10 +100,16 @@ sub secret {
     push @{$self->{secrets}}, $value;
 }
 
+# nginx -t or -T; under DR_ASAN with the sanitizers' runtime, as the
+# harness runs it, and a report of theirs is a failure of the file
 sub nginx {
     my ($self, $flag) = @_;
+    local %ENV = (%ENV, DR::Test::sanitizer_env($self));
     my $out = `$DR::Test::CFG{nginx} $flag -p $self->{dir} -c $self->{conf} 2>&1`;
-    return ($? >> 8, $out);
+    my $rc = $? >> 8;
+    my $reports = DR::Test::sanitizer_files($self);
+    die "AddressSanitizer or UBSan reported:\n$reports" if $reports;
+    return ($rc, $out);
 }
 
 sub test { $_[0]->nginx('-t') }

@@ -11,6 +11,9 @@ package DR::Test;
 # longer than a healthy machine needs, and the tests do the same through
 # wait_for().  Every port it listens on lies below Linux's ephemeral range
 # (32768-60999), where an outgoing connection could hold it.
+# Under DR_ASAN=1 (make test-asan) the module is the one built with
+# AddressSanitizer and UBSan, nginx runs with their runtime preloaded
+# (DR_ASAN_RUNTIME), and any report of theirs fails as an [alert] would.
 
 use strict;
 use warnings;
@@ -57,10 +60,13 @@ sub new {
     $self->{dir} = tempdir('dr-test-XXXXXX', TMPDIR => 1,
         CLEANUP => !$ENV{DR_KEEP});
 
-    # workers run as nobody: they must reach the temporary paths
+    # workers run as nobody: they must reach the temporary paths, and
+    # write the sanitizers' reports
     chmod 0711, $self->{dir};
-    mkdir "$self->{dir}/tmp";
-    chown scalar(getpwnam('nobody')), -1, "$self->{dir}/tmp";
+    for my $sub ('tmp', 'sanitizer') {
+        mkdir "$self->{dir}/$sub";
+        chown scalar(getpwnam('nobody')), -1, "$self->{dir}/$sub";
+    }
 
     $self->{port} = free_port();
 
@@ -111,12 +117,18 @@ sub write_conf {
     $self->{http} = $http if defined $http;
 
     my $d = $self->{dir};
+
+    # workers keep only the environment "env" names: UBSan reads its
+    # options when it first reports, in a worker
+    my $san = $ENV{DR_ASAN} ? "env ASAN_OPTIONS;\nenv UBSAN_OPTIONS;" : '';
+
     my $conf = <<"EOF";
 load_module $CFG{module};
 
 worker_processes $self->{workers};
 error_log $d/error.log info;
 pid $d/nginx.pid;
+$san
 $self->{main}
 
 events {
@@ -143,8 +155,43 @@ EOF
 # nginx -t on the current configuration: (exit status, output)
 sub test_conf {
     my ($self) = @_;
+    local %ENV = (%ENV, $self->sanitizer_env);
     my $out = `$CFG{nginx} -t -p $self->{dir} -c $self->{dir}/nginx.conf 2>&1`;
-    return ($? >> 8, $out);
+    my $rc = $? >> 8;
+
+    # a test that only runs nginx -t never stops an nginx: checked here
+    if (my $reports = $self->sanitizer_reports($out)) {
+        fail('nginx -t: AddressSanitizer and UBSan report nothing');
+        diag($reports);
+        unlink glob "$self->{dir}/sanitizer/*";
+    }
+
+    return ($rc, $out);
+}
+
+# what nginx runs with under DR_ASAN: the runtime first in the process,
+# every report in a file of the test's directory, the first one fatal;
+# nginx's own allocations are not the module's leaks.  Options already in
+# the environment come last, and win.
+sub sanitizer_env {
+    my ($self) = @_;
+
+    return () unless $ENV{DR_ASAN};
+
+    my $runtime = $ENV{DR_ASAN_RUNTIME}
+        or die "DR_ASAN needs DR_ASAN_RUNTIME, the path of libasan.so\n";
+    my $log = "$self->{dir}/sanitizer";
+    mkdir $log;
+
+    return (
+        LD_PRELOAD   => $runtime,
+        ASAN_OPTIONS => "detect_leaks=0:halt_on_error=1:abort_on_error=0"
+            . ":detect_stack_use_after_return=0:log_path=$log/asan"
+            . (defined $ENV{ASAN_OPTIONS} ? ":$ENV{ASAN_OPTIONS}" : ''),
+        UBSAN_OPTIONS => "halt_on_error=1:print_stacktrace=1"
+            . ":log_path=$log/ubsan"
+            . (defined $ENV{UBSAN_OPTIONS} ? ":$ENV{UBSAN_OPTIONS}" : ''),
+    );
 }
 
 # starts nginx; when another process took the port between free_port()
@@ -156,7 +203,7 @@ sub start {
         return $self if $self->start_once;
 
         my $log = $self->error_log . $self->start_output;
-        die "nginx did not start:\n$log"
+        die "nginx did not start:\n$log" . $self->sanitizer_reports
             unless $log =~ /bind\(\) to \S+:$self->{port} failed .*in use/;
 
         diag("port $self->{port} was taken meanwhile; trying another");
@@ -186,6 +233,9 @@ sub start_once {
             "--log-file=$self->{dir}/valgrind.%p.log";
         push @cmd, '-g', 'daemon off;';
     }
+
+    # the sanitizers' runtime and options, for nginx and its workers
+    local %ENV = (%ENV, $self->sanitizer_env);
 
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
@@ -321,6 +371,12 @@ sub check_log {
     ok(!@bad, 'no [alert], [crit] or [emerg] in the error log')
         or diag(join "\n", @bad);
 
+    if ($ENV{DR_ASAN}) {
+        my $reports = $self->sanitizer_reports;
+        ok($reports eq '', 'AddressSanitizer and UBSan report nothing')
+            or diag($reports);
+    }
+
     return unless $ENV{DR_VALGRIND};
 
     my @errors;
@@ -331,6 +387,33 @@ sub check_log {
         push @errors, $text if $text =~ /\S/;
     }
     ok(!@errors, 'valgrind reports no memory errors') or diag(@errors);
+}
+
+# every report the sanitizers wrote, one file per process, and any that
+# reached the error log or the given output (stderr) instead: gcc's UBSan
+# beside ASan writes to stderr whatever its log_path
+sub sanitizer_reports {
+    my ($self, $output) = @_;
+    my $all = sanitizer_files($self);
+    my $report = qr/runtime error:|(?:Address|Leak|UndefinedBehavior)Sanitizer/;
+    my @stderr = grep { $_ =~ $report } split /\n/,
+        $self->error_log . "\n" . ($output // '');
+    $all .= join "\n", 'error.log:', @stderr, '' if @stderr;
+    return $all;
+}
+
+# the reports in the sanitizer directory of an object with a {dir}: a
+# test's nginx, or an example configuration (DR::ExampleConf)
+sub sanitizer_files {
+    my ($self) = @_;
+    my $all = '';
+    for my $log (sort glob "$self->{dir}/sanitizer/*") {
+        open my $fh, '<', $log or next;
+        local $/;
+        my $text = <$fh> // '';
+        $all .= "$log:\n$text" if $text =~ /\S/;
+    }
+    return $all;
 }
 
 sub error_log {
