@@ -13,6 +13,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use DR::Sim;
+use DR::OpenAPI;
 use DR::Test;
 use JSON::PP;
 use Test::More;
@@ -133,6 +134,8 @@ ok(DR::Test::wait_for(sub {
 
 $r = $t->get('/api/jolt-benchmark/stripe.com');
 is($r->{status}, 200, 'the jolt benchmark');
+DR::OpenAPI::response_ok('GET', '/api/jolt-benchmark/{domain}', 200,
+    $r->{json}, 'it matches the OpenAPI schema');
 my $b = $r->{json};
 is($b->{domain}, 'stripe.com', 'of the domain');
 is($b->{jolt}, JSON::PP::true, 'marked jolt while its runs are planned');
@@ -166,6 +169,8 @@ is($t->get('/api/jolt-benchmark/bad_domain')->{status}, 400,
 # the time series lists the events of its days, beside its points
 $r = $t->get('/api/time-series/stripe.com');
 is($r->{status}, 200, 'the time series');
+DR::OpenAPI::response_ok('GET', '/api/time-series/{domain}', 200,
+    $r->{json}, 'it matches the OpenAPI schema');
 is_deeply([map { $_->{id} } @{ $r->{json}{events} }], [$event],
     'with the events of its 30 days');
 is($r->{json}{events}[0]{kind}, 'rebrand', 'each with its kind');

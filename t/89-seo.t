@@ -8,6 +8,7 @@ use warnings;
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
+use DR::OpenAPI;
 use DR::Test;
 use JSON::PP;
 use Test::More;
@@ -110,6 +111,8 @@ is(count(q{SELECT count(*) FROM admin_audit WHERE action = 'seo.import'}),
 
 my $r = $t->get('/api/domains/stripe.com/seo');
 is($r->{status}, 200, 'the domain\'s SEO figures');
+DR::OpenAPI::response_ok('GET', '/api/domains/{domain}/seo', 200,
+    $r->{json}, 'it matches the OpenAPI schema');
 my $j = $r->{json};
 is($j->{source}, 'imported', 'said to be imported');
 is(scalar @{ $j->{series} }, 5, '5 days: 4 with memory, one without');
