@@ -32,7 +32,8 @@ sub admin { $t->keyed($admin, @_) }
 sub count { ($dbh->selectrow_array($_[0], undef, @_[1 .. $#_]))[0] }
 
 # a regular run first: the baseline before any event
-my $r = admin('POST', '/admin/runs', encode_json({ domains => ['stripe.com'] }));
+my $r = admin('POST', '/admin/runs',
+               encode_json({ domains => ['stripe.com'] }));
 is($r->{status}, 202, 'a run of stripe.com');
 is($r->{json}{jobs}, 8 * 3, 'every model, the three standard prompts only');
 is($t->wait_run($r->{json}{run_id}, 300), 'done', 'and it ends');
