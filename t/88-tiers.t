@@ -2,7 +2,8 @@
 # regular sets, each tier asking its models and prompts, in scheduled
 # runs and in runs of POST /admin/runs; a domain in no tier is crawled in
 # full.  A dry run of POST /admin/runs answers its jobs and estimated cost
-# and queues nothing.  Bad tier requests change nothing.
+# and queues nothing.  Bad tier requests change nothing.  And the runs an
+# event queues are not those of the tiers, from dr_jolt_severity up.
 
 use strict;
 use warnings;
@@ -20,6 +21,7 @@ my $t = DR::Test->new(db => 1, no_start => 1, http => <<'EOF');
     dr_auth_cache zone=keys:1m;
     dr_limit_zone zone=limits:1m;
     dr_schedule 2s;
+    dr_jolt_severity critical;
 
     server {
         listen 127.0.0.1:%%PORT%%;
@@ -224,6 +226,20 @@ is($r->{json}{tier}, undef, 'in none');
 $r = admin('POST', '/admin/runs', encode_json({ domains => ['github.com'],
     dry_run => JSON::PP::true }));
 is($r->{json}{jobs}, 24, 'and asked everything again');
+
+# with dr_jolt_severity critical, a high event queues nothing; a critical
+# one queues a run of the jolt prompts of every model, whatever the tier
+my %event = (domain => 'github.com', occurred_at => '2026-01-02T03:04:05Z',
+             kind => 'crisis', title => 'An outage of FAKE services');
+$r = admin('POST', '/admin/events', encode_json({ %event,
+    severity => 'high' }));
+is($r->{status}, 201, 'a high event');
+is($r->{json}{jolt}, JSON::PP::false, 'below dr_jolt_severity critical');
+$r = admin('POST', '/admin/events', encode_json({ %event,
+    severity => 'critical' }));
+is($r->{json}{jolt}, JSON::PP::true, 'a critical one jolts');
+is(count('SELECT count(*) FROM jobs WHERE run_id = ?', $r->{json}{run_id}),
+   8 * 2, 'its run asks every model the two jolt prompts');
 
 $t->stop;
 
