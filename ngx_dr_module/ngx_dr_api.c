@@ -1842,7 +1842,7 @@ ngx_dr_api_written_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
         return ngx_dr_api_not_found(r, ctx, res, status);
     }
 
-    return ngx_dr_events_json(res);
+    return ngx_dr_json_column(res);
 }
 
 

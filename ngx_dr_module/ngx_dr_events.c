@@ -39,8 +39,6 @@ static void ngx_dr_events_due_made(ngx_dr_periodic_t *job,
     ngx_dr_pg_query_t *q);
 static ngx_int_t ngx_dr_events_added(ngx_http_request_t *r,
     ngx_dr_pg_query_t *q);
-static ngx_int_t ngx_dr_events_listed(ngx_http_request_t *r,
-    ngx_dr_pg_query_t *q);
 static ngx_int_t ngx_dr_events_word(json_t *v, const char **words);
 
 
@@ -425,39 +423,7 @@ ngx_dr_events_list(ngx_http_request_t *r)
     }
 
     return ngx_dr_http_query(r, 0, 0, ngx_dr_events_list_sql, 1, params,
-                             ngx_dr_events_listed);
-}
-
-
-static ngx_int_t
-ngx_dr_events_listed(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
-{
-    json_t  *answer;
-
-    if (q->rc != NGX_DR_PG_OK || PQntuples(q->res) != 1) {
-        return ngx_dr_http_unavailable(r, q);
-    }
-
-    answer = ngx_dr_events_json(q->res);
-    if (answer == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_dr_json_send(r, NGX_HTTP_OK, answer);
-}
-
-
-/* the answer a statement wrote as JSON text, in its first column */
-
-json_t *
-ngx_dr_events_json(PGresult *res)
-{
-    if (PQntuples(res) < 1 || PQgetisnull(res, 0, 0)) {
-        return NULL;
-    }
-
-    return json_loadb(PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0), 0,
-                      NULL);
+                             ngx_dr_http_written);
 }
 
 

@@ -39,7 +39,6 @@ extern const char  ngx_dr_events_jolt_sql[];
 ngx_int_t ngx_dr_events_init_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_dr_events_add(ngx_http_request_t *r, json_t *body);
 ngx_int_t ngx_dr_events_list(ngx_http_request_t *r);
-json_t *ngx_dr_events_json(PGresult *res);
 
 
 #endif /* _NGX_DR_EVENTS_H_INCLUDED_ */

@@ -25,8 +25,6 @@
 #define NGX_DR_TIER_NAMES_MAX  100
 
 
-static ngx_int_t ngx_dr_tier_json(ngx_http_request_t *r,
-    ngx_dr_pg_query_t *q);
 static ngx_int_t ngx_dr_tier_stored(ngx_http_request_t *r,
     ngx_dr_pg_query_t *q);
 static ngx_int_t ngx_dr_tier_name(json_t *v, ngx_uint_t none);
@@ -158,7 +156,7 @@ ngx_int_t
 ngx_dr_tier_list(ngx_http_request_t *r)
 {
     return ngx_dr_http_query(r, 0, 0, ngx_dr_tier_list_sql, 0, NULL,
-                             ngx_dr_tier_json);
+                             ngx_dr_http_written);
 }
 
 
@@ -254,7 +252,7 @@ ngx_dr_tier_assign(ngx_http_request_t *r, json_t *body)
     }
 
     return ngx_dr_http_query(r, 0, 0, ngx_dr_tier_assign_sql, 4, params,
-                             ngx_dr_tier_json);
+                             ngx_dr_http_written);
 }
 
 
@@ -285,27 +283,7 @@ ngx_dr_tier_dry_run(ngx_http_request_t *r, const char **params)
     (void) ngx_sprintf(p, "%d%Z", NGX_DR_JOB_FRAME_TOKENS);
 
     return ngx_dr_http_query(r, 0, 0, ngx_dr_tier_dry_run_sql, 7, all,
-                             ngx_dr_tier_json);
-}
-
-
-/* an answer the statement wrote as JSON */
-
-static ngx_int_t
-ngx_dr_tier_json(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
-{
-    json_t  *answer;
-
-    if (q->rc != NGX_DR_PG_OK || PQntuples(q->res) != 1) {
-        return ngx_dr_http_unavailable(r, q);
-    }
-
-    answer = json_loads(PQgetvalue(q->res, 0, 0), 0, NULL);
-    if (answer == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_dr_json_send(r, NGX_HTTP_OK, answer);
+                             ngx_dr_http_written);
 }
 
 
