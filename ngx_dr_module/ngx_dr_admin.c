@@ -3,8 +3,9 @@
  * Domain Runner: the admin API, for keys of the "admin" tier only,
  * routed by the table ngx_dr_admin_routes: keys (created with their
  * secret shown once, listed without secrets, revoked with a notification
- * to every node), domains, runs, the rescore, the probe, the providers,
- * the spend budgets and the keys' usage.
+ * to every node), domains, runs (and their dry runs), the rescore, the
+ * probe, the providers, the spend budgets, the keys' usage, events, SEO
+ * figures and tiers.
  */
 
 
