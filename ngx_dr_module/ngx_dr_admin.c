@@ -3,8 +3,9 @@
  * Domain Runner: the admin API, for keys of the "admin" tier only,
  * routed by the table ngx_dr_admin_routes: keys (created with their
  * secret shown once, listed without secrets, revoked with a notification
- * to every node), domains, runs, the rescore, the probe, the providers,
- * the spend budgets and the keys' usage.
+ * to every node), domains, runs (and their dry runs), the rescore, the
+ * probe, the providers, the spend budgets, the keys' usage, events, SEO
+ * figures and tiers.
  */
 
 
@@ -23,6 +24,9 @@
 #include "ngx_dr_report.h"
 #include "ngx_dr_rescore.h"
 #include "ngx_dr_validate.h"
+#include "ngx_dr_events.h"
+#include "ngx_dr_seo.h"
+#include "ngx_dr_tier.h"
 
 
 #define NGX_DR_ADMIN_BODY_MAX  65536
@@ -70,6 +74,8 @@ static ngx_int_t ngx_dr_admin_budgets(ngx_http_request_t *r, ngx_str_t *id);
 static ngx_int_t ngx_dr_admin_set_budget(ngx_http_request_t *r,
     json_t *body);
 static ngx_int_t ngx_dr_admin_usage(ngx_http_request_t *r, ngx_str_t *id);
+static ngx_int_t ngx_dr_admin_events(ngx_http_request_t *r, ngx_str_t *id);
+static ngx_int_t ngx_dr_admin_tiers(ngx_http_request_t *r, ngx_str_t *id);
 static void ngx_dr_admin_body(ngx_http_request_t *r);
 static ngx_int_t ngx_dr_admin_create(ngx_http_request_t *r, json_t *body);
 static ngx_int_t ngx_dr_admin_add_domains(ngx_http_request_t *r,
@@ -99,7 +105,6 @@ static ngx_int_t ngx_dr_admin_not_allowed(ngx_http_request_t *r,
     ngx_uint_t allowed);
 static ngx_int_t ngx_dr_admin_random(u_char *out, size_t n,
     const char *alphabet, size_t size);
-static ngx_int_t ngx_dr_admin_iso_time(const char *s);
 static ngx_uint_t ngx_dr_admin_has_control(u_char *s, size_t len);
 static json_t *ngx_dr_admin_row(PGresult *res, int row);
 
@@ -125,19 +130,12 @@ static const char  ngx_dr_admin_domains_sql[] =
     "SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM input)";
 
 /*
- * A run: one job per active domain, model and prompt of its scope, in the
- * same statement as the run itself.
+ * A run: one job per active domain, model and prompt of its scope (the
+ * domain's tier's, unless models or prompts are given), in the same
+ * statement as the run itself.
  */
 static const char  ngx_dr_admin_run_create_sql[] =
-    "WITH sel AS ("
-    " SELECT d.id AS d, m.id AS m, p.id AS p"
-    " FROM domains d, models m, prompts p"
-    " WHERE d.active AND m.active AND p.active"
-    "  AND ($2::text[] IS NULL OR d.domain = ANY ($2))"
-    "  AND ($3::text IS NULL OR d.cohort = $3)"
-    "  AND ($4::text[] IS NULL OR m.model = ANY ($4)"
-    "       OR m.provider || '/' || m.model = ANY ($4))"
-    "  AND ($5::text[] IS NULL OR p.name = ANY ($5))),"
+    "WITH" NGX_DR_TIER_SELECTION ","
     " r AS ("
     " INSERT INTO runs (kind, scope, status, total_jobs)"
     " SELECT 'on_demand', $1::jsonb, 'queued', count(*) FROM sel"
@@ -264,7 +262,8 @@ static ngx_dr_admin_route_t  ngx_dr_admin_routes[] = {
 
     { ngx_string("/admin/runs"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
       NULL, ngx_dr_admin_create_run,
-      "{\"domains\"?, \"cohort\"?, \"models\"?, \"prompts\"?}",
+      "{\"domains\"?, \"cohort\"?, \"models\"?, \"prompts\"?,"
+      " \"dry_run\"?}",
       NULL, NULL, 0, 0 },
     { ngx_string("/admin/runs/"), NGX_HTTP_GET|NGX_HTTP_HEAD,
       NGX_DR_ADMIN_ID_NUMBER, NULL, NULL, NULL, ngx_dr_admin_run_sql,
@@ -290,6 +289,26 @@ static ngx_dr_admin_route_t  ngx_dr_admin_routes[] = {
     { ngx_string("/admin/usage"), NGX_HTTP_GET|NGX_HTTP_HEAD,
       NGX_DR_ADMIN_ID_NONE, ngx_dr_admin_usage, NULL, NULL, NULL, NULL,
       0, 0 },
+
+    { ngx_string("/admin/events"), NGX_HTTP_GET|NGX_HTTP_HEAD,
+      NGX_DR_ADMIN_ID_NONE, ngx_dr_admin_events, NULL, NULL, NULL, NULL,
+      0, 0 },
+    { ngx_string("/admin/events"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
+      NULL, ngx_dr_events_add,
+      "{\"domain\", \"occurred_at\", \"kind\", \"severity\", \"title\","
+      " \"url\"?}", NULL, NULL, 0, 0 },
+    { ngx_string("/admin/metrics/seo"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
+      NULL, ngx_dr_seo_import, "{\"domain\", \"date\", \"metrics\"}",
+      NULL, NULL, 0, 0 },
+    { ngx_string("/admin/tiers"), NGX_HTTP_GET|NGX_HTTP_HEAD,
+      NGX_DR_ADMIN_ID_NONE, ngx_dr_admin_tiers, NULL, NULL, NULL, NULL,
+      0, 0 },
+    { ngx_string("/admin/tiers"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
+      NULL, ngx_dr_tier_set, "{\"tier\", \"models\"?, \"prompts\"?}",
+      NULL, NULL, 0, 0 },
+    { ngx_string("/admin/tiers/domains"), NGX_HTTP_POST,
+      NGX_DR_ADMIN_ID_NONE, NULL, ngx_dr_tier_assign,
+      "{\"domains\", \"tier\"}", NULL, NULL, 0, 0 },
 
     { ngx_null_string, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0 }
 };
@@ -548,7 +567,9 @@ ngx_dr_admin_audit(ngx_http_request_t *r, ngx_str_t *id)
     if (ngx_http_arg(r, (u_char *) "since", 5, &since) == NGX_OK) {
         params[0] = (const char *) ngx_dr_cstr(r->pool, &since);
 
-        if (params[0] == NULL || ngx_dr_admin_iso_time(params[0]) != NGX_OK)
+        if (params[0] == NULL
+            || ngx_dr_validate_time(since.data, since.len)
+               != NGX_DR_VALID_OK)
         {
             return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST,
                                      "invalid_parameter",
@@ -647,6 +668,20 @@ static ngx_int_t
 ngx_dr_admin_usage(ngx_http_request_t *r, ngx_str_t *id)
 {
     return ngx_dr_report_admin(r);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_events(ngx_http_request_t *r, ngx_str_t *id)
+{
+    return ngx_dr_events_list(r);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_tiers(ngx_http_request_t *r, ngx_str_t *id)
+{
+    return ngx_dr_tier_list(r);
 }
 
 
@@ -764,7 +799,9 @@ ngx_dr_admin_create(ngx_http_request_t *r, json_t *body)
 
     if (expires && !json_is_null(expires)
         && (!json_is_string(expires)
-            || ngx_dr_admin_iso_time(json_string_value(expires)) != NGX_OK))
+            || ngx_dr_validate_time((u_char *) json_string_value(expires),
+                                    json_string_length(expires))
+               != NGX_DR_VALID_OK))
     {
         return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
                                  "expires_at: a time such as "
@@ -1077,12 +1114,26 @@ ngx_dr_admin_create_run(ngx_http_request_t *r, json_t *body)
     json_t      *v;
     ngx_str_t    bad;
     ngx_int_t    rc;
+    ngx_uint_t   dry;
     const char  *key, *params[7];
 
-    rc = ngx_dr_http_fields(r, body, "domains, cohort, models, prompts");
+    rc = ngx_dr_http_fields(r, body,
+                            "domains, cohort, models, prompts, dry_run");
     if (rc != NGX_DECLINED) {
         return rc;
     }
+
+    v = json_object_get(body, "dry_run");
+
+    if (v && !json_is_boolean(v)) {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "dry_run: true or false");
+    }
+
+    dry = json_is_true(v);
+
+    /* the scope is what the run asks, with or without a dry run */
+    json_object_del(body, "dry_run");
 
     params[1] = NULL;
     params[2] = NULL;
@@ -1148,6 +1199,11 @@ ngx_dr_admin_create_run(ngx_http_request_t *r, json_t *body)
 
     if (params[0] == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (dry) {
+        /* what the run would be and cost: nothing is queued */
+        return ngx_dr_tier_dry_run(r, params);
     }
 
     if (ngx_dr_request_actor(r, &params[5]) != NGX_OK) {
@@ -1482,81 +1538,5 @@ ngx_dr_admin_random(u_char *out, size_t n, const char *alphabet, size_t size)
 static ngx_uint_t
 ngx_dr_admin_has_control(u_char *s, size_t len)
 {
-    size_t  i;
-
-    for (i = 0; i < len; i++) {
-        if (s[i] < 0x20 || s[i] == 0x7f
-            || (s[i] == 0xc2 && i + 1 < len && s[i + 1] >= 0x80
-                && s[i + 1] <= 0x9f))
-        {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
-/* YYYY-MM-DDTHH:MM:SS, optional fraction, then Z or +HH:MM / -HH:MM */
-
-static ngx_int_t
-ngx_dr_admin_iso_time(const char *s)
-{
-    size_t      len, i;
-    ngx_int_t   year, month, day, hour, min, sec, days;
-
-    static const char  shape[] = "dddd-dd-ddTdd:dd:dd";
-
-    len = ngx_strlen(s);
-
-    if (len < sizeof(shape) - 1 + 1) {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < sizeof(shape) - 1; i++) {
-        if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i]) {
-            return NGX_ERROR;
-        }
-    }
-
-    year = ngx_atoi((u_char *) s, 4);
-    month = ngx_atoi((u_char *) s + 5, 2);
-    day = ngx_atoi((u_char *) s + 8, 2);
-    hour = ngx_atoi((u_char *) s + 11, 2);
-    min = ngx_atoi((u_char *) s + 14, 2);
-    sec = ngx_atoi((u_char *) s + 17, 2);
-
-    days = (month == 2) ? ((year % 4 == 0 && year % 100 != 0)
-                           || year % 400 == 0 ? 29 : 28)
-           : (month == 4 || month == 6 || month == 9 || month == 11) ? 30
-           : 31;
-
-    if (year < 1970 || month < 1 || month > 12 || day < 1 || day > days
-        || hour > 23 || min > 59 || sec > 59)
-    {
-        return NGX_ERROR;
-    }
-
-    i = sizeof(shape) - 1;
-
-    if (s[i] == '.') {
-        for (i++; s[i] >= '0' && s[i] <= '9'; i++) { /* void */ }
-    }
-
-    if (s[i] == 'Z' && s[i + 1] == '\0') {
-        return NGX_OK;
-    }
-
-    /* offsets run from -12:00 to +14:00 */
-
-    if ((s[i] == '+' || s[i] == '-') && len - i == 6
-        && s[i + 1] >= '0' && s[i + 1] <= '1' && s[i + 2] >= '0'
-        && s[i + 2] <= '9' && s[i + 3] == ':' && s[i + 4] >= '0'
-        && s[i + 4] <= '5' && s[i + 5] >= '0' && s[i + 5] <= '9'
-        && ngx_atoi((u_char *) s + i + 1, 2) <= 14)
-    {
-        return NGX_OK;
-    }
-
-    return NGX_ERROR;
+    return len && ngx_dr_validate_text(s, len, len) == NGX_DR_VALID_CONTROL;
 }

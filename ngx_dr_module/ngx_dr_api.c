@@ -23,6 +23,8 @@
 #include "ngx_dr_api.h"
 #include "ngx_dr_validate.h"
 #include "ngx_dr_score.h"
+#include "ngx_dr_events.h"
+#include "ngx_dr_seo.h"
 
 
 #define NGX_DR_API_PARAM(field)  offsetof(ngx_dr_api_params_t, field)
@@ -162,6 +164,8 @@ static json_t *ngx_dr_api_time_series_build(ngx_http_request_t *r,
 static json_t *ngx_dr_api_competitive_build(ngx_http_request_t *r,
     ngx_dr_api_ctx_t *ctx, PGresult *res, ngx_uint_t *status);
 static json_t *ngx_dr_api_providers_build(ngx_http_request_t *r,
+    ngx_dr_api_ctx_t *ctx, PGresult *res, ngx_uint_t *status);
+static json_t *ngx_dr_api_written_build(ngx_http_request_t *r,
     ngx_dr_api_ctx_t *ctx, PGresult *res, ngx_uint_t *status);
 static ngx_int_t ngx_dr_api_data(ngx_http_request_t *r,
     ngx_dr_api_ctx_t *ctx);
@@ -329,7 +333,8 @@ static const char  ngx_dr_api_history_sql[] =
     "   round((m.v->>'agreement')::numeric, 1))"
     "   FROM jsonb_each(s.details->'models') m(k, v)"
     "   WHERE m.v ? 'agreement'), '{}') AS model_agreement,"
-    " s.computed_at > now() - make_interval(days => $2::int) AS in_range "
+    " s.computed_at > now() - make_interval(days => $2::int) AS in_range,"
+    NGX_DR_EVENTS_SERIES " "
     "FROM domains d LEFT JOIN domain_scores s ON s.domain_id = d.id "
     "WHERE d.domain = $1 AND d.active "
     "ORDER BY s.computed_at DESC NULLS LAST, s.run_id DESC LIMIT 400";
@@ -436,6 +441,13 @@ static ngx_dr_api_route_t  ngx_dr_api_routes[] = {
     { ngx_string("/api/time-series/"), ngx_null_string, ngx_dr_api_days_args,
       NULL, NULL, ngx_dr_api_history_sql, NGX_DR_API_HISTORY,
       ngx_dr_api_time_series_build, NULL, 1, 1, NGX_DR_GROUP_TIME_SERIES },
+    { ngx_string("/api/jolt-benchmark/"), ngx_null_string,
+      ngx_dr_api_no_args,
+      NULL, NULL, ngx_dr_events_jolt_sql, NGX_DR_API_DOMAIN,
+      ngx_dr_api_written_build, NULL, 1, 1, NGX_DR_GROUP_JOLT },
+    { ngx_string("/api/domains/"), ngx_string("/seo"), ngx_dr_api_days_args,
+      NULL, NULL, ngx_dr_seo_series_sql, NGX_DR_API_HISTORY,
+      ngx_dr_api_written_build, NULL, 1, 1, NGX_DR_GROUP_SEO },
     { ngx_string("/api/providers/health"), ngx_null_string, ngx_dr_api_no_args,
       NULL, NULL, ngx_dr_api_providers_sql, NGX_DR_API_NO_PARAMS,
       ngx_dr_api_providers_build, NULL, 0, 1, NGX_DR_GROUP_PROVIDERS },
@@ -1809,8 +1821,28 @@ ngx_dr_api_time_series_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
                       "response_count", ngx_dr_api_value(res, i, 5)));
     }
 
-    return json_pack("{s:o, s:o}", "domain", ngx_dr_api_value(res, 0, 0),
-                     "points", points);
+    return json_pack("{s:o, s:o, s:o}", "domain",
+                     ngx_dr_api_value(res, 0, 0), "points", points,
+                     "events", ngx_dr_api_value(res, 0,
+                                                ngx_dr_api_col(res, "events")));
+}
+
+
+/*
+ * GET /api/jolt-benchmark/{domain}, GET /api/domains/{domain}/seo: the
+ * statement wrote the answer (ngx_dr_events.c, ngx_dr_seo.c); no row is
+ * an unknown domain
+ */
+
+static json_t *
+ngx_dr_api_written_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
+    PGresult *res, ngx_uint_t *status)
+{
+    if (PQntuples(res) == 0) {
+        return ngx_dr_api_not_found(r, ctx, res, status);
+    }
+
+    return ngx_dr_json_column(res);
 }
 
 

@@ -10,7 +10,7 @@
 #include "ngx_dr_counters.h"
 
 
-#define NGX_DR_COUNTERS_VERSION  6
+#define NGX_DR_COUNTERS_VERSION  7
 
 
 static ngx_int_t ngx_dr_counters_init_zone(ngx_shm_zone_t *shm_zone,
@@ -29,7 +29,8 @@ ngx_str_t  ngx_dr_counters_groups[NGX_DR_M_GROUPS] = {
     ngx_string("fire_alarm"), ngx_string("drift"), ngx_string("consensus"),
     ngx_string("volatility"), ngx_string("time_series"),
     ngx_string("providers"), ngx_string("openapi"), ngx_string("admin"),
-    ngx_string("usage"), ngx_string("other")
+    ngx_string("usage"), ngx_string("jolt_benchmark"), ngx_string("seo"),
+    ngx_string("other")
 };
 
 /* the upper bounds of the latency buckets, in ms and as Prometheus's le */

@@ -41,8 +41,10 @@
 #define NGX_DR_GROUP_OPENAPI       14
 #define NGX_DR_GROUP_ADMIN         15
 #define NGX_DR_GROUP_USAGE         16
-#define NGX_DR_GROUP_OTHER         17
-#define NGX_DR_M_GROUPS            18
+#define NGX_DR_GROUP_JOLT          17
+#define NGX_DR_GROUP_SEO           18
+#define NGX_DR_GROUP_OTHER         19
+#define NGX_DR_M_GROUPS            20
 
 /* status classes 1xx .. 5xx, at index class - 1 */
 #define NGX_DR_M_CLASSES           5

@@ -227,6 +227,43 @@ ngx_dr_json_send(ngx_http_request_t *r, ngx_uint_t status, json_t *body)
 
 
 /*
+ * The answer a statement wrote itself, as JSON text in the first column of
+ * its one row; NULL without one
+ */
+
+json_t *
+ngx_dr_json_column(PGresult *res)
+{
+    if (PQntuples(res) < 1 || PQgetisnull(res, 0, 0)) {
+        return NULL;
+    }
+
+    return json_loadb(PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0), 0,
+                      NULL);
+}
+
+
+/* a query's outcome: 200 with the answer the statement wrote */
+
+ngx_int_t
+ngx_dr_http_written(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
+{
+    json_t  *answer;
+
+    if (q->rc != NGX_DR_PG_OK || PQntuples(q->res) != 1) {
+        return ngx_dr_http_unavailable(r, q);
+    }
+
+    answer = ngx_dr_json_column(q->res);
+    if (answer == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_dr_json_send(r, NGX_HTTP_OK, answer);
+}
+
+
+/*
  * The one place answers leave: content type, security and CORS headers,
  * and, for cacheable answers, a strong ETag (with which nginx's
  * not_modified filter answers If-None-Match with 304), Cache-Control and,

@@ -54,6 +54,8 @@ ngx_int_t ngx_dr_http_unavailable(ngx_http_request_t *r,
 ngx_int_t ngx_dr_json_dump(ngx_pool_t *pool, json_t *json, ngx_str_t *out);
 ngx_int_t ngx_dr_json_send(ngx_http_request_t *r, ngx_uint_t status,
     json_t *body);
+json_t *ngx_dr_json_column(PGresult *res);
+ngx_int_t ngx_dr_http_written(ngx_http_request_t *r, ngx_dr_pg_query_t *q);
 ngx_int_t ngx_dr_http_fields(ngx_http_request_t *r, json_t *body,
     const char *fields);
 ngx_int_t ngx_dr_json_error(ngx_http_request_t *r, ngx_uint_t status,

@@ -24,6 +24,7 @@
 #include "ngx_dr_budget.h"
 #include "ngx_dr_runner.h"
 #include "ngx_dr_schedule.h"
+#include "ngx_dr_events.h"
 #include "ngx_dr_rescore.h"
 
 
@@ -73,6 +74,15 @@ static ngx_conf_enum_t  ngx_dr_auth_modes[] = {
 static ngx_conf_enum_t  ngx_dr_auth_fail_modes[] = {
     { ngx_string("closed"), NGX_DR_AUTH_FAIL_CLOSED },
     { ngx_string("open"), NGX_DR_AUTH_FAIL_OPEN },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_dr_severities[] = {
+    { ngx_string("low"), NGX_DR_SEVERITY_LOW },
+    { ngx_string("medium"), NGX_DR_SEVERITY_MEDIUM },
+    { ngx_string("high"), NGX_DR_SEVERITY_HIGH },
+    { ngx_string("critical"), NGX_DR_SEVERITY_CRITICAL },
     { ngx_null_string, 0 }
 };
 
@@ -199,6 +209,13 @@ static ngx_command_t  ngx_dr_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("dr_jolt_severity"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_dr_main_conf_t, jolt_severity),
+      &ngx_dr_severities },
 
     { ngx_string("dr_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
@@ -409,6 +426,7 @@ ngx_dr_create_main_conf(ngx_conf_t *cf)
     dmcf->runner_lease = NGX_CONF_UNSET_MSEC;
     dmcf->runner_jobs = NGX_CONF_UNSET_UINT;
     dmcf->schedule = NGX_CONF_UNSET;
+    dmcf->jolt_severity = NGX_CONF_UNSET_UINT;
     dmcf->key_ttl = NGX_CONF_UNSET;
     dmcf->key_negative_ttl = NGX_CONF_UNSET;
     dmcf->key_unknown_max = NGX_CONF_UNSET_UINT;
@@ -425,6 +443,7 @@ ngx_dr_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(dmcf->runner, 0);
     ngx_conf_init_msec_value(dmcf->runner_lease, 120000);
     ngx_conf_init_uint_value(dmcf->runner_jobs, 256);
+    ngx_conf_init_uint_value(dmcf->jolt_severity, NGX_DR_SEVERITY_HIGH);
 
     /* a node that crawls schedules a run of everything weekly */
     if (dmcf->schedule == NGX_CONF_UNSET) {
@@ -683,7 +702,8 @@ ngx_dr_init_process(ngx_cycle_t *cycle)
         || (dmcf->providers && ngx_dr_llm_init_process(cycle) != NGX_OK)
         || ngx_dr_runner_init_process(cycle) != NGX_OK
         || ngx_dr_scores_init_process(cycle) != NGX_OK
-        || ngx_dr_schedule_init_process(cycle) != NGX_OK)
+        || ngx_dr_schedule_init_process(cycle) != NGX_OK
+        || ngx_dr_events_init_process(cycle) != NGX_OK)
     {
         return NGX_ERROR;
     }

@@ -31,6 +31,13 @@
 #define NGX_DR_AUTH_FAIL_OPEN    1     /* let through as anonymous */
 
 
+/* an event's severity: one at dr_jolt_severity or above jolts */
+#define NGX_DR_SEVERITY_LOW       0
+#define NGX_DR_SEVERITY_MEDIUM    1
+#define NGX_DR_SEVERITY_HIGH      2
+#define NGX_DR_SEVERITY_CRITICAL  3
+
+
 /* a server secret of the API keys, and its fingerprint */
 typedef struct {
     ngx_str_t            value;
@@ -50,6 +57,7 @@ typedef struct {
     ngx_msec_t           runner_lease;
     ngx_uint_t           runner_jobs;       /* held by a worker at once */
     time_t               schedule;      /* seconds; 0: off */
+    ngx_uint_t           jolt_severity; /* NGX_DR_SEVERITY_* */
 
     ngx_dr_secret_t      key_secret;
     ngx_dr_secret_t      key_secret_previous;  /* while rotating */

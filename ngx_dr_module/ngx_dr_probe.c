@@ -69,7 +69,8 @@ static const char  ngx_dr_probe_sql[] =
     "SELECT d.domain, p.name, replace(p.template, '{domain}', d.domain),"
     " m.provider, m.model, m.input_price_mtok, m.output_price_mtok "
     "FROM domains d CROSS JOIN prompts p CROSS JOIN models m "
-    "WHERE d.domain = $1 AND d.active AND p.active AND m.active "
+    "WHERE d.domain = $1 AND d.active AND p.active AND p.kind = 'standard'"
+    " AND m.active "
     "ORDER BY m.provider, m.model, p.name";
 
 

@@ -158,7 +158,10 @@ static const char  ngx_dr_runner_claim_sql[] =
     " ) "
     "SELECT u.id, u.run_id, u.domain_id, u.model_id, u.prompt_id,"
     " u.attempts, u.max_attempts, m.provider, m.model,"
-    " replace(p.template, '{domain}', d.domain),"
+    /* a jolt run's prompts name its event (sql/019_events_tiers_seo.sql) */
+    " replace(replace(p.template, '{domain}', d.domain), '{event}',"
+    "  coalesce((SELECT scope->>'event' FROM runs WHERE id = u.run_id),"
+    "  'none known')),"
     " m.input_price_mtok, m.output_price_mtok, u.lease_token "
     "FROM u JOIN domains d ON d.id = u.domain_id"
     " JOIN models m ON m.id = u.model_id"

@@ -30,10 +30,9 @@ static u_char             ngx_dr_schedule_period[NGX_TIME_T_LEN + 1];
 
 
 static const char  ngx_dr_schedule_sql[] =
+    /* each domain's tier chooses its models and prompts */
     "WITH sel AS ("
-    " SELECT d.id AS d, m.id AS m, p.id AS p"
-    " FROM domains d, models m, prompts p"
-    " WHERE d.active AND m.active AND p.active),"
+    " SELECT domain_id AS d, model_id AS m, prompt_id AS p FROM tier_jobs),"
     " r AS ("
     " INSERT INTO runs (kind, status, total_jobs, schedule_slot)"
     " SELECT 'scheduled', 'queued', count(*),"

@@ -666,6 +666,211 @@ ngx_dr_url_path(const unsigned char *s, size_t len)
 }
 
 
+/* ---------------------------------------------------------------------
+ * times, days and links of operator input
+ */
+
+
+static int
+ngx_dr_validate_digits(const unsigned char *s, size_t n)
+{
+    int     v;
+    size_t  i;
+
+    v = 0;
+
+    for (i = 0; i < n; i++) {
+        v = v * 10 + (s[i] - '0');
+    }
+
+    return v;
+}
+
+
+/* "YYYY-MM-DD" of a real day from 1970 on, in its first 10 bytes */
+
+static int
+ngx_dr_validate_day(const unsigned char *s, size_t len)
+{
+    int      year, month, day, days;
+    size_t   i;
+
+    static const char  shape[] = "dddd-dd-dd";
+
+    if (len < sizeof(shape) - 1) {
+        return NGX_DR_VALID_BAD_CHAR;
+    }
+
+    for (i = 0; i < sizeof(shape) - 1; i++) {
+        if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i]) {
+            return NGX_DR_VALID_BAD_CHAR;
+        }
+    }
+
+    year = ngx_dr_validate_digits(s, 4);
+    month = ngx_dr_validate_digits(s + 5, 2);
+    day = ngx_dr_validate_digits(s + 8, 2);
+
+    days = (month == 2) ? ((year % 4 == 0 && year % 100 != 0)
+                           || year % 400 == 0 ? 29 : 28)
+           : (month == 4 || month == 6 || month == 9 || month == 11) ? 30
+           : 31;
+
+    if (year < 1970 || month < 1 || month > 12 || day < 1 || day > days) {
+        return NGX_DR_VALID_OUT_OF_RANGE;
+    }
+
+    return NGX_DR_VALID_OK;
+}
+
+
+int
+ngx_dr_validate_date(const unsigned char *s, size_t len)
+{
+    int  rc;
+
+    rc = ngx_dr_validate_day(s, len);
+
+    if (rc == NGX_DR_VALID_OK && len != 10) {
+        return NGX_DR_VALID_BAD_CHAR;
+    }
+
+    return rc;
+}
+
+
+int
+ngx_dr_validate_time(const unsigned char *s, size_t len)
+{
+    int     rc;
+    size_t  i;
+
+    rc = ngx_dr_validate_day(s, len);
+    if (rc != NGX_DR_VALID_OK) {
+        return rc;
+    }
+
+    if (len < 20 || s[10] != 'T' || s[13] != ':' || s[16] != ':') {
+        return NGX_DR_VALID_BAD_CHAR;
+    }
+
+    for (i = 11; i < 19; i += 3) {
+        if (s[i] < '0' || s[i] > '9' || s[i + 1] < '0' || s[i + 1] > '9') {
+            return NGX_DR_VALID_BAD_CHAR;
+        }
+    }
+
+    if (ngx_dr_validate_digits(s + 11, 2) > 23
+        || ngx_dr_validate_digits(s + 14, 2) > 59
+        || ngx_dr_validate_digits(s + 17, 2) > 59)
+    {
+        return NGX_DR_VALID_OUT_OF_RANGE;
+    }
+
+    i = 19;
+
+    if (s[i] == '.') {
+        for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++) { /* void */ }
+    }
+
+    if (i + 1 == len && s[i] == 'Z') {
+        return NGX_DR_VALID_OK;
+    }
+
+    /* offsets run from -12:00 to +14:00 */
+
+    if (i + 6 == len && (s[i] == '+' || s[i] == '-')
+        && s[i + 1] >= '0' && s[i + 1] <= '1' && s[i + 2] >= '0'
+        && s[i + 2] <= '9' && s[i + 3] == ':' && s[i + 4] >= '0'
+        && s[i + 4] <= '5' && s[i + 5] >= '0' && s[i + 5] <= '9')
+    {
+        return ngx_dr_validate_digits(s + i + 1, 2) <= 14
+               ? NGX_DR_VALID_OK : NGX_DR_VALID_OUT_OF_RANGE;
+    }
+
+    return NGX_DR_VALID_BAD_CHAR;
+}
+
+
+int
+ngx_dr_validate_text(const unsigned char *s, size_t len, size_t max)
+{
+    size_t  i;
+
+    if (len == 0) {
+        return NGX_DR_VALID_EMPTY;
+    }
+
+    if (len > max) {
+        return NGX_DR_VALID_TOO_LONG;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (s[i] < 0x20 || s[i] == 0x7f
+            || (s[i] == 0xc2 && i + 1 < len && s[i + 1] >= 0x80
+                && s[i + 1] <= 0x9f))
+        {
+            return NGX_DR_VALID_CONTROL;
+        }
+    }
+
+    return NGX_DR_VALID_OK;
+}
+
+
+int
+ngx_dr_validate_link(const unsigned char *s, size_t len)
+{
+    size_t  i, host;
+
+    if (len == 0) {
+        return NGX_DR_VALID_EMPTY;
+    }
+
+    if (len > NGX_DR_LINK_MAX) {
+        return NGX_DR_VALID_TOO_LONG;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (s[i] < 0x20 || s[i] == 0x7f) {
+            return NGX_DR_VALID_CONTROL;
+        }
+
+        if (s[i] == ' ' || s[i] >= 0x80) {
+            return NGX_DR_VALID_BAD_CHAR;
+        }
+    }
+
+    if (ngx_dr_url_prefix(s, len, "https://")) {
+        host = 8;
+
+    } else if (ngx_dr_url_prefix(s, len, "http://")) {
+        host = 7;
+
+    } else {
+        return NGX_DR_VALID_BAD_SCHEME;
+    }
+
+    for (i = host; i < len && s[i] != '/' && s[i] != '?' && s[i] != '#';
+         i++)
+    {
+        if (s[i] == '@') {
+            return NGX_DR_VALID_USERINFO;
+        }
+
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')
+              || (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '-'
+              || s[i] == ':' || s[i] == '[' || s[i] == ']'))
+        {
+            return NGX_DR_VALID_BAD_HOST;
+        }
+    }
+
+    return (i == host) ? NGX_DR_VALID_BAD_HOST : NGX_DR_VALID_OK;
+}
+
+
+
 const char *
 ngx_dr_validate_reason(int code)
 {

@@ -21,6 +21,7 @@
 
 #define NGX_DR_DOMAIN_MAX      253
 #define NGX_DR_SEARCH_MAX      100   /* characters (code points) */
+#define NGX_DR_LINK_MAX        2000
 
 /* result codes; 0 is success */
 #define NGX_DR_VALID_OK            0
@@ -100,6 +101,28 @@ int ngx_dr_validate_bool(const unsigned char *s, size_t len, int *out);
  * NOT_LOCAL. */
 int ngx_dr_validate_base_url(const unsigned char *s, size_t len,
     int *local);
+
+/* A time as "2026-01-31T12:00:00Z": a real day from 1970 on, hours,
+ * minutes and seconds, an optional fraction, then "Z" or an offset from
+ * -12:00 to +14:00 ("+02:00").  Returns OK, BAD_CHAR for another shape or
+ * OUT_OF_RANGE for a day, time or offset that does not exist. */
+int ngx_dr_validate_time(const unsigned char *s, size_t len);
+
+/* A day as "2026-01-31" from 1970 on: OK, BAD_CHAR or OUT_OF_RANGE. */
+int ngx_dr_validate_date(const unsigned char *s, size_t len);
+
+/* A name or a title an operator gives, as JSON text (valid UTF-8): 1 to
+ * max bytes without a control character (C0, DEL, C1).  Returns OK,
+ * EMPTY, TOO_LONG or CONTROL. */
+int ngx_dr_validate_text(const unsigned char *s, size_t len, size_t max);
+
+/* A link an operator gives (an event's source): "https://" or "http://"
+ * in any case, a host of [A-Za-z0-9.:[]-], then anything printable ASCII
+ * from '/', '?' or '#' on; at most NGX_DR_LINK_MAX bytes.  Unlike a
+ * provider's base URL it is only stored and shown, never fetched, so
+ * plain http to anywhere and a query are fine.  Returns OK or EMPTY,
+ * TOO_LONG, CONTROL, BAD_CHAR, BAD_SCHEME, USERINFO, BAD_HOST. */
+int ngx_dr_validate_link(const unsigned char *s, size_t len);
 
 /* A short English sentence for an error message, e.g. "a label is longer
  * than 63 characters", for each code. Never NULL. */

@@ -87,6 +87,9 @@ my @bad = (
     [ "dr_schedule 1d;",
       qr/"dr_schedule" needs "dr_pg"/,
       'a schedule without a database' ],
+    [ "dr_jolt_severity huge;",
+      qr/invalid value "huge" in .*nginx\.conf/,
+      'a jolt severity that is none' ],
 );
 
 for my $case (@bad) {

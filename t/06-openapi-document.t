@@ -99,7 +99,7 @@ if ($node_ok) {
     my ($rc, $out) = validate($DOC);
     is($rc, 0, 'openapi.json is a valid OpenAPI 3.1 document')
         or diag($out);
-    like($out, qr/valid OpenAPI 3\.1\.0 \(18 paths, 18 operations, \d+ schemas/,
+    like($out, qr/valid OpenAPI 3\.1\.0 \(20 paths, 20 operations, \d+ schemas/,
         'the validator saw every path and schema') or diag($out);
 
     # each breakage, made on a copy, must be rejected with its location
@@ -170,7 +170,8 @@ my %expected = map { ($_ => 1) } qw(
     /api/fire-alarm-dashboard /api/drift/{domain} /api/consensus/{domain}
     /api/volatility/{domain} /api/time-series/{domain}
     /api/domains/{domain}/competitive /api/providers/health
-    /api/openapi.json /api/usage
+    /api/openapi.json /api/usage /api/jolt-benchmark/{domain}
+    /api/domains/{domain}/seo
 );
 
 is_deeply([sort keys %{$doc->{paths}}], [sort keys %expected],
@@ -355,7 +356,25 @@ my %shapes = (
     'GET /api/time-series/{domain} 200' => {
         domain => 1,
         points => [{ date => 1, memory_score => 1, ai_consensus => 1,
-                     response_count => 1 }] },
+                     response_count => 1 }],
+        events => [{ id => 1, date => 1, kind => 1, severity => 1,
+                     title => 1, url => 1, jolt => 1 }] },
+    'GET /api/jolt-benchmark/{domain} 200' => {
+        domain => 1, jolt => 1,
+        windows => { before_days => 1, after_days => 1 },
+        events => [{ id => 1, kind => 1, severity => 1, title => 1,
+            jolt => 1, occurred_at => 1,
+            before => { runs => 1, memory_score => 1, sentiment => 1,
+                        drift => 1 },
+            after => { runs => 1, memory_score => 1, sentiment => 1,
+                       drift => 1 },
+            change => { memory_score => 1, sentiment => 1, drift => 1 },
+            runs_after => [{ run_id => 1, jolt_run => 1, captured_at => 1,
+                days_after => 1, memory_score => 1, sentiment => 1,
+                drift => 1 }] }] },
+    'GET /api/domains/{domain}/seo 200' => {
+        domain => 1, days => 1, source => 1, correlation => 1,
+        series => [{ date => 1, memory_score => 1, metrics => 1 }] },
     'GET /api/domains/{domain}/competitive 200' => {
         domain => 1, category => 1, score => 1, rank => 1, total => 1,
         percentile => 1, grade => 1,

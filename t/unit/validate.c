@@ -53,6 +53,7 @@ static void test_search(void);
 static void test_bool(void);
 static void test_base_url(void);
 static void test_reason(void);
+static void test_time_and_link(void);
 
 
 /* calls that wrote past the bytes they were allowed to */
@@ -627,6 +628,87 @@ main(void)
     test_bool();
     test_base_url();
     test_reason();
+    test_time_and_link();
 
     return done_testing();
+}
+
+
+/* the times, days and links of operator input (events, SEO figures) */
+
+static void
+test_time_and_link(void)
+{
+    size_t  i;
+
+    static const struct {
+        const char  *s;
+        int          code;
+    }  times[] = {
+        { "2026-01-31T12:00:00Z", NGX_DR_VALID_OK },
+        { "2026-01-31T12:00:00.250Z", NGX_DR_VALID_OK },
+        { "2024-02-29T23:59:59+14:00", NGX_DR_VALID_OK },
+        { "2026-01-31T12:00:00-05:30", NGX_DR_VALID_OK },
+        { "2026-01-31 12:00:00Z", NGX_DR_VALID_BAD_CHAR },
+        { "2026-01-31T12:00:00", NGX_DR_VALID_BAD_CHAR },
+        { "2026-01-31T12:00:00Zjunk", NGX_DR_VALID_BAD_CHAR },
+        { "2026-01-31T12:00:00+15:00", NGX_DR_VALID_OUT_OF_RANGE },
+        { "2025-02-29T12:00:00Z", NGX_DR_VALID_OUT_OF_RANGE },
+        { "2026-13-01T12:00:00Z", NGX_DR_VALID_OUT_OF_RANGE },
+        { "2026-01-31T24:00:00Z", NGX_DR_VALID_OUT_OF_RANGE },
+        { "1969-12-31T23:59:59Z", NGX_DR_VALID_OUT_OF_RANGE },
+        { "2026-01-31T12:00:00Z'; DROP TABLE events;--",
+          NGX_DR_VALID_BAD_CHAR },
+        { "", NGX_DR_VALID_BAD_CHAR }
+    };
+
+    static const struct {
+        const char  *s;
+        int          code;
+    }  links[] = {
+        { "https://news.example.com/a?b=c#d", NGX_DR_VALID_OK },
+        { "HTTP://news.example.com", NGX_DR_VALID_OK },
+        { "http://[2001:db8::1]:8080/x", NGX_DR_VALID_OK },
+        { "ftp://news.example.com/", NGX_DR_VALID_BAD_SCHEME },
+        { "javascript:alert(1)", NGX_DR_VALID_BAD_SCHEME },
+        { "https://", NGX_DR_VALID_BAD_HOST },
+        { "https:///path", NGX_DR_VALID_BAD_HOST },
+        { "https://user@news.example.com/", NGX_DR_VALID_USERINFO },
+        { "https://news example.com/", NGX_DR_VALID_BAD_CHAR },
+        { "", NGX_DR_VALID_EMPTY }
+    };
+
+    for (i = 0; i < NELTS(times); i++) {
+        is_int(ngx_dr_validate_time((const unsigned char *) times[i].s,
+                                    strlen(times[i].s)),
+               times[i].code, "time \"%s\"", times[i].s);
+    }
+
+    is_int(ngx_dr_validate_date((const unsigned char *) "2026-02-28",
+           strlen("2026-02-28")),
+           NGX_DR_VALID_OK, "a day");
+    is_int(ngx_dr_validate_date((const unsigned char *) "2026-02-29",
+           strlen("2026-02-29")),
+           NGX_DR_VALID_OUT_OF_RANGE, "no 29 February in 2026");
+    is_int(ngx_dr_validate_date((const unsigned char *) "2026-02-28T00",
+           strlen("2026-02-28T00")),
+           NGX_DR_VALID_BAD_CHAR, "a day and more");
+    is_int(ngx_dr_validate_date((const unsigned char *) "26-02-28",
+           strlen("26-02-28")),
+           NGX_DR_VALID_BAD_CHAR, "a year of two digits");
+
+    for (i = 0; i < NELTS(links); i++) {
+        is_int(ngx_dr_validate_link((const unsigned char *) links[i].s,
+                                    strlen(links[i].s)),
+               links[i].code, "link \"%s\"", links[i].s);
+    }
+
+    is_int(ngx_dr_validate_link(
+               (const unsigned char *) "https://news.example.com/\x01",
+               strlen("https://news.example.com/\x01")),
+           NGX_DR_VALID_CONTROL, "a control character in a link");
+    is_int(ngx_dr_validate_link(
+               (const unsigned char *) "https://news.example.com/\xc3\xa4",
+               strlen("https://news.example.com/\xc3\xa4")),
+           NGX_DR_VALID_BAD_CHAR, "a raw UTF-8 byte in a link");
 }
