@@ -60,20 +60,24 @@ is_deeply(\@codes, [(200) x 5, 429, 429], '5 answered, 2 refused');
 @codes = map { $t->get('/api/ticker')->{status} } 1 .. 3;
 is_deeply(\@codes, [401, 401, 401], '3 without a key');
 
-# a worker counts a request when it is done, just after the answer left:
-# wait for the last one
+# a worker counts a request when it is done, just after the answer left,
+# and its key check before: wait until every counter named has its count
 sub settled {
-    my ($key, $want) = @_;
+    my %want = @_;
     my $m;
     DR::Test::wait_for(sub {
         $m = scrape();
-        ($m->{$key} // 0) - ($base->{$key} // 0) == $want;
+        !grep { ($m->{$_} // 0) - ($base->{$_} // 0) != $want{$_} }
+            keys %want;
     }, 30);
     my %d = map { $_ => $m->{$_} - ($base->{$_} // 0) } keys %$m;
     return \%d;
 }
 
-my $m = settled('dr_auth_total{outcome=missing,tier=none}', 3);
+my $m = settled('dr_auth_total{outcome=missing,tier=none}' => 3,
+                'dr_http_requests_total{class=2xx,group=stats}' => 5,
+                'dr_http_requests_total{class=4xx,group=stats}' => 2,
+                'dr_http_requests_total{class=4xx,group=ticker}' => 3);
 is($m->{'dr_http_requests_total{class=2xx,group=stats}'}, 5,
     'requests: 5 stats answered 2xx');
 is($m->{'dr_http_requests_total{class=4xx,group=stats}'}, 2,
