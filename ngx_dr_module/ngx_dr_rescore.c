@@ -22,6 +22,7 @@
 #include "ngx_dr_rescore.h"
 #include "ngx_dr_periodic.h"
 #include "ngx_dr_score.h"
+#include "ngx_dr_ground.h"
 
 
 /* how often the first worker looks for a (run, domain) left unscored */
@@ -41,6 +42,7 @@
 #define NGX_DR_RESCORE_CURRENT    1     /* model, prompt, status, answer */
 #define NGX_DR_RESCORE_PREVIOUS   2     /* the same, of the run before */
 #define NGX_DR_RESCORE_HISTORY    3     /* a memory score before */
+#define NGX_DR_RESCORE_FACT       4     /* key, value, aliases */
 
 #define NGX_DR_RESCORE_KIND       0
 #define NGX_DR_RESCORE_NAME       2     /* the domain, or the model */
@@ -48,7 +50,7 @@
 #define NGX_DR_RESCORE_NUMBER     4     /* jobs expected, or HTTP status */
 #define NGX_DR_RESCORE_TEXT       5     /* the answer, or memory score */
 
-#define NGX_DR_RESCORE_PARAMS     18    /* of ngx_dr_rescore_store_sql */
+#define NGX_DR_RESCORE_PARAMS     19    /* of ngx_dr_rescore_store_sql */
 
 
 typedef struct {
@@ -110,10 +112,17 @@ static ngx_int_t ngx_dr_rescore_send(ngx_dr_rescore_pair_t *pair,
     ngx_dr_rescore_pending_t *pending);
 static void ngx_dr_rescore_read(ngx_dr_pg_query_t *q);
 static ngx_int_t ngx_dr_rescore_input(ngx_dr_pg_query_t *q,
-    ngx_dr_score_input_t *in);
+    ngx_dr_score_input_t *in, ngx_array_t *facts);
 static ngx_int_t ngx_dr_rescore_store(ngx_dr_rescore_check_t *sc,
-    ngx_dr_score_input_t *in, ngx_dr_score_result_t *res, ngx_log_t *log);
+    ngx_dr_score_input_t *in, ngx_dr_score_result_t *res, char *grounding,
+    ngx_log_t *log);
 static char *ngx_dr_rescore_details(ngx_dr_score_result_t *res);
+static ngx_int_t ngx_dr_rescore_fact(ngx_dr_pg_query_t *q, int row,
+    ngx_array_t *facts);
+static ngx_int_t ngx_dr_rescore_grounding(ngx_dr_score_input_t *in,
+    ngx_array_t *facts, char **out);
+static ngx_int_t ngx_dr_rescore_task(ngx_http_request_t *r,
+    const char *domains);
 static u_char *ngx_dr_rescore_alerts(u_char *p, ngx_uint_t alerts);
 static void ngx_dr_rescore_stored(ngx_dr_pg_query_t *q);
 static void ngx_dr_rescore_checked(ngx_dr_rescore_check_t *sc,
@@ -183,6 +192,10 @@ static const char  ngx_dr_rescore_check_sql[] =
     "UNION ALL "
     "SELECT 3, -h.run_id, NULL, NULL, NULL, h.memory_score::text"
     " FROM hist h, ok WHERE ok.done "
+    "UNION ALL "
+    "SELECT 4, f.id, f.key, f.value, NULL,"
+    " array_to_string(f.aliases, E'\\n')"
+    " FROM domain_facts f, ok WHERE ok.done AND f.domain_id = $2 "
     "ORDER BY 1, 2";
 
 /*
@@ -195,9 +208,10 @@ static const char  ngx_dr_rescore_store_sql[] =
     "INSERT INTO domain_scores (domain_id, run_id, memory_score,"
     " ai_consensus, cohesion, drift_score, trend, volatility, score,"
     " models_positive, models_neutral, models_negative, models_tracking,"
-    " response_count, reputation_risk, risk_level, alerts, details) "
+    " response_count, reputation_risk, risk_level, alerts, details,"
+    " grounding) "
     "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-    " $15, $16, $17::text[], $18::jsonb FROM n "
+    " $15, $16, $17::text[], $18::jsonb, $19::jsonb FROM n "
     "ON CONFLICT (domain_id, run_id) DO UPDATE SET"
     " memory_score = EXCLUDED.memory_score,"
     " ai_consensus = EXCLUDED.ai_consensus, cohesion = EXCLUDED.cohesion,"
@@ -210,7 +224,8 @@ static const char  ngx_dr_rescore_store_sql[] =
     " response_count = EXCLUDED.response_count,"
     " reputation_risk = EXCLUDED.reputation_risk,"
     " risk_level = EXCLUDED.risk_level, alerts = EXCLUDED.alerts,"
-    " details = EXCLUDED.details, computed_at = now()";
+    " details = EXCLUDED.details, grounding = EXCLUDED.grounding,"
+    " computed_at = now()";
 
 
 /*
@@ -389,7 +404,9 @@ ngx_dr_rescore_send(ngx_dr_rescore_pair_t *pair, ngx_log_t *log,
 static void
 ngx_dr_rescore_read(ngx_dr_pg_query_t *q)
 {
+    char                    *grounding;
     ngx_int_t                rc;
+    ngx_array_t              facts;
     ngx_dr_score_input_t     in;
     ngx_dr_score_result_t    res;
     ngx_dr_rescore_check_t  *sc;
@@ -412,7 +429,10 @@ ngx_dr_rescore_read(ngx_dr_pg_query_t *q)
         goto done;
     }
 
-    if (ngx_dr_rescore_input(q, &in) != NGX_OK) {
+    if (ngx_array_init(&facts, q->pool, 8, sizeof(ngx_dr_ground_fact_t))
+        != NGX_OK
+        || ngx_dr_rescore_input(q, &in, &facts) != NGX_OK)
+    {
         goto done;
     }
 
@@ -424,9 +444,23 @@ ngx_dr_rescore_read(ngx_dr_pg_query_t *q)
         goto done;
     }
 
-    if (ngx_dr_rescore_store(sc, &in, &res, q->log) == NGX_OK) {
+    if (ngx_dr_rescore_grounding(&in, &facts, &grounding) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, q->log, 0,
+                      "the answers of run %s for \"%s\" could not be "
+                      "grounded", sc->pair.run, in.domain);
+        rc = NGX_ABORT;
+        goto done;
+    }
+
+    rc = ngx_dr_rescore_store(sc, &in, &res, grounding, q->log);
+    free(grounding);
+
+    if (rc == NGX_OK) {
         /* the store reports */
         rc = NGX_AGAIN;
+
+    } else {
+        rc = NGX_ERROR;
     }
 
 done:
@@ -443,7 +477,8 @@ done:
 /* the scorer's input: the rows, which live as long as q */
 
 static ngx_int_t
-ngx_dr_rescore_input(ngx_dr_pg_query_t *q, ngx_dr_score_input_t *in)
+ngx_dr_rescore_input(ngx_dr_pg_query_t *q, ngx_dr_score_input_t *in,
+    ngx_array_t *facts)
 {
     int                     i, n, kind;
     double                 *history;
@@ -477,6 +512,14 @@ ngx_dr_rescore_input(ngx_dr_pg_query_t *q, ngx_dr_score_input_t *in)
             continue;
         }
 
+        if (kind == NGX_DR_RESCORE_FACT) {
+            if (ngx_dr_rescore_fact(q, i, facts) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
         sa = (kind == NGX_DR_RESCORE_CURRENT) ? &cur[in->n_answers++]
                                               : &prev[in->n_previous++];
         sa->model = PQgetvalue(res, i, NGX_DR_RESCORE_NAME);
@@ -490,6 +533,131 @@ ngx_dr_rescore_input(ngx_dr_pg_query_t *q, ngx_dr_score_input_t *in)
 }
 
 
+/* a fact of the domain: its key, value and aliases (one a line) */
+
+static ngx_int_t
+ngx_dr_rescore_fact(ngx_dr_pg_query_t *q, int row, ngx_array_t *facts)
+{
+    char                  *a, *p, *nl;
+    size_t                 len;
+    const char           **aliases;
+    ngx_uint_t             n;
+    ngx_dr_ground_fact_t  *f;
+
+    len = PQgetlength(q->res, row, NGX_DR_RESCORE_TEXT);
+
+    f = ngx_array_push(facts);
+    a = ngx_pnalloc(q->pool, len + 1);
+
+    if (f == NULL || a == NULL) {
+        return NGX_ERROR;
+    }
+
+    *ngx_cpymem(a, PQgetvalue(q->res, row, NGX_DR_RESCORE_TEXT), len) = '\0';
+
+    f->key = ngx_dr_ground_key(PQgetvalue(q->res, row, NGX_DR_RESCORE_NAME),
+                               PQgetlength(q->res, row,
+                                           NGX_DR_RESCORE_NAME));
+    f->value = PQgetvalue(q->res, row, NGX_DR_RESCORE_PROMPT);
+    f->n_aliases = 0;
+
+    n = (*a != '\0');
+    for (p = a; *p; p++) {
+        n += (*p == '\n');
+    }
+
+    aliases = ngx_palloc(q->pool, (n + 1) * sizeof(char *));
+    if (aliases == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (p = a; n && p; p = nl ? nl + 1 : NULL) {
+        nl = strchr(p, '\n');
+        if (nl) {
+            *nl = '\0';
+        }
+
+        aliases[f->n_aliases++] = p;
+    }
+
+    f->aliases = aliases;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The grounding of the run's answers against the domain's facts, as the
+ * JSON of domain_scores.grounding, malloc()ed; NULL without facts.
+ */
+
+static ngx_int_t
+ngx_dr_rescore_grounding(ngx_dr_score_input_t *in, ngx_array_t *facts,
+    char **out)
+{
+    size_t                  k;
+    json_t                 *root, *models, *checked;
+    ngx_dr_ground_fact_t   *f;
+    ngx_dr_ground_count_t  *c;
+    ngx_dr_ground_result_t  g;
+
+    *out = NULL;
+
+    if (facts->nelts == 0) {
+        return NGX_OK;
+    }
+
+    f = facts->elts;
+
+    if (ngx_dr_ground_domain(in->domain, f, facts->nelts, in->answers,
+                             in->n_answers, &g)
+        != NGX_DR_GROUND_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    models = json_object();
+    checked = json_array();
+    root = json_pack("{s:i, s:i, s:i, s:i, s:i, s:o, s:f, s:o, s:o}",
+                     "facts", (int) facts->nelts,
+                     "models", (int) g.n_models,
+                     "supported", (int) g.supported,
+                     "contradicted", (int) g.contradicted,
+                     "unmentioned", (int) g.unmentioned,
+                     "score", g.has_score ? json_real(g.score) : json_null(),
+                     "strength", g.strength,
+                     "by_model", models,
+                     "checked", checked);
+
+    for (k = 0; root && models && k < g.n_models; k++) {
+        json_object_set_new(models, g.models[k].model,
+            json_pack("{s:i, s:i, s:i}",
+                      "supported", (int) g.models[k].supported,
+                      "contradicted", (int) g.models[k].contradicted,
+                      "unmentioned", (int) g.models[k].unmentioned));
+    }
+
+    for (k = 0; root && checked && k < facts->nelts; k++) {
+        c = &g.facts[k];
+        json_array_append_new(checked,
+            json_pack("{s:s, s:s, s:i, s:i, s:i, s:s}",
+                      "key", ngx_dr_ground_key_name(f[k].key),
+                      "value", f[k].value,
+                      "supported", (int) c->supported,
+                      "contradicted", (int) c->contradicted,
+                      "unmentioned", (int) c->unmentioned,
+                      "status", ngx_dr_ground_fact_status(c)));
+    }
+
+    ngx_dr_ground_result_free(&g);
+
+    *out = root ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(root);
+
+    return *out ? NGX_OK : NGX_ERROR;
+}
+
+
 /*
  * The row of the scores, sent in a pool of its own: the check's goes
  * when this returns.  NGX_OK: ngx_dr_rescore_stored() reports.
@@ -497,7 +665,7 @@ ngx_dr_rescore_input(ngx_dr_pg_query_t *q, ngx_dr_score_input_t *in)
 
 static ngx_int_t
 ngx_dr_rescore_store(ngx_dr_rescore_check_t *sc, ngx_dr_score_input_t *in,
-    ngx_dr_score_result_t *res, ngx_log_t *log)
+    ngx_dr_score_result_t *res, char *grounding, ngx_log_t *log)
 {
     int                      n;
     char                    *details;
@@ -512,7 +680,8 @@ ngx_dr_rescore_store(ngx_dr_rescore_check_t *sc, ngx_dr_score_input_t *in,
         return NGX_ERROR;
     }
 
-    len = ngx_strlen(details) + 1;
+    len = ngx_strlen(details) + 1 + (grounding ? ngx_strlen(grounding) : 0)
+          + 1;
 
     pool = ngx_create_pool(4096, log);
     if (pool == NULL) {
@@ -563,7 +732,12 @@ ngx_dr_rescore_store(ngx_dr_rescore_check_t *sc, ngx_dr_score_input_t *in,
     params[n++] = (char *) v;
     v = ngx_dr_rescore_alerts(v, res->alerts);
     params[n++] = (char *) v;
-    (void) ngx_cpymem(v, details, len);
+    v = ngx_cpymem(v, details, ngx_strlen(details) + 1);
+    params[n++] = grounding ? (char *) v : NULL;
+
+    if (grounding) {
+        (void) ngx_cpymem(v, grounding, ngx_strlen(grounding) + 1);
+    }
 
     free(details);
 
@@ -785,6 +959,36 @@ static const char  ngx_dr_rescore_list_sql[] =
 ngx_int_t
 ngx_dr_rescore_handler(ngx_http_request_t *r, const char *domains)
 {
+    if (ngx_dr_rescore_task(r, domains) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!r->discard_body) {
+        r->read_event_handler = ngx_http_test_reading;
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+/*
+ * The same work for no client: the domains' facts changed, and their
+ * runs' grounding is written again, in order, as POST /admin/rescore
+ * would write it.
+ */
+
+ngx_int_t
+ngx_dr_rescore_domains(const char *domains)
+{
+    return ngx_dr_rescore_task(NULL, domains);
+}
+
+
+static ngx_int_t
+ngx_dr_rescore_task(ngx_http_request_t *r, const char *domains)
+{
     ngx_pool_t             *pool;
     const char             *params[1];
     ngx_pool_cleanup_t     *cln;
@@ -794,15 +998,15 @@ ngx_dr_rescore_handler(ngx_http_request_t *r, const char *domains)
 
     pool = ngx_create_pool(4096, ngx_cycle->log);
     if (pool == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     task = ngx_pcalloc(pool, sizeof(ngx_dr_rescore_task_t));
-    cln = ngx_pool_cleanup_add(r->pool, 0);
+    cln = r ? ngx_pool_cleanup_add(r->pool, 0) : NULL;
 
-    if (task == NULL || cln == NULL) {
+    if (task == NULL || (r && cln == NULL)) {
         ngx_destroy_pool(pool);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     task->pool = pool;
@@ -817,19 +1021,15 @@ ngx_dr_rescore_handler(ngx_http_request_t *r, const char *domains)
         == NULL)
     {
         ngx_destroy_pool(pool);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
-    cln->handler = ngx_dr_rescore_cleanup;
-    cln->data = task;
-
-    if (!r->discard_body) {
-        r->read_event_handler = ngx_http_test_reading;
+    if (cln) {
+        cln->handler = ngx_dr_rescore_cleanup;
+        cln->data = task;
     }
 
-    r->main->count++;
-
-    return NGX_DONE;
+    return NGX_OK;
 }
 
 
