@@ -96,7 +96,7 @@ ngx_dr_facts_list(ngx_http_request_t *r, ngx_str_t *id)
     }
 
     rc = ngx_dr_facts_domain(r, arg.data, arg.len, &domain);
-    if (rc != NGX_OK) {
+    if (rc != NGX_DECLINED) {
         return rc;
     }
 
@@ -133,7 +133,7 @@ ngx_dr_facts_set(ngx_http_request_t *r, json_t *body)
 
     rc = ngx_dr_facts_domain(r, (u_char *) json_string_value(domain),
                              json_string_length(domain), &name);
-    if (rc != NGX_OK) {
+    if (rc != NGX_DECLINED) {
         return rc;
     }
 
@@ -326,7 +326,10 @@ ngx_dr_facts_text(json_t *v, int key)
 }
 
 
-/* a domain as the API takes it, NUL-terminated; or the 400 sent */
+/*
+ * A domain as the API takes it, NUL-terminated: NGX_DECLINED; otherwise
+ * the answer's code, the 400 sent.
+ */
 
 static ngx_int_t
 ngx_dr_facts_domain(ngx_http_request_t *r, u_char *in, size_t len,
@@ -348,7 +351,7 @@ ngx_dr_facts_domain(ngx_http_request_t *r, u_char *in, size_t len,
 
     out->data[out->len] = '\0';
 
-    return NGX_OK;
+    return NGX_DECLINED;
 }
 
 

@@ -13,6 +13,7 @@ use File::Temp qw(tempdir);
 use FindBin;
 use List::Util qw(sum);
 use lib "$FindBin::Bin/lib";
+use DR::OpenAPI;
 use DR::Sim;
 use DR::Test;
 use JSON::PP;
@@ -72,6 +73,8 @@ sub r1 { sprintf('%.1f', $_[0]) + 0 }
 # trends
 my $deg = $t->get('/api/trends/degradation');
 is($deg->{status}, 200, 'GET /api/trends/degradation');
+DR::OpenAPI::response_ok('GET', '/api/trends/degradation', $deg->{status},
+    $deg->{content}, '... as the OpenAPI document says');
 is($deg->{json}{direction}, 'degradation', 'its direction');
 is($deg->{json}{runs}, 5, 'over the last 5 runs by default');
 is_deeply([map { $_->{domain} } @{ $deg->{json}{domains} }], ['github.com'],
@@ -84,6 +87,8 @@ is_deeply([@$g{qw(current_score start_score change runs)}],
 
 my $imp = $t->get('/api/trends/improvement?runs=2&limit=10');
 is($imp->{status}, 200, 'GET /api/trends/improvement');
+DR::OpenAPI::response_ok('GET', '/api/trends/improvement', $imp->{status},
+    $imp->{content}, '... as the OpenAPI document says');
 is_deeply([map { $_->{domain} } @{ $imp->{json}{domains} }], ['notion.so'],
           'the domain whose memory rose');
 is($imp->{json}{domains}[0]{change},
@@ -122,6 +127,8 @@ for my $row (@{ $dbh->selectall_arrayref(q{SELECT d.domain, s.details::text
 
 my $rich = $t->get('/api/domains/github.com/rich');
 is($rich->{status}, 200, 'GET /api/domains/github.com/rich');
+DR::OpenAPI::response_ok('GET', '/api/domains/{domain}/rich', $rich->{status},
+    $rich->{content}, '... as the OpenAPI document says');
 my $x = $latest{'github.com'};
 is($rich->{json}{tribes}{search}{models}, 1, 'one search-enhanced model');
 is($rich->{json}{tribes}{base}{models}, 7, 'seven base models');
@@ -147,6 +154,8 @@ is($t->get('/api/domains/unknown-brand.com/rich')->{status}, 404,
 
 my $stats = $t->get('/api/stats/rich');
 is($stats->{status}, 200, 'GET /api/stats/rich');
+DR::OpenAPI::response_ok('GET', '/api/stats/rich', $stats->{status},
+    $stats->{content}, '... as the OpenAPI document says');
 is($stats->{json}{platform_stats}{total_domains}, 3,
    'the platform stats, as /api/stats');
 is_deeply($stats->{json}{platform_stats},
@@ -166,6 +175,8 @@ is($stats->{json}{information_asymmetry},
 
 my $rank = $t->get('/api/rankings/rich?limit=2');
 is($rank->{status}, 200, 'GET /api/rankings/rich');
+DR::OpenAPI::response_ok('GET', '/api/rankings/rich', $rank->{status},
+    $rank->{content}, '... as the OpenAPI document says');
 is_deeply([@{ $rank->{json} }{qw(totalDomains totalPages currentPage)}],
           [3, 2, 1], 'three domains on two pages');
 is(scalar @{ $rank->{json}{domains} }, 2, 'two on the first');
