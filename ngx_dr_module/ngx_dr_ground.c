@@ -556,7 +556,10 @@ ngx_dr_ground_match(const ngx_dr_ground_text_t *text, size_t at,
                                  strlen(phrase), p.tok,
                                  NGX_DR_GROUND_TOKENS_MAX);
 
-    if (p.n == 0 || at + p.n > end || at + p.n > text->n) {
+    /* only the first tokens were kept: a longer phrase is no value */
+    if (p.n == 0 || p.n > NGX_DR_GROUND_TOKENS_MAX
+        || at + p.n > end || at + p.n > text->n)
+    {
         return 0;
     }
 
@@ -586,7 +589,7 @@ ngx_dr_ground_match_before(const ngx_dr_ground_text_t *text, size_t at,
                                  NGX_DR_GROUND_TOKENS_MAX);
     n = p.n;
 
-    if (n == 0 || n > at) {
+    if (n == 0 || n > NGX_DR_GROUND_TOKENS_MAX || n > at) {
         return 0;
     }
 
@@ -775,16 +778,15 @@ ngx_dr_ground_tok_eq(const ngx_dr_ground_tok_t *a,
  */
 
 int
-ngx_dr_ground_domain(const char *domain, const ngx_dr_ground_fact_t *facts,
-    size_t n_facts, const ngx_dr_score_answer_t *answers, size_t n_answers,
+ngx_dr_ground_domain(const ngx_dr_ground_fact_t *facts, size_t n_facts,
+    const ngx_dr_ground_answer_t *answers, size_t n_answers,
     ngx_dr_ground_result_t *res)
 {
-    int                            rc;
-    size_t                         i, k, m, pairs;
-    unsigned char                 *st, *flags;
-    const ngx_dr_score_answer_t  **order;
-    ngx_dr_score_verdict_t         v;
-    ngx_dr_ground_model_t         *gm;
+    int                             rc;
+    size_t                          i, k, m, pairs;
+    unsigned char                  *st, *flags;
+    ngx_dr_ground_model_t          *gm;
+    const ngx_dr_ground_answer_t  **order;
 
     if (res == NULL) {
         return NGX_DR_GROUND_EINVAL;
@@ -792,9 +794,7 @@ ngx_dr_ground_domain(const char *domain, const ngx_dr_ground_fact_t *facts,
 
     memset(res, 0, sizeof(ngx_dr_ground_result_t));
 
-    if (domain == NULL || (facts == NULL && n_facts)
-        || (answers == NULL && n_answers))
-    {
+    if ((facts == NULL && n_facts) || (answers == NULL && n_answers)) {
         return NGX_DR_GROUND_EINVAL;
     }
 
@@ -804,7 +804,7 @@ ngx_dr_ground_domain(const char *domain, const ngx_dr_ground_fact_t *facts,
         }
     }
 
-    order = malloc((n_answers + 1) * sizeof(ngx_dr_score_answer_t *));
+    order = malloc((n_answers + 1) * sizeof(ngx_dr_ground_answer_t *));
     res->facts = calloc(n_facts + 1, sizeof(ngx_dr_ground_count_t));
     res->models = calloc(n_answers + 1, sizeof(ngx_dr_ground_model_t));
     st = malloc(n_facts + 1);
@@ -821,7 +821,7 @@ ngx_dr_ground_domain(const char *domain, const ngx_dr_ground_fact_t *facts,
         order[i] = &answers[i];
     }
 
-    qsort(order, n_answers, sizeof(ngx_dr_score_answer_t *),
+    qsort(order, n_answers, sizeof(ngx_dr_ground_answer_t *),
           ngx_dr_ground_model_cmp);
 
     /* flags: a model's supported facts, then its contradicted ones */
@@ -829,14 +829,7 @@ ngx_dr_ground_domain(const char *domain, const ngx_dr_ground_fact_t *facts,
     m = 0;
 
     for (i = 0; i < n_answers; i++) {
-        rc = ngx_dr_score_answer(domain, order[i]->http_status,
-                                 order[i]->text, order[i]->text_len, &v);
-        if (rc != NGX_DR_SCORE_OK) {
-            rc = NGX_DR_GROUND_EINVAL;
-            goto done;
-        }
-
-        if (!v.valid) {
+        if (!order[i]->valid) {
             continue;
         }
 
@@ -931,10 +924,10 @@ ngx_dr_ground_result_free(ngx_dr_ground_result_t *res)
 static int
 ngx_dr_ground_model_cmp(const void *a, const void *b)
 {
-    const ngx_dr_score_answer_t  *x, *y;
+    const ngx_dr_ground_answer_t  *x, *y;
 
-    x = *(const ngx_dr_score_answer_t *const *) a;
-    y = *(const ngx_dr_score_answer_t *const *) b;
+    x = *(const ngx_dr_ground_answer_t *const *) a;
+    y = *(const ngx_dr_ground_answer_t *const *) b;
 
     return strcmp(x->model, y->model);
 }

@@ -16,8 +16,6 @@
 
 #include <stddef.h>
 
-#include "ngx_dr_score.h"
-
 
 /* return codes, as those of ngx_dr_score.h */
 #define NGX_DR_GROUND_OK               0
@@ -54,6 +52,15 @@ typedef struct {
     const char *const            *aliases;     /* NUL-terminated each */
     size_t                        n_aliases;
 } ngx_dr_ground_fact_t;
+
+
+/* one stored answer; valid: the scorer's verdict (ngx_dr_score.c) */
+typedef struct {
+    const char                   *model;       /* NUL-terminated */
+    const char                   *text;        /* may be NULL if len 0 */
+    size_t                        text_len;
+    int                           valid;
+} ngx_dr_ground_answer_t;
 
 
 /* (model, fact) pairs of one model */
@@ -101,10 +108,10 @@ int ngx_dr_ground_answer(const ngx_dr_ground_fact_t *facts, size_t n,
 
 /*
  * The grounding of a domain's answers of one run: each model with a valid
- * answer (ngx_dr_score_answer()) against every fact.
+ * answer against every fact; answers not valid are left out.
  */
-int ngx_dr_ground_domain(const char *domain, const ngx_dr_ground_fact_t *facts,
-    size_t n_facts, const ngx_dr_score_answer_t *answers, size_t n_answers,
+int ngx_dr_ground_domain(const ngx_dr_ground_fact_t *facts, size_t n_facts,
+    const ngx_dr_ground_answer_t *answers, size_t n_answers,
     ngx_dr_ground_result_t *res);
 void ngx_dr_ground_result_free(ngx_dr_ground_result_t *res);
 

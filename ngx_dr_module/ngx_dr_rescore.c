@@ -119,8 +119,10 @@ static ngx_int_t ngx_dr_rescore_store(ngx_dr_rescore_check_t *sc,
 static char *ngx_dr_rescore_details(ngx_dr_score_result_t *res);
 static ngx_int_t ngx_dr_rescore_fact(ngx_dr_pg_query_t *q, int row,
     ngx_array_t *facts);
-static ngx_int_t ngx_dr_rescore_grounding(ngx_dr_score_input_t *in,
-    ngx_array_t *facts, char **out);
+static ngx_int_t ngx_dr_rescore_grounding(ngx_pool_t *pool,
+    ngx_dr_score_input_t *in, ngx_array_t *facts, char **out);
+static json_t *ngx_dr_rescore_ground_score(size_t supported,
+    size_t contradicted);
 static ngx_int_t ngx_dr_rescore_task(ngx_http_request_t *r,
     const char *domains);
 static u_char *ngx_dr_rescore_alerts(u_char *p, ngx_uint_t alerts);
@@ -444,7 +446,9 @@ ngx_dr_rescore_read(ngx_dr_pg_query_t *q)
         goto done;
     }
 
-    if (ngx_dr_rescore_grounding(&in, &facts, &grounding) != NGX_OK) {
+    if (ngx_dr_rescore_grounding(q->pool, &in, &facts, &grounding)
+        != NGX_OK)
+    {
         ngx_log_error(NGX_LOG_ERR, q->log, 0,
                       "the answers of run %s for \"%s\" could not be "
                       "grounded", sc->pair.run, in.domain);
@@ -592,14 +596,16 @@ ngx_dr_rescore_fact(ngx_dr_pg_query_t *q, int row, ngx_array_t *facts)
  */
 
 static ngx_int_t
-ngx_dr_rescore_grounding(ngx_dr_score_input_t *in, ngx_array_t *facts,
-    char **out)
+ngx_dr_rescore_grounding(ngx_pool_t *pool, ngx_dr_score_input_t *in,
+    ngx_array_t *facts, char **out)
 {
-    size_t                  k;
-    json_t                 *root, *models, *checked;
-    ngx_dr_ground_fact_t   *f;
-    ngx_dr_ground_count_t  *c;
-    ngx_dr_ground_result_t  g;
+    size_t                   k;
+    json_t                  *root, *models, *checked;
+    ngx_dr_ground_fact_t    *f;
+    ngx_dr_ground_count_t   *c;
+    ngx_dr_ground_answer_t  *ga;
+    ngx_dr_ground_result_t   g;
+    ngx_dr_score_verdict_t   v;
 
     *out = NULL;
 
@@ -609,8 +615,30 @@ ngx_dr_rescore_grounding(ngx_dr_score_input_t *in, ngx_array_t *facts,
 
     f = facts->elts;
 
-    if (ngx_dr_ground_domain(in->domain, f, facts->nelts, in->answers,
-                             in->n_answers, &g)
+    /* the answers the scorer holds valid are those grounded */
+
+    ga = ngx_palloc(pool, (in->n_answers + 1)
+                          * sizeof(ngx_dr_ground_answer_t));
+    if (ga == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (k = 0; k < in->n_answers; k++) {
+        if (ngx_dr_score_answer(in->domain, in->answers[k].http_status,
+                                in->answers[k].text,
+                                in->answers[k].text_len, &v)
+            != NGX_DR_SCORE_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        ga[k].model = in->answers[k].model;
+        ga[k].text = in->answers[k].text;
+        ga[k].text_len = in->answers[k].text_len;
+        ga[k].valid = v.valid;
+    }
+
+    if (ngx_dr_ground_domain(f, facts->nelts, ga, in->n_answers, &g)
         != NGX_DR_GROUND_OK)
     {
         return NGX_ERROR;
@@ -631,10 +659,13 @@ ngx_dr_rescore_grounding(ngx_dr_score_input_t *in, ngx_array_t *facts,
 
     for (k = 0; root && models && k < g.n_models; k++) {
         json_object_set_new(models, g.models[k].model,
-            json_pack("{s:i, s:i, s:i}",
+            json_pack("{s:i, s:i, s:i, s:o}",
                       "supported", (int) g.models[k].supported,
                       "contradicted", (int) g.models[k].contradicted,
-                      "unmentioned", (int) g.models[k].unmentioned));
+                      "unmentioned", (int) g.models[k].unmentioned,
+                      "score",
+                      ngx_dr_rescore_ground_score(g.models[k].supported,
+                                                  g.models[k].contradicted)));
     }
 
     for (k = 0; root && checked && k < facts->nelts; k++) {
@@ -655,6 +686,19 @@ ngx_dr_rescore_grounding(ngx_dr_score_input_t *in, ngx_array_t *facts,
     json_decref(root);
 
     return *out ? NGX_OK : NGX_ERROR;
+}
+
+
+/* a model's grounding score, as the domain's: null when it stated none */
+
+static json_t *
+ngx_dr_rescore_ground_score(size_t supported, size_t contradicted)
+{
+    if (supported + contradicted == 0) {
+        return json_null();
+    }
+
+    return json_real(100.0 * supported / (supported + contradicted));
 }
 
 

@@ -118,7 +118,8 @@ static ngx_dr_tensor_rule_t  ngx_dr_tensor_rules[NGX_DR_TENSOR_RULES] = {
       "Correct the contradicted facts at their sources; verified_facts "
       "lists them." },
     { "well_grounded",
-      "What models state about the brand agrees with its facts.",
+      "At least nine in ten of the facts models state about the brand "
+      "are true.",
       NULL, NULL },
     { "facts_unstated", "Models rarely state the brand's facts.",
       "state_facts",

@@ -5,7 +5,8 @@
  * The input is facts, then an answer: its first line's bytes pick the
  * facts' keys, its next lines (up to an empty line or the fourth) are
  * their values, and the rest is the answer, given to three models under
- * two prompts, once as it is and once cut in half.  Each text gets its
+ * two prompts, once as it is and once cut in half, one of the six not
+ * valid.  Each text gets its
  * own heap copy of exactly its bytes, so AddressSanitizer catches a read
  * one byte too far.  Beyond not crashing:
  *
@@ -25,7 +26,7 @@
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ingx_dr_module \
  *       t/fuzz/ground_fuzz.c ngx_dr_module/ngx_dr_ground.c \
- *       ngx_dr_module/ngx_dr_score.c -lm -o /tmp/ground_fuzz
+ *       -o /tmp/ground_fuzz
  *   mkdir -p /tmp/fuzz-corpus
  *   /tmp/ground_fuzz -max_total_time=60 /tmp/fuzz-corpus
  */
@@ -155,7 +156,7 @@ check_domain(const ngx_dr_ground_fact_t *facts, size_t n, char *text,
 {
     size_t                  i, k, s, c, u;
     char                   *half;
-    ngx_dr_score_answer_t   in[ANSWERS], back[ANSWERS];
+    ngx_dr_ground_answer_t  in[ANSWERS], back[ANSWERS];
     ngx_dr_ground_result_t  res, rev;
 
     static const char  *models[] = { "a/x", "b/y", "c/z" };
@@ -164,16 +165,15 @@ check_domain(const ngx_dr_ground_fact_t *facts, size_t n, char *text,
 
     for (i = 0; i < ANSWERS; i++) {
         in[i].model = models[i % 3];
-        in[i].prompt = (i < 3) ? "one" : "two";
-        in[i].http_status = 200;
         in[i].text = (i % 2) ? half : text;
         in[i].text_len = (i % 2) ? len / 2 : len;
+        in[i].valid = (i != 5);
         back[ANSWERS - 1 - i] = in[i];
     }
 
-    check(ngx_dr_ground_domain("example.com", facts, n, in, ANSWERS, &res)
+    check(ngx_dr_ground_domain(facts, n, in, ANSWERS, &res)
           == NGX_DR_GROUND_OK);
-    check(ngx_dr_ground_domain("example.com", facts, n, back, ANSWERS, &rev)
+    check(ngx_dr_ground_domain(facts, n, back, ANSWERS, &rev)
           == NGX_DR_GROUND_OK);
 
     check(res.n_models <= 3);

@@ -12,7 +12,7 @@
  *
  *   mkdir -p build/unit && cc -std=c99 -O2 -g -Wall -Wextra -Werror \
  *       -Ingx_dr_module -o build/unit/ground t/unit/ground.c \
- *       ngx_dr_module/ngx_dr_ground.c ngx_dr_module/ngx_dr_score.c -lm
+ *       ngx_dr_module/ngx_dr_ground.c
  */
 
 
@@ -193,7 +193,29 @@ test_answers(void)
 }
 
 
-/* three models: one contradicts itself, one answer is not valid */
+/* a value longer than any accepted is never stated, and read safely */
+
+static void
+test_long_value(void)
+{
+    unsigned char         st[1];
+    ngx_dr_ground_fact_t  f;
+
+    static const char  words[] =
+        "a b c d e f g h i j k l m n o p q r s t";
+
+    f.key = NGX_DR_GROUND_PRODUCTS;
+    f.value = words;
+    f.aliases = NULL;
+    f.n_aliases = 0;
+
+    is_int(ngx_dr_ground_answer(&f, 1, words, sizeof(words) - 1, st),
+           NGX_DR_GROUND_OK, "a value of 20 words: checked");
+    is_int(st[0], U, "... and never stated");
+}
+
+
+/* three models: one contradicts itself, two answers are not valid */
 
 static void
 test_domain(void)
@@ -206,26 +228,27 @@ test_domain(void)
         { NGX_DR_GROUND_HEADQUARTERS, "San Francisco", NULL, 0 }
     };
 
-    static const ngx_dr_score_answer_t  answers[] = {
-        { "a/one", "business_analysis", 200,
+    static const ngx_dr_ground_answer_t  answers[] = {
+        { "a/one",
           "Stripe was founded in 2010 and is headquartered in San "
-          "Francisco.", 0 },
-        { "a/one", "content_strategy", 200,
+          "Francisco.", 0, 1 },
+        { "a/one",
           "Stripe was founded in 2011 and sells payment software to "
-          "online businesses.", 0 },
-        { "b/two", "business_analysis", 200,
+          "online businesses.", 0, 1 },
+        { "b/two",
           "Stripe was founded in 2010 and sells payment software to "
-          "online businesses.", 0 },
-        /* not valid: a refusal; its wrong year does not count */
-        { "b/two", "content_strategy", 200,
+          "online businesses.", 0, 1 },
+        /* not valid (a refusal): its wrong year does not count */
+        { "b/two",
           "I'm not familiar with Stripe, which was founded in 1999 as "
-          "far as anyone knows.", 0 },
-        /* not valid: a provider error */
-        { "c/three", "business_analysis", 500,
-          "Stripe was founded in 1999 and is headquartered in Paris.", 0 }
+          "far as anyone knows.", 0, 0 },
+        /* not valid (a provider error) */
+        { "c/three",
+          "Stripe was founded in 1999 and is headquartered in Paris.", 0,
+          0 }
     };
 
-    ngx_dr_score_answer_t  in[NELTS(answers)], back[NELTS(answers)];
+    ngx_dr_ground_answer_t  in[NELTS(answers)], back[NELTS(answers)];
 
     for (i = 0; i < NELTS(answers); i++) {
         in[i] = answers[i];
@@ -233,7 +256,7 @@ test_domain(void)
         back[NELTS(answers) - 1 - i] = in[i];
     }
 
-    is_int(ngx_dr_ground_domain("stripe.com", facts, 2, in, NELTS(in), &res),
+    is_int(ngx_dr_ground_domain(facts, 2, in, NELTS(in), &res),
            NGX_DR_GROUND_OK, "a domain's grounding");
 
     /* c/three has no valid answer: two models */
@@ -264,8 +287,7 @@ test_domain(void)
     is_double(res.score, 200.0 / 3, 1e-9, "score 100 x 2 / 3");
     is_double(res.strength, 75.0, 1e-9, "strength 100 x 3 / 4");
 
-    is_int(ngx_dr_ground_domain("stripe.com", facts, 2, back, NELTS(back),
-                                &rev),
+    is_int(ngx_dr_ground_domain(facts, 2, back, NELTS(back), &rev),
            NGX_DR_GROUND_OK, "the answers reversed");
     ok(rev.score == res.score && rev.strength == res.strength
        && strcmp(rev.models[0].model, "a/one") == 0
@@ -275,19 +297,22 @@ test_domain(void)
     ngx_dr_ground_result_free(&res);
 
     /* no fact: models, but nothing stated and no score */
-    is_int(ngx_dr_ground_domain("stripe.com", NULL, 0, in, NELTS(in), &res),
+    is_int(ngx_dr_ground_domain(NULL, 0, in, NELTS(in), &res),
            NGX_DR_GROUND_OK, "no facts");
     ok(!res.has_score && res.strength == 0 && res.n_models == 2,
        "no score without facts");
     ngx_dr_ground_result_free(&res);
 
     in[0].model = NULL;
-    is_int(ngx_dr_ground_domain("stripe.com", facts, 2, in, NELTS(in), &res),
+    is_int(ngx_dr_ground_domain(facts, 2, in, NELTS(in), &res),
            NGX_DR_GROUND_EINVAL, "a NULL model is refused");
-    is_int(ngx_dr_ground_domain("stripe.com", facts, 2, in, 1, NULL),
+    is_int(ngx_dr_ground_domain(facts, 2, in, 1, NULL),
            NGX_DR_GROUND_EINVAL, "a NULL result is refused");
-    is_int(ngx_dr_ground_domain("a..com", facts, 2, back, 1, &res),
-           NGX_DR_GROUND_EINVAL, "a bad domain is refused");
+
+    back[0].text = NULL;
+    back[0].valid = 1;
+    is_int(ngx_dr_ground_domain(facts, 2, back, 1, &res),
+           NGX_DR_GROUND_EINVAL, "a NULL text with a length is refused");
     ngx_dr_ground_result_free(&res);
 }
 
@@ -298,6 +323,7 @@ main(void)
     test_keys();
     test_values();
     test_answers();
+    test_long_value();
     test_domain();
 
     return done_testing();
