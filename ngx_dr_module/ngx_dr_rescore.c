@@ -76,6 +76,7 @@ typedef struct {
     ngx_dr_rescore_done_pt    handler;
     void                     *data;
     ngx_dr_rescore_pending_t *pending;
+    unsigned                  grounding:1;  /* write the grounding only */
 } ngx_dr_rescore_check_t;
 
 
@@ -102,6 +103,7 @@ struct ngx_dr_rescore_task_s {
     ngx_uint_t                failed;
     ngx_msec_t                start;
     ngx_dr_rescore_lane_t     lane[NGX_DR_RESCORE_LANES];
+    unsigned                  grounding:1;  /* facts changed */
 };
 
 
@@ -109,7 +111,7 @@ static void ngx_dr_rescore_searched(ngx_dr_periodic_t *job,
     ngx_dr_pg_query_t *q);
 static ngx_int_t ngx_dr_rescore_send(ngx_dr_rescore_pair_t *pair,
     ngx_log_t *log, ngx_dr_rescore_done_pt handler, void *data,
-    ngx_dr_rescore_pending_t *pending);
+    ngx_dr_rescore_pending_t *pending, ngx_uint_t grounding);
 static void ngx_dr_rescore_read(ngx_dr_pg_query_t *q);
 static ngx_int_t ngx_dr_rescore_input(ngx_dr_pg_query_t *q,
     ngx_dr_score_input_t *in, ngx_array_t *facts);
@@ -124,7 +126,7 @@ static ngx_int_t ngx_dr_rescore_grounding(ngx_pool_t *pool,
 static json_t *ngx_dr_rescore_ground_score(size_t supported,
     size_t contradicted);
 static ngx_int_t ngx_dr_rescore_task(ngx_http_request_t *r,
-    const char *domains);
+    const char *domains, ngx_uint_t grounding);
 static u_char *ngx_dr_rescore_alerts(u_char *p, ngx_uint_t alerts);
 static void ngx_dr_rescore_stored(ngx_dr_pg_query_t *q);
 static void ngx_dr_rescore_checked(ngx_dr_rescore_check_t *sc,
@@ -205,15 +207,18 @@ static const char  ngx_dr_rescore_check_sql[] =
  * all the rows written in a tenth of a second, not by the table's trigger
  * once per row (sql/009_coalesced_score_notify.sql).
  */
-static const char  ngx_dr_rescore_store_sql[] =
-    "WITH n AS (SELECT set_config('dr.notify_scores', 'off', true)) "
-    "INSERT INTO domain_scores (domain_id, run_id, memory_score,"
-    " ai_consensus, cohesion, drift_score, trend, volatility, score,"
-    " models_positive, models_neutral, models_negative, models_tracking,"
-    " response_count, reputation_risk, risk_level, alerts, details,"
-    " grounding) "
-    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+#define NGX_DR_RESCORE_INSERT                                                \
+    "WITH n AS (SELECT set_config('dr.notify_scores', 'off', true)) "        \
+    "INSERT INTO domain_scores (domain_id, run_id, memory_score,"            \
+    " ai_consensus, cohesion, drift_score, trend, volatility, score,"        \
+    " models_positive, models_neutral, models_negative, models_tracking,"    \
+    " response_count, reputation_risk, risk_level, alerts, details,"         \
+    " grounding) "                                                           \
+    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"    \
     " $15, $16, $17::text[], $18::jsonb, $19::jsonb FROM n "
+
+static const char  ngx_dr_rescore_store_sql[] =
+    NGX_DR_RESCORE_INSERT
     "ON CONFLICT (domain_id, run_id) DO UPDATE SET"
     " memory_score = EXCLUDED.memory_score,"
     " ai_consensus = EXCLUDED.ai_consensus, cohesion = EXCLUDED.cohesion,"
@@ -228,6 +233,16 @@ static const char  ngx_dr_rescore_store_sql[] =
     " risk_level = EXCLUDED.risk_level, alerts = EXCLUDED.alerts,"
     " details = EXCLUDED.details, grounding = EXCLUDED.grounding,"
     " computed_at = now()";
+
+/*
+ * After a change of facts only the grounding of a scored run is written:
+ * the rest is as it was, and so is the time it was scored, which the
+ * history of the domain is ordered and dated by.
+ */
+static const char  ngx_dr_rescore_ground_sql[] =
+    NGX_DR_RESCORE_INSERT
+    "ON CONFLICT (domain_id, run_id) DO UPDATE SET"
+    " grounding = EXCLUDED.grounding";
 
 
 /*
@@ -319,7 +334,7 @@ ngx_dr_rescore_check(u_char *run, u_char *domain, ngx_log_t *log,
     (void) ngx_cpystrn(pair.domain, domain, sizeof(pair.domain));
 
     if (handler) {
-        return ngx_dr_rescore_send(&pair, log, handler, data, NULL);
+        return ngx_dr_rescore_send(&pair, log, handler, data, NULL, 0);
     }
 
     /*
@@ -353,7 +368,7 @@ ngx_dr_rescore_check(u_char *run, u_char *domain, ngx_log_t *log,
 
     ngx_queue_insert_tail(&ngx_dr_rescore_pending, &pd->queue);
 
-    if (ngx_dr_rescore_send(&pd->pair, log, NULL, NULL, pd) != NGX_OK) {
+    if (ngx_dr_rescore_send(&pd->pair, log, NULL, NULL, pd, 0) != NGX_OK) {
         ngx_queue_remove(&pd->queue);
         ngx_free(pd);
         return NGX_ERROR;
@@ -366,7 +381,7 @@ ngx_dr_rescore_check(u_char *run, u_char *domain, ngx_log_t *log,
 static ngx_int_t
 ngx_dr_rescore_send(ngx_dr_rescore_pair_t *pair, ngx_log_t *log,
     ngx_dr_rescore_done_pt handler, void *data,
-    ngx_dr_rescore_pending_t *pending)
+    ngx_dr_rescore_pending_t *pending, ngx_uint_t grounding)
 {
     ngx_pool_t              *pool;
     const char              *params[2];
@@ -387,6 +402,7 @@ ngx_dr_rescore_send(ngx_dr_rescore_pair_t *pair, ngx_log_t *log,
     sc->handler = handler;
     sc->data = data;
     sc->pending = pending;
+    sc->grounding = grounding ? 1 : 0;
 
     params[0] = (const char *) sc->pair.run;
     params[1] = (const char *) sc->pair.domain;
@@ -785,8 +801,10 @@ ngx_dr_rescore_store(ngx_dr_rescore_check_t *sc, ngx_dr_score_input_t *in,
 
     free(details);
 
-    if (ngx_dr_pg_query(pool, log, 0, 0, ngx_dr_rescore_store_sql, n, params,
-                        ngx_dr_rescore_stored, stored)
+    if (ngx_dr_pg_query(pool, log, 0, 0,
+                        sc->grounding ? ngx_dr_rescore_ground_sql
+                                      : ngx_dr_rescore_store_sql,
+                        n, params, ngx_dr_rescore_stored, stored)
         == NULL)
     {
         ngx_destroy_pool(pool);
@@ -918,7 +936,7 @@ ngx_dr_rescore_checked(ngx_dr_rescore_check_t *sc, ngx_int_t rc)
     if (pd->again) {
         pd->again = 0;
 
-        if (ngx_dr_rescore_send(&pd->pair, pd->log, NULL, NULL, pd)
+        if (ngx_dr_rescore_send(&pd->pair, pd->log, NULL, NULL, pd, 0)
             == NGX_OK)
         {
             return;
@@ -937,7 +955,9 @@ ngx_dr_rescore_retry(ngx_event_t *ev)
 
     pd = ev->data;
 
-    if (ngx_dr_rescore_send(&pd->pair, pd->log, NULL, NULL, pd) != NGX_OK) {
+    if (ngx_dr_rescore_send(&pd->pair, pd->log, NULL, NULL, pd, 0)
+        != NGX_OK)
+    {
         ngx_log_error(NGX_LOG_WARN, pd->log, 0,
                       "run %s: the scores of domain %s are left to "
                       "POST /admin/rescore", pd->pair.run, pd->pair.domain);
@@ -1003,7 +1023,7 @@ static const char  ngx_dr_rescore_list_sql[] =
 ngx_int_t
 ngx_dr_rescore_handler(ngx_http_request_t *r, const char *domains)
 {
-    if (ngx_dr_rescore_task(r, domains) != NGX_OK) {
+    if (ngx_dr_rescore_task(r, domains, 0) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1019,19 +1039,20 @@ ngx_dr_rescore_handler(ngx_http_request_t *r, const char *domains)
 
 /*
  * The same work for no client: the domains' facts changed, and their
- * runs' grounding is written again, in order, as POST /admin/rescore
- * would write it.
+ * runs' grounding is written again from the stored answers, as POST
+ * /admin/rescore would, leaving their other scores as they are.
  */
 
 ngx_int_t
 ngx_dr_rescore_domains(const char *domains)
 {
-    return ngx_dr_rescore_task(NULL, domains);
+    return ngx_dr_rescore_task(NULL, domains, 1);
 }
 
 
 static ngx_int_t
-ngx_dr_rescore_task(ngx_http_request_t *r, const char *domains)
+ngx_dr_rescore_task(ngx_http_request_t *r, const char *domains,
+    ngx_uint_t grounding)
 {
     ngx_pool_t             *pool;
     const char             *params[1];
@@ -1057,6 +1078,7 @@ ngx_dr_rescore_task(ngx_http_request_t *r, const char *domains)
     task->request = r;
     task->cleanup = cln;
     task->start = ngx_current_msec;
+    task->grounding = grounding ? 1 : 0;
 
     params[0] = domains;
 
@@ -1167,8 +1189,9 @@ ngx_dr_rescore_next(ngx_dr_rescore_lane_t *lane, ngx_uint_t first)
         first = 0;
         lane->at = at;
 
-        if (ngx_dr_rescore_check(pair[at].run, pair[at].domain,
-                                 task->pool->log, ngx_dr_rescore_scored, lane)
+        if (ngx_dr_rescore_send(&pair[at], task->pool->log,
+                                ngx_dr_rescore_scored, lane, NULL,
+                                task->grounding)
             == NGX_OK)
         {
             return;

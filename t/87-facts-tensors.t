@@ -252,7 +252,12 @@ is(scalar @{ $r->{json}{facts} }, 5, 'its facts');
 is($r->{json}{grounding}{contradicted}, $expect{contradicted},
    'and their grounding');
 
-# new facts: the run is grounded again by itself, and the API follows
+# new facts: the run is grounded again by itself, and the API follows;
+# its other scores and the time it was scored stay as they were
+my $scored_sql = q{SELECT s.computed_at::text, s.memory_score, s.score,
+    s.details::text FROM domain_scores s JOIN domains d ON d.id = s.domain_id
+    WHERE d.domain = 'stripe.com' AND s.run_id = ?};
+my @scored = $dbh->selectrow_array($scored_sql, undef, $run);
 $r = admin('POST', '/admin/facts', encode_json({ domain => 'stripe.com',
     facts => [{ key => 'founded', value => '2011' }] }));
 is($r->{status}, 200, 'the founding year changed');
@@ -269,6 +274,8 @@ is_deeply([@$g2{qw(supported contradicted)}],
            $per_fact{2010}{supported} // 0],
           'rescored: who said 2011 now supports, who said 2010 '
           . 'contradicts');
+is_deeply([$dbh->selectrow_array($scored_sql, undef, $run)], \@scored,
+          'the other scores and their time are left alone');
 DR::Test::wait_for(sub {
     ($t->get('/api/tensors/stripe.com')->{json}{grounding}{facts} // 0)
         == 1;
