@@ -152,6 +152,48 @@ is(scalar @{ $rich->{json}{tribe_history} }, 4,
 is($t->get('/api/domains/unknown-brand.com/rich')->{status}, 404,
    'an unknown domain: 404');
 
+# memory lag: runs written by hand in which the search tribe recognizes a
+# new brand two runs before the base models do
+$dbh->do(q{INSERT INTO domains (domain, category) VALUES ('lag.example',
+    'Tech')});
+my $base_model = $dbh->selectrow_array(q{SELECT provider || '/' || model
+    FROM models WHERE tribe = 'base' ORDER BY id LIMIT 1});
+my $n = 0;
+for my $base_knows (0, 0, 1) {
+    my ($run) = $dbh->selectrow_array(q{INSERT INTO runs (kind, scope,
+        status, total_jobs) VALUES ('on_demand', '{}', 'done', 0)
+        RETURNING id});
+    my $details = encode_json({ models => {
+        'perplexity/sonar' => { recognized => JSON::PP::true, valid => 1,
+                                sentiment => 0.5 },
+        $base_model => { recognized => $base_knows ? JSON::PP::true
+                                                   : JSON::PP::false,
+                         valid => 1, sentiment => -0.5 } } });
+    $dbh->do(q{INSERT INTO domain_scores (domain_id, run_id, memory_score,
+        ai_consensus, cohesion, drift_score, trend, volatility, score,
+        models_positive, models_neutral, models_negative, models_tracking,
+        response_count, reputation_risk, risk_level, details, computed_at)
+        SELECT id, ?, ?, 50, 50, 0, 0, 0, 50, 1, 0, 1, 2, 2, 0, 'low', ?,
+        now() - make_interval(mins => ?) FROM domains
+        WHERE domain = 'lag.example'}, undef, $run, $base_knows ? 100 : 50,
+        $details, 10 - $n++);
+}
+$dbh->do("NOTIFY dr_scores, 'INSERT'");
+my $lag = $t->get('/api/domains/lag.example/rich');
+is($lag->{json}{memory_lag}, 2,
+   'memory lag: the base models recognized it two runs later');
+is($lag->{json}{information_asymmetry}, 0, 'both know it now');
+is($lag->{json}{tribal_divergence}, 50,
+   'divergence: 50 x |0.5 - (-0.5)|');
+is_deeply([map { "$_->{tribe}:$_->{memory}" }
+           @{ $lag->{json}{tribe_history} }],
+          ['base:0', 'search:100', 'base:0', 'search:100', 'base:100',
+           'search:100'], 'the tribes run by run');
+$dbh->do(q{DELETE FROM domain_scores WHERE domain_id =
+    (SELECT id FROM domains WHERE domain = 'lag.example')});
+$dbh->do(q{DELETE FROM domains WHERE domain = 'lag.example'});
+$dbh->do("NOTIFY dr_scores, 'INSERT'");
+
 my $stats = $t->get('/api/stats/rich');
 is($stats->{status}, 200, 'GET /api/stats/rich');
 DR::OpenAPI::response_ok('GET', '/api/stats/rich', $stats->{status},
