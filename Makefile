@@ -68,7 +68,7 @@ SRCS          := $(wildcard ngx_dr_module/*.c ngx_dr_module/*.h)
 # pure parts, with no nginx event code: linked directly by the C unit tests
 PURE_SRCS     := ngx_dr_module/ngx_dr_score.c ngx_dr_module/ngx_dr_validate.c \
                  ngx_dr_module/ngx_dr_bucket.c \
-                 ngx_dr_module/ngx_dr_provider.c
+                 ngx_dr_module/ngx_dr_provider.c ngx_dr_module/ngx_dr_ground.c
 UNIT_CFLAGS   := -std=c99 -O2 -g -Wall -Wextra -Werror -Ingx_dr_module
 UNIT_NAMES    := $(patsubst t/unit/%.c,%, \
                    $(filter-out %_bench.c,$(wildcard t/unit/*.c)))

@@ -5,7 +5,7 @@
  * secret shown once, listed without secrets, revoked with a notification
  * to every node), domains, runs (and their dry runs), the rescore, the
  * probe, the providers, the spend budgets, the keys' usage, events, SEO
- * figures and tiers.
+ * figures, tiers and the domains' facts.
  */
 
 
@@ -19,6 +19,7 @@
 #include "ngx_dr_admin.h"
 #include "ngx_dr_auth.h"
 #include "ngx_dr_spend.h"
+#include "ngx_dr_facts.h"
 #include "ngx_dr_probe.h"
 #include "ngx_dr_providers.h"
 #include "ngx_dr_report.h"
@@ -309,6 +310,12 @@ static ngx_dr_admin_route_t  ngx_dr_admin_routes[] = {
     { ngx_string("/admin/tiers/domains"), NGX_HTTP_POST,
       NGX_DR_ADMIN_ID_NONE, NULL, ngx_dr_tier_assign,
       "{\"domains\", \"tier\"}", NULL, NULL, 0, 0 },
+    { ngx_string("/admin/facts"), NGX_HTTP_GET|NGX_HTTP_HEAD,
+      NGX_DR_ADMIN_ID_NONE, ngx_dr_facts_list, NULL, NULL, NULL, NULL,
+      0, 0 },
+    { ngx_string("/admin/facts"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
+      NULL, ngx_dr_facts_set, "{\"domain\", \"facts\"}", NULL, NULL,
+      0, 0 },
 
     { ngx_null_string, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0 }
 };

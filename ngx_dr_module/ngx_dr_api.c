@@ -25,6 +25,7 @@
 #include "ngx_dr_score.h"
 #include "ngx_dr_events.h"
 #include "ngx_dr_seo.h"
+#include "ngx_dr_tensor.h"
 
 
 #define NGX_DR_API_PARAM(field)  offsetof(ngx_dr_api_params_t, field)
@@ -49,6 +50,7 @@ typedef struct {
     unsigned long             sort;
     unsigned long             include_alerts;
     unsigned long             days;
+    unsigned long             runs;
     ngx_str_t                 search;       /* data NULL: not given */
 } ngx_dr_api_params_t;
 
@@ -74,6 +76,8 @@ typedef struct {
 #define NGX_DR_API_NO_PARAMS   0
 #define NGX_DR_API_DOMAIN      1       /* $1: the domain */
 #define NGX_DR_API_HISTORY     2       /* $1: the domain, $2: days */
+#define NGX_DR_API_RUNS        3       /* $1: runs, $2: limit */
+#define NGX_DR_API_PAGE        4       /* $1: limit, $2: offset, $3: page */
 
 
 /*
@@ -223,6 +227,22 @@ static ngx_dr_api_arg_t  ngx_dr_api_days_args[] = {
 static ngx_dr_api_arg_t  ngx_dr_api_usage_args[] = {
     { ngx_string("days"), NGX_DR_API_PARAM(days), NGX_DR_ARG_UINT,
       1, NGX_DR_REPORT_DAYS_MAX, NGX_DR_REPORT_DAYS, NULL },
+    { ngx_null_string, 0, 0, 0, 0, 0, NULL }
+};
+
+static ngx_dr_api_arg_t  ngx_dr_api_trends_args[] = {
+    { ngx_string("runs"), NGX_DR_API_PARAM(runs), NGX_DR_ARG_UINT,
+      2, 50, 5, NULL },
+    { ngx_string("limit"), NGX_DR_API_PARAM(limit), NGX_DR_ARG_UINT,
+      1, 100, 20, NULL },
+    { ngx_null_string, 0, 0, 0, 0, 0, NULL }
+};
+
+static ngx_dr_api_arg_t  ngx_dr_api_page_args[] = {
+    { ngx_string("page"), NGX_DR_API_PARAM(page), NGX_DR_ARG_UINT,
+      1, 100000, 1, NULL },
+    { ngx_string("limit"), NGX_DR_API_PARAM(limit), NGX_DR_ARG_UINT,
+      1, 100, 20, NULL },
     { ngx_null_string, 0, 0, 0, 0, 0, NULL }
 };
 
@@ -458,6 +478,29 @@ static ngx_dr_api_route_t  ngx_dr_api_routes[] = {
       ngx_dr_api_usage, NULL, NULL, NGX_DR_API_NO_PARAMS,
       NULL, NULL, 0, 0, NGX_DR_GROUP_USAGE },
 
+    /* the intelligence endpoints (ngx_dr_tensor.c) */
+    { ngx_string("/api/tensors/"), ngx_null_string, ngx_dr_api_no_args,
+      NULL, NULL, ngx_dr_tensor_sql, NGX_DR_API_DOMAIN,
+      ngx_dr_tensor_build, NULL, 1, 1, NGX_DR_GROUP_PUBLIC },
+    { ngx_string("/api/trends/degradation"), ngx_null_string,
+      ngx_dr_api_trends_args,
+      NULL, NULL, ngx_dr_tensor_degradation_sql, NGX_DR_API_RUNS,
+      ngx_dr_tensor_json_build, NULL, 0, 1, NGX_DR_GROUP_SHADOWS },
+    { ngx_string("/api/trends/improvement"), ngx_null_string,
+      ngx_dr_api_trends_args,
+      NULL, NULL, ngx_dr_tensor_improvement_sql, NGX_DR_API_RUNS,
+      ngx_dr_tensor_json_build, NULL, 0, 1, NGX_DR_GROUP_SHADOWS },
+    { ngx_string("/api/stats/rich"), ngx_null_string, ngx_dr_api_no_args,
+      NULL, NULL, ngx_dr_tensor_stats_sql, NGX_DR_API_NO_PARAMS,
+      ngx_dr_tensor_json_build, NULL, 0, 1, NGX_DR_GROUP_STATS },
+    { ngx_string("/api/rankings/rich"), ngx_null_string,
+      ngx_dr_api_page_args,
+      NULL, NULL, ngx_dr_tensor_rankings_sql, NGX_DR_API_PAGE,
+      ngx_dr_tensor_json_build, NULL, 0, 1, NGX_DR_GROUP_RANKINGS },
+    { ngx_string("/api/domains/"), ngx_string("/rich"), ngx_dr_api_no_args,
+      NULL, NULL, ngx_dr_tensor_domain_sql, NGX_DR_API_DOMAIN,
+      ngx_dr_tensor_json_build, NULL, 1, 1, NGX_DR_GROUP_PUBLIC },
+
     { ngx_null_string, ngx_null_string, NULL, NULL, NULL, NULL, 0, NULL,
       NULL, 0, 0, NGX_DR_GROUP_OTHER }
 };
@@ -563,9 +606,38 @@ ngx_dr_api_data(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
 {
     int           n;
     u_char       *p;
-    const char   *params[2];
+    const char   *params[3];
 
     n = 0;
+
+    if (ctx->route->params == NGX_DR_API_RUNS
+        || ctx->route->params == NGX_DR_API_PAGE)
+    {
+        p = ngx_pnalloc(r->pool, 3 * (NGX_INT_T_LEN + 1));
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (ctx->route->params == NGX_DR_API_RUNS) {
+            params[n++] = (const char *) p;
+            p = ngx_sprintf(p, "%ul%Z", ctx->params.runs);
+
+        } else {
+            params[n++] = (const char *) p;
+            p = ngx_sprintf(p, "%ul%Z", ctx->params.limit);
+            params[n++] = (const char *) p;
+            p = ngx_sprintf(p, "%ul%Z",
+                            (ctx->params.page - 1) * ctx->params.limit);
+        }
+
+        params[n++] = (const char *) p;
+        (void) ngx_sprintf(p, "%ul%Z",
+                           ctx->route->params == NGX_DR_API_RUNS
+                           ? ctx->params.limit : ctx->params.page);
+
+        return ngx_dr_api_serve(r, ctx, ctx->route->sql, n, params,
+                                ctx->route->build);
+    }
 
     if (ctx->route->params != NGX_DR_API_NO_PARAMS) {
         params[n++] = (const char *) ngx_dr_cstr(r->pool, &ctx->domain);

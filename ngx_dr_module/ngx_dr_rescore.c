@@ -22,6 +22,7 @@
 #include "ngx_dr_rescore.h"
 #include "ngx_dr_periodic.h"
 #include "ngx_dr_score.h"
+#include "ngx_dr_ground.h"
 
 
 /* how often the first worker looks for a (run, domain) left unscored */
@@ -41,6 +42,7 @@
 #define NGX_DR_RESCORE_CURRENT    1     /* model, prompt, status, answer */
 #define NGX_DR_RESCORE_PREVIOUS   2     /* the same, of the run before */
 #define NGX_DR_RESCORE_HISTORY    3     /* a memory score before */
+#define NGX_DR_RESCORE_FACT       4     /* key, value, aliases */
 
 #define NGX_DR_RESCORE_KIND       0
 #define NGX_DR_RESCORE_NAME       2     /* the domain, or the model */
@@ -48,7 +50,7 @@
 #define NGX_DR_RESCORE_NUMBER     4     /* jobs expected, or HTTP status */
 #define NGX_DR_RESCORE_TEXT       5     /* the answer, or memory score */
 
-#define NGX_DR_RESCORE_PARAMS     18    /* of ngx_dr_rescore_store_sql */
+#define NGX_DR_RESCORE_PARAMS     19    /* of ngx_dr_rescore_store_sql */
 
 
 typedef struct {
@@ -74,6 +76,7 @@ typedef struct {
     ngx_dr_rescore_done_pt    handler;
     void                     *data;
     ngx_dr_rescore_pending_t *pending;
+    unsigned                  grounding:1;  /* write the grounding only */
 } ngx_dr_rescore_check_t;
 
 
@@ -100,6 +103,7 @@ struct ngx_dr_rescore_task_s {
     ngx_uint_t                failed;
     ngx_msec_t                start;
     ngx_dr_rescore_lane_t     lane[NGX_DR_RESCORE_LANES];
+    unsigned                  grounding:1;  /* facts changed */
 };
 
 
@@ -107,13 +111,22 @@ static void ngx_dr_rescore_searched(ngx_dr_periodic_t *job,
     ngx_dr_pg_query_t *q);
 static ngx_int_t ngx_dr_rescore_send(ngx_dr_rescore_pair_t *pair,
     ngx_log_t *log, ngx_dr_rescore_done_pt handler, void *data,
-    ngx_dr_rescore_pending_t *pending);
+    ngx_dr_rescore_pending_t *pending, ngx_uint_t grounding);
 static void ngx_dr_rescore_read(ngx_dr_pg_query_t *q);
 static ngx_int_t ngx_dr_rescore_input(ngx_dr_pg_query_t *q,
-    ngx_dr_score_input_t *in);
+    ngx_dr_score_input_t *in, ngx_array_t *facts);
 static ngx_int_t ngx_dr_rescore_store(ngx_dr_rescore_check_t *sc,
-    ngx_dr_score_input_t *in, ngx_dr_score_result_t *res, ngx_log_t *log);
+    ngx_dr_score_input_t *in, ngx_dr_score_result_t *res, char *grounding,
+    ngx_log_t *log);
 static char *ngx_dr_rescore_details(ngx_dr_score_result_t *res);
+static ngx_int_t ngx_dr_rescore_fact(ngx_dr_pg_query_t *q, int row,
+    ngx_array_t *facts);
+static ngx_int_t ngx_dr_rescore_grounding(ngx_pool_t *pool,
+    ngx_dr_score_input_t *in, ngx_array_t *facts, char **out);
+static json_t *ngx_dr_rescore_ground_score(size_t supported,
+    size_t contradicted);
+static ngx_int_t ngx_dr_rescore_task(ngx_http_request_t *r,
+    const char *domains, ngx_uint_t grounding);
 static u_char *ngx_dr_rescore_alerts(u_char *p, ngx_uint_t alerts);
 static void ngx_dr_rescore_stored(ngx_dr_pg_query_t *q);
 static void ngx_dr_rescore_checked(ngx_dr_rescore_check_t *sc,
@@ -186,6 +199,10 @@ static const char  ngx_dr_rescore_check_sql[] =
     "UNION ALL "
     "SELECT 3, -h.run_id, NULL, NULL, NULL, h.memory_score::text"
     " FROM hist h, ok WHERE ok.done "
+    "UNION ALL "
+    "SELECT 4, f.id, f.key, f.value, NULL,"
+    " array_to_string(f.aliases, E'\\n')"
+    " FROM domain_facts f, ok WHERE ok.done AND f.domain_id = $2 "
     "ORDER BY 1, 2";
 
 /*
@@ -193,14 +210,18 @@ static const char  ngx_dr_rescore_check_sql[] =
  * all the rows written in a tenth of a second, not by the table's trigger
  * once per row (sql/009_coalesced_score_notify.sql).
  */
+#define NGX_DR_RESCORE_INSERT                                                \
+    "WITH n AS (SELECT set_config('dr.notify_scores', 'off', true)) "        \
+    "INSERT INTO domain_scores (domain_id, run_id, memory_score,"            \
+    " ai_consensus, cohesion, drift_score, trend, volatility, score,"        \
+    " models_positive, models_neutral, models_negative, models_tracking,"    \
+    " response_count, reputation_risk, risk_level, alerts, details,"         \
+    " grounding) "                                                           \
+    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"    \
+    " $15, $16, $17::text[], $18::jsonb, $19::jsonb FROM n "
+
 static const char  ngx_dr_rescore_store_sql[] =
-    "WITH n AS (SELECT set_config('dr.notify_scores', 'off', true)) "
-    "INSERT INTO domain_scores (domain_id, run_id, memory_score,"
-    " ai_consensus, cohesion, drift_score, trend, volatility, score,"
-    " models_positive, models_neutral, models_negative, models_tracking,"
-    " response_count, reputation_risk, risk_level, alerts, details) "
-    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-    " $15, $16, $17::text[], $18::jsonb FROM n "
+    NGX_DR_RESCORE_INSERT
     "ON CONFLICT (domain_id, run_id) DO UPDATE SET"
     " memory_score = EXCLUDED.memory_score,"
     " ai_consensus = EXCLUDED.ai_consensus, cohesion = EXCLUDED.cohesion,"
@@ -213,7 +234,18 @@ static const char  ngx_dr_rescore_store_sql[] =
     " response_count = EXCLUDED.response_count,"
     " reputation_risk = EXCLUDED.reputation_risk,"
     " risk_level = EXCLUDED.risk_level, alerts = EXCLUDED.alerts,"
-    " details = EXCLUDED.details, computed_at = now()";
+    " details = EXCLUDED.details, grounding = EXCLUDED.grounding,"
+    " computed_at = now()";
+
+/*
+ * After a change of facts only the grounding of a scored run is written:
+ * the rest is as it was, and so is the time it was scored, which the
+ * history of the domain is ordered and dated by.
+ */
+static const char  ngx_dr_rescore_ground_sql[] =
+    NGX_DR_RESCORE_INSERT
+    "ON CONFLICT (domain_id, run_id) DO UPDATE SET"
+    " grounding = EXCLUDED.grounding";
 
 
 /*
@@ -305,7 +337,7 @@ ngx_dr_rescore_check(u_char *run, u_char *domain, ngx_log_t *log,
     (void) ngx_cpystrn(pair.domain, domain, sizeof(pair.domain));
 
     if (handler) {
-        return ngx_dr_rescore_send(&pair, log, handler, data, NULL);
+        return ngx_dr_rescore_send(&pair, log, handler, data, NULL, 0);
     }
 
     /*
@@ -339,7 +371,7 @@ ngx_dr_rescore_check(u_char *run, u_char *domain, ngx_log_t *log,
 
     ngx_queue_insert_tail(&ngx_dr_rescore_pending, &pd->queue);
 
-    if (ngx_dr_rescore_send(&pd->pair, log, NULL, NULL, pd) != NGX_OK) {
+    if (ngx_dr_rescore_send(&pd->pair, log, NULL, NULL, pd, 0) != NGX_OK) {
         ngx_queue_remove(&pd->queue);
         ngx_free(pd);
         return NGX_ERROR;
@@ -352,7 +384,7 @@ ngx_dr_rescore_check(u_char *run, u_char *domain, ngx_log_t *log,
 static ngx_int_t
 ngx_dr_rescore_send(ngx_dr_rescore_pair_t *pair, ngx_log_t *log,
     ngx_dr_rescore_done_pt handler, void *data,
-    ngx_dr_rescore_pending_t *pending)
+    ngx_dr_rescore_pending_t *pending, ngx_uint_t grounding)
 {
     ngx_pool_t              *pool;
     const char              *params[2];
@@ -373,6 +405,7 @@ ngx_dr_rescore_send(ngx_dr_rescore_pair_t *pair, ngx_log_t *log,
     sc->handler = handler;
     sc->data = data;
     sc->pending = pending;
+    sc->grounding = grounding ? 1 : 0;
 
     params[0] = (const char *) sc->pair.run;
     params[1] = (const char *) sc->pair.domain;
@@ -392,7 +425,9 @@ ngx_dr_rescore_send(ngx_dr_rescore_pair_t *pair, ngx_log_t *log,
 static void
 ngx_dr_rescore_read(ngx_dr_pg_query_t *q)
 {
+    char                    *grounding;
     ngx_int_t                rc;
+    ngx_array_t              facts;
     ngx_dr_score_input_t     in;
     ngx_dr_score_result_t    res;
     ngx_dr_rescore_check_t  *sc;
@@ -415,7 +450,10 @@ ngx_dr_rescore_read(ngx_dr_pg_query_t *q)
         goto done;
     }
 
-    if (ngx_dr_rescore_input(q, &in) != NGX_OK) {
+    if (ngx_array_init(&facts, q->pool, 8, sizeof(ngx_dr_ground_fact_t))
+        != NGX_OK
+        || ngx_dr_rescore_input(q, &in, &facts) != NGX_OK)
+    {
         goto done;
     }
 
@@ -427,9 +465,25 @@ ngx_dr_rescore_read(ngx_dr_pg_query_t *q)
         goto done;
     }
 
-    if (ngx_dr_rescore_store(sc, &in, &res, q->log) == NGX_OK) {
+    if (ngx_dr_rescore_grounding(q->pool, &in, &facts, &grounding)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, q->log, 0,
+                      "the answers of run %s for \"%s\" could not be "
+                      "grounded", sc->pair.run, in.domain);
+        rc = NGX_ABORT;
+        goto done;
+    }
+
+    rc = ngx_dr_rescore_store(sc, &in, &res, grounding, q->log);
+    free(grounding);
+
+    if (rc == NGX_OK) {
         /* the store reports */
         rc = NGX_AGAIN;
+
+    } else {
+        rc = NGX_ERROR;
     }
 
 done:
@@ -446,7 +500,8 @@ done:
 /* the scorer's input: the rows, which live as long as q */
 
 static ngx_int_t
-ngx_dr_rescore_input(ngx_dr_pg_query_t *q, ngx_dr_score_input_t *in)
+ngx_dr_rescore_input(ngx_dr_pg_query_t *q, ngx_dr_score_input_t *in,
+    ngx_array_t *facts)
 {
     int                     i, n, kind;
     double                 *history;
@@ -480,6 +535,14 @@ ngx_dr_rescore_input(ngx_dr_pg_query_t *q, ngx_dr_score_input_t *in)
             continue;
         }
 
+        if (kind == NGX_DR_RESCORE_FACT) {
+            if (ngx_dr_rescore_fact(q, i, facts) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
         sa = (kind == NGX_DR_RESCORE_CURRENT) ? &cur[in->n_answers++]
                                               : &prev[in->n_previous++];
         sa->model = PQgetvalue(res, i, NGX_DR_RESCORE_NAME);
@@ -493,6 +556,171 @@ ngx_dr_rescore_input(ngx_dr_pg_query_t *q, ngx_dr_score_input_t *in)
 }
 
 
+/* a fact of the domain: its key, value and aliases (one a line) */
+
+static ngx_int_t
+ngx_dr_rescore_fact(ngx_dr_pg_query_t *q, int row, ngx_array_t *facts)
+{
+    char                  *a, *p, *nl;
+    size_t                 len;
+    const char           **aliases;
+    ngx_uint_t             n;
+    ngx_dr_ground_fact_t  *f;
+
+    len = PQgetlength(q->res, row, NGX_DR_RESCORE_TEXT);
+
+    f = ngx_array_push(facts);
+    a = ngx_pnalloc(q->pool, len + 1);
+
+    if (f == NULL || a == NULL) {
+        return NGX_ERROR;
+    }
+
+    *ngx_cpymem(a, PQgetvalue(q->res, row, NGX_DR_RESCORE_TEXT), len) = '\0';
+
+    f->key = ngx_dr_ground_key(PQgetvalue(q->res, row, NGX_DR_RESCORE_NAME),
+                               PQgetlength(q->res, row,
+                                           NGX_DR_RESCORE_NAME));
+    f->value = PQgetvalue(q->res, row, NGX_DR_RESCORE_PROMPT);
+    f->n_aliases = 0;
+
+    n = (*a != '\0');
+    for (p = a; *p; p++) {
+        n += (*p == '\n');
+    }
+
+    aliases = ngx_palloc(q->pool, (n + 1) * sizeof(char *));
+    if (aliases == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (p = a; n && p; p = nl ? nl + 1 : NULL) {
+        nl = strchr(p, '\n');
+        if (nl) {
+            *nl = '\0';
+        }
+
+        aliases[f->n_aliases++] = p;
+    }
+
+    f->aliases = aliases;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The grounding of the run's answers against the domain's facts, as the
+ * JSON of domain_scores.grounding, malloc()ed; NULL without facts.
+ */
+
+static ngx_int_t
+ngx_dr_rescore_grounding(ngx_pool_t *pool, ngx_dr_score_input_t *in,
+    ngx_array_t *facts, char **out)
+{
+    size_t                   k;
+    json_t                  *root, *models, *checked;
+    ngx_dr_ground_fact_t    *f;
+    ngx_dr_ground_count_t   *c;
+    ngx_dr_ground_answer_t  *ga;
+    ngx_dr_ground_result_t   g;
+    ngx_dr_score_verdict_t   v;
+
+    *out = NULL;
+
+    if (facts->nelts == 0) {
+        return NGX_OK;
+    }
+
+    f = facts->elts;
+
+    /* the answers the scorer holds valid are those grounded */
+
+    ga = ngx_palloc(pool, (in->n_answers + 1)
+                          * sizeof(ngx_dr_ground_answer_t));
+    if (ga == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (k = 0; k < in->n_answers; k++) {
+        if (ngx_dr_score_answer(in->domain, in->answers[k].http_status,
+                                in->answers[k].text,
+                                in->answers[k].text_len, &v)
+            != NGX_DR_SCORE_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        ga[k].model = in->answers[k].model;
+        ga[k].text = in->answers[k].text;
+        ga[k].text_len = in->answers[k].text_len;
+        ga[k].valid = v.valid;
+    }
+
+    if (ngx_dr_ground_domain(f, facts->nelts, ga, in->n_answers, &g)
+        != NGX_DR_GROUND_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    models = json_object();
+    checked = json_array();
+    root = json_pack("{s:i, s:i, s:i, s:i, s:i, s:o, s:f, s:o, s:o}",
+                     "facts", (int) facts->nelts,
+                     "models", (int) g.n_models,
+                     "supported", (int) g.supported,
+                     "contradicted", (int) g.contradicted,
+                     "unmentioned", (int) g.unmentioned,
+                     "score", g.has_score ? json_real(g.score) : json_null(),
+                     "strength", g.strength,
+                     "by_model", models,
+                     "checked", checked);
+
+    for (k = 0; root && models && k < g.n_models; k++) {
+        json_object_set_new(models, g.models[k].model,
+            json_pack("{s:i, s:i, s:i, s:o}",
+                      "supported", (int) g.models[k].supported,
+                      "contradicted", (int) g.models[k].contradicted,
+                      "unmentioned", (int) g.models[k].unmentioned,
+                      "score",
+                      ngx_dr_rescore_ground_score(g.models[k].supported,
+                                                  g.models[k].contradicted)));
+    }
+
+    for (k = 0; root && checked && k < facts->nelts; k++) {
+        c = &g.facts[k];
+        json_array_append_new(checked,
+            json_pack("{s:s, s:s, s:i, s:i, s:i, s:s}",
+                      "key", ngx_dr_ground_key_name(f[k].key),
+                      "value", f[k].value,
+                      "supported", (int) c->supported,
+                      "contradicted", (int) c->contradicted,
+                      "unmentioned", (int) c->unmentioned,
+                      "status", ngx_dr_ground_fact_status(c)));
+    }
+
+    ngx_dr_ground_result_free(&g);
+
+    *out = root ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(root);
+
+    return *out ? NGX_OK : NGX_ERROR;
+}
+
+
+/* a model's grounding score, as the domain's: null when it stated none */
+
+static json_t *
+ngx_dr_rescore_ground_score(size_t supported, size_t contradicted)
+{
+    if (supported + contradicted == 0) {
+        return json_null();
+    }
+
+    return json_real(100.0 * supported / (supported + contradicted));
+}
+
+
 /*
  * The row of the scores, sent in a pool of its own: the check's goes
  * when this returns.  NGX_OK: ngx_dr_rescore_stored() reports.
@@ -500,7 +728,7 @@ ngx_dr_rescore_input(ngx_dr_pg_query_t *q, ngx_dr_score_input_t *in)
 
 static ngx_int_t
 ngx_dr_rescore_store(ngx_dr_rescore_check_t *sc, ngx_dr_score_input_t *in,
-    ngx_dr_score_result_t *res, ngx_log_t *log)
+    ngx_dr_score_result_t *res, char *grounding, ngx_log_t *log)
 {
     int                      n;
     char                    *details;
@@ -515,7 +743,8 @@ ngx_dr_rescore_store(ngx_dr_rescore_check_t *sc, ngx_dr_score_input_t *in,
         return NGX_ERROR;
     }
 
-    len = ngx_strlen(details) + 1;
+    len = ngx_strlen(details) + 1 + (grounding ? ngx_strlen(grounding) : 0)
+          + 1;
 
     pool = ngx_create_pool(4096, log);
     if (pool == NULL) {
@@ -566,12 +795,19 @@ ngx_dr_rescore_store(ngx_dr_rescore_check_t *sc, ngx_dr_score_input_t *in,
     params[n++] = (char *) v;
     v = ngx_dr_rescore_alerts(v, res->alerts);
     params[n++] = (char *) v;
-    (void) ngx_cpymem(v, details, len);
+    v = ngx_cpymem(v, details, ngx_strlen(details) + 1);
+    params[n++] = grounding ? (char *) v : NULL;
+
+    if (grounding) {
+        (void) ngx_cpymem(v, grounding, ngx_strlen(grounding) + 1);
+    }
 
     free(details);
 
-    if (ngx_dr_pg_query(pool, log, 0, 0, ngx_dr_rescore_store_sql, n, params,
-                        ngx_dr_rescore_stored, stored)
+    if (ngx_dr_pg_query(pool, log, 0, 0,
+                        sc->grounding ? ngx_dr_rescore_ground_sql
+                                      : ngx_dr_rescore_store_sql,
+                        n, params, ngx_dr_rescore_stored, stored)
         == NULL)
     {
         ngx_destroy_pool(pool);
@@ -703,7 +939,7 @@ ngx_dr_rescore_checked(ngx_dr_rescore_check_t *sc, ngx_int_t rc)
     if (pd->again) {
         pd->again = 0;
 
-        if (ngx_dr_rescore_send(&pd->pair, pd->log, NULL, NULL, pd)
+        if (ngx_dr_rescore_send(&pd->pair, pd->log, NULL, NULL, pd, 0)
             == NGX_OK)
         {
             return;
@@ -722,7 +958,9 @@ ngx_dr_rescore_retry(ngx_event_t *ev)
 
     pd = ev->data;
 
-    if (ngx_dr_rescore_send(&pd->pair, pd->log, NULL, NULL, pd) != NGX_OK) {
+    if (ngx_dr_rescore_send(&pd->pair, pd->log, NULL, NULL, pd, 0)
+        != NGX_OK)
+    {
         ngx_log_error(NGX_LOG_WARN, pd->log, 0,
                       "run %s: the scores of domain %s are left to "
                       "POST /admin/rescore", pd->pair.run, pd->pair.domain);
@@ -788,6 +1026,37 @@ static const char  ngx_dr_rescore_list_sql[] =
 ngx_int_t
 ngx_dr_rescore_handler(ngx_http_request_t *r, const char *domains)
 {
+    if (ngx_dr_rescore_task(r, domains, 0) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!r->discard_body) {
+        r->read_event_handler = ngx_http_test_reading;
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+/*
+ * The same work for no client: the domains' facts changed, and their
+ * runs' grounding is written again from the stored answers, as POST
+ * /admin/rescore would, leaving their other scores as they are.
+ */
+
+ngx_int_t
+ngx_dr_rescore_domains(const char *domains)
+{
+    return ngx_dr_rescore_task(NULL, domains, 1);
+}
+
+
+static ngx_int_t
+ngx_dr_rescore_task(ngx_http_request_t *r, const char *domains,
+    ngx_uint_t grounding)
+{
     ngx_pool_t             *pool;
     const char             *params[1];
     ngx_pool_cleanup_t     *cln;
@@ -797,21 +1066,22 @@ ngx_dr_rescore_handler(ngx_http_request_t *r, const char *domains)
 
     pool = ngx_create_pool(4096, ngx_cycle->log);
     if (pool == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     task = ngx_pcalloc(pool, sizeof(ngx_dr_rescore_task_t));
-    cln = ngx_pool_cleanup_add(r->pool, 0);
+    cln = r ? ngx_pool_cleanup_add(r->pool, 0) : NULL;
 
-    if (task == NULL || cln == NULL) {
+    if (task == NULL || (r && cln == NULL)) {
         ngx_destroy_pool(pool);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     task->pool = pool;
     task->request = r;
     task->cleanup = cln;
     task->start = ngx_current_msec;
+    task->grounding = grounding ? 1 : 0;
 
     params[0] = domains;
 
@@ -820,19 +1090,15 @@ ngx_dr_rescore_handler(ngx_http_request_t *r, const char *domains)
         == NULL)
     {
         ngx_destroy_pool(pool);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
-    cln->handler = ngx_dr_rescore_cleanup;
-    cln->data = task;
-
-    if (!r->discard_body) {
-        r->read_event_handler = ngx_http_test_reading;
+    if (cln) {
+        cln->handler = ngx_dr_rescore_cleanup;
+        cln->data = task;
     }
 
-    r->main->count++;
-
-    return NGX_DONE;
+    return NGX_OK;
 }
 
 
@@ -926,8 +1192,9 @@ ngx_dr_rescore_next(ngx_dr_rescore_lane_t *lane, ngx_uint_t first)
         first = 0;
         lane->at = at;
 
-        if (ngx_dr_rescore_check(pair[at].run, pair[at].domain,
-                                 task->pool->log, ngx_dr_rescore_scored, lane)
+        if (ngx_dr_rescore_send(&pair[at], task->pool->log,
+                                ngx_dr_rescore_scored, lane, NULL,
+                                task->grounding)
             == NGX_OK)
         {
             return;

@@ -33,5 +33,8 @@ ngx_int_t ngx_dr_rescore_check(u_char *run, u_char *domain, ngx_log_t *log,
 /* POST /admin/rescore; domains: a PostgreSQL text[] literal, or NULL */
 ngx_int_t ngx_dr_rescore_handler(ngx_http_request_t *r, const char *domains);
 
+/* the same, for no client: the domains' facts changed */
+ngx_int_t ngx_dr_rescore_domains(const char *domains);
+
 
 #endif /* _NGX_DR_RESCORE_H_INCLUDED_ */

@@ -99,7 +99,7 @@ if ($node_ok) {
     my ($rc, $out) = validate($DOC);
     is($rc, 0, 'openapi.json is a valid OpenAPI 3.1 document')
         or diag($out);
-    like($out, qr/valid OpenAPI 3\.1\.0 \(20 paths, 20 operations, \d+ schemas/,
+    like($out, qr/valid OpenAPI 3\.1\.0 \(26 paths, 26 operations, \d+ schemas/,
         'the validator saw every path and schema') or diag($out);
 
     # each breakage, made on a copy, must be rejected with its location
@@ -172,6 +172,9 @@ my %expected = map { ($_ => 1) } qw(
     /api/domains/{domain}/competitive /api/providers/health
     /api/openapi.json /api/usage /api/jolt-benchmark/{domain}
     /api/domains/{domain}/seo
+    /api/tensors/{domain}
+    /api/trends/degradation /api/trends/improvement /api/stats/rich
+    /api/rankings/rich /api/domains/{domain}/rich
 );
 
 is_deeply([sort keys %{$doc->{paths}}], [sort keys %expected],
@@ -391,6 +394,39 @@ my %shapes = (
         limits => { tier => 1, rate => 1, period_seconds => 1, burst => 1,
                     daily => 1 },
         remaining => { burst => 1, daily => 1, daily_reset_seconds => 1 } },
+    'GET /api/tensors/{domain} 200' => {
+        brand => 1, domain => 1, run_id => 1, computed_at => 1,
+        memory => { score => 1, retention_strength => 1,
+                    access_frequency => 1 },
+        sentiment => { score => 1, market_sentiment => 1, confidence => 1 },
+        grounding => { score => 1, strength => 1, facts => 1,
+            supported => 1, contradicted => 1, unmentioned => 1,
+            verified_facts => [{ key => 1, value => 1, supported => 1,
+                contradicted => 1, unmentioned => 1, status => 1 }] },
+        composite => 1,
+        insights => [{ code => 1, text => 1 }],
+        recommendations => [{ code => 1, text => 1, because => 1 }] },
+    'GET /api/trends/degradation 200' => {
+        direction => 1, runs => 1,
+        domains => [{ domain => 1, current_score => 1, start_score => 1,
+                      change => 1, runs => 1 }] },
+    'GET /api/stats/rich 200' => {
+        platform_stats => { total_domains => 1, average_memory_score => 1,
+            total_ai_responses => 1, critical_risk_domains => 1,
+            last_updated => 1 },
+        tribes => [{ tribe => 1, models => 1, domains => 1,
+                     average_memory => 1, average_sentiment => 1 }],
+        domains_compared => 1, information_asymmetry => 1,
+        tribal_divergence => 1, memory_lag => 1 },
+    'GET /api/rankings/rich 200' => {
+        domains => [{ domain => 1, score => 1, memory_score => 1,
+            tribes => { search => { models => 1, memory => 1,
+                                    sentiment => 1 },
+                        base => { models => 1, memory => 1,
+                                  sentiment => 1 } },
+            information_asymmetry => 1, tribal_divergence => 1,
+            memory_lag => 1 }],
+        totalDomains => 1, totalPages => 1, currentPage => 1 },
     'GET /api/usage 401' => { error => 1, message => 1, detail => 1 },
     'GET /api/rankings 400' => { error => 1, message => 1, detail => 1 },
     'GET /api/drift/{domain} 404' => { error => 1, message => 1,
