@@ -55,7 +55,8 @@ SRCS          := $(wildcard ngx_dr_module/*.c ngx_dr_module/*.h)
 # pure parts, with no nginx event code: linked directly by the C unit tests
 PURE_SRCS     := ngx_dr_module/ngx_dr_score.c ngx_dr_module/ngx_dr_validate.c \
                  ngx_dr_module/ngx_dr_bucket.c \
-                 ngx_dr_module/ngx_dr_provider.c
+                 ngx_dr_module/ngx_dr_provider.c \
+                 ngx_dr_module/ngx_dr_credential.c
 UNIT_CFLAGS   := -std=c99 -O2 -g -Wall -Wextra -Werror -Ingx_dr_module
 UNIT_TESTS    := $(patsubst t/unit/%.c,$(BUILD)/unit/%, \
                    $(filter-out %_bench.c,$(wildcard t/unit/*.c)))
@@ -156,7 +157,7 @@ unit: $(UNIT_TESTS)
 $(BUILD)/unit/%: t/unit/%.c $(PURE_SRCS) $(wildcard t/unit/*.h) \
                  $(wildcard ngx_dr_module/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) -ljansson -lm
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) -ljansson -lcrypto -lm
 
 
 # the embedded PostgreSQL cluster

@@ -19,6 +19,7 @@
 #include <ngx_http.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "ngx_dr_module.h"
 #include "ngx_dr_http.h"
@@ -891,12 +892,18 @@ ngx_dr_auth_cached(ngx_http_request_t *r, ngx_dr_request_t *req,
     ngx_dr_key_t *kn)
 {
     u_char              *p;
+    ngx_uint_t           previous;
     ngx_dr_main_conf_t  *dmcf;
     uint32_t             today;
 
     dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
 
-    if (kn->key_id && CRYPTO_memcmp(kn->hash, req->hash, 32) != 0
+    /* the key's secret before a rotation, until its grace ends */
+    previous = kn->key_id && kn->previous_until > ngx_time()
+               && CRYPTO_memcmp(kn->hash, req->hash, 32) != 0
+               && CRYPTO_memcmp(kn->previous, req->hash, 32) == 0;
+
+    if (kn->key_id && !previous && CRYPTO_memcmp(kn->hash, req->hash, 32) != 0
         && dmcf->key_secret_previous.value.len
         && ngx_dr_auth_hash(dmcf, 1, req->secret.data, req->secret.len,
                             req->hash)
@@ -908,7 +915,9 @@ ngx_dr_auth_cached(ngx_http_request_t *r, ngx_dr_request_t *req,
         ngx_dr_auth_rehash(r, req, kn);
     }
 
-    if (kn->key_id == 0 || CRYPTO_memcmp(kn->hash, req->hash, 32) != 0) {
+    if (kn->key_id == 0
+        || (!previous && CRYPTO_memcmp(kn->hash, req->hash, 32) != 0))
+    {
         return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
                                   "invalid_key", "the API key is not known");
     }
@@ -1358,6 +1367,82 @@ ngx_dr_auth_hash(ngx_dr_main_conf_t *dmcf, ngx_uint_t previous,
     {
         return NGX_ERROR;
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A new key "dr_<prefix>_<secret>" in key (from pool), its prefix and
+ * the hex of its secret's hash (NUL-terminated): the caller shows the
+ * key once and clears it; only the hash is stored.
+ */
+
+ngx_int_t
+ngx_dr_auth_new_key(ngx_dr_main_conf_t *dmcf, ngx_pool_t *pool,
+    ngx_str_t *key, u_char *prefix, u_char *hex)
+{
+    u_char  *p;
+    u_char   secret[NGX_DR_KEY_SECRET_LEN], hash[32];
+
+    p = ngx_pnalloc(pool, NGX_DR_KEY_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_dr_auth_random(prefix, NGX_DR_KEY_PREFIX_LEN,
+                           "abcdefghijklmnopqrstuvwxyz0123456789", 36)
+        != NGX_OK
+        || ngx_dr_auth_random(secret, NGX_DR_KEY_SECRET_LEN,
+                              "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                              "abcdefghijklmnopqrstuvwxyz0123456789", 62)
+           != NGX_OK
+        || ngx_dr_auth_hash(dmcf, 0, secret, NGX_DR_KEY_SECRET_LEN, hash)
+           != NGX_OK)
+    {
+        ngx_explicit_memzero(secret, sizeof(secret));
+        return NGX_ERROR;
+    }
+
+    prefix[NGX_DR_KEY_PREFIX_LEN] = '\0';
+    *ngx_hex_dump(hex, hash, 32) = '\0';
+
+    key->data = p;
+    key->len = ngx_sprintf(p, "dr_%*s_%*s", (size_t) NGX_DR_KEY_PREFIX_LEN,
+                           prefix, (size_t) NGX_DR_KEY_SECRET_LEN, secret)
+               - p;
+
+    ngx_explicit_memzero(secret, sizeof(secret));
+    ngx_explicit_memzero(hash, sizeof(hash));
+
+    return NGX_OK;
+}
+
+
+/* n characters of alphabet, uniformly: bytes past the last whole lap go */
+
+ngx_int_t
+ngx_dr_auth_random(u_char *out, size_t n, const char *alphabet, size_t size)
+{
+    size_t   i, k, limit;
+    u_char   buf[64];
+
+    limit = 256 - 256 % size;
+    i = 0;
+
+    while (i < n) {
+        if (RAND_bytes(buf, sizeof(buf)) != 1) {
+            return NGX_ERROR;
+        }
+
+        for (k = 0; k < sizeof(buf) && i < n; k++) {
+            if (buf[k] < limit) {
+                out[i++] = alphabet[buf[k] % size];
+            }
+        }
+    }
+
+    ngx_explicit_memzero(buf, sizeof(buf));
 
     return NGX_OK;
 }
