@@ -27,6 +27,7 @@
 #include "ngx_dr_auth.h"
 #include "ngx_dr_keys.h"
 #include "ngx_dr_health.h"
+#include "ngx_dr_credential.h"
 
 
 #define NGX_DR_AUTH_NONE       0
@@ -45,6 +46,11 @@ static ngx_int_t ngx_dr_auth_hide(ngx_http_request_t *r);
 static ngx_int_t ngx_dr_auth_token(ngx_http_request_t *r, ngx_str_t *token);
 static ngx_int_t ngx_dr_auth_key(ngx_http_request_t *r,
     ngx_dr_request_t *req, ngx_str_t *token);
+static ngx_int_t ngx_dr_auth_jwt(ngx_http_request_t *r,
+    ngx_dr_request_t *req, ngx_str_t *token);
+static ngx_int_t ngx_dr_auth_find(ngx_http_request_t *r,
+    ngx_dr_request_t *req);
+static ngx_uint_t ngx_dr_auth_open_path(ngx_http_request_t *r);
 static ngx_int_t ngx_dr_auth_cached(ngx_http_request_t *r,
     ngx_dr_request_t *req, ngx_dr_key_t *kn);
 static ngx_int_t ngx_dr_auth_wants(ngx_http_request_t *r,
@@ -163,6 +169,32 @@ ngx_dr_auth_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (ngx_dr_auth_read_secret(cf, cmd, &previous,
                                 &dmcf->key_secret_previous)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* dr_jwt_secret_file: the secret the accounts' access tokens are
+ * signed with, read as the keys' server secret is */
+
+char *
+ngx_dr_auth_jwt_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_dr_main_conf_t  *dmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (dmcf->jwt_secret.value.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_dr_auth_read_secret(cf, cmd, &value[1], &dmcf->jwt_secret)
         != NGX_OK)
     {
         return NGX_CONF_ERROR;
@@ -409,7 +441,9 @@ ngx_dr_auth_handler(ngx_http_request_t *r)
     }
 
     if (rc == NGX_DECLINED) {
-        if (dlcf->auth == NGX_DR_AUTH_REQUIRED) {
+        if (dlcf->auth == NGX_DR_AUTH_REQUIRED
+            && !ngx_dr_auth_open_path(r))
+        {
             return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
                                       "missing_key",
                                       "an API key is needed, in X-API-Key "
@@ -583,6 +617,35 @@ ngx_dr_auth_rehashed(ngx_dr_pg_query_t *q)
 }
 
 
+/*
+ * Registering and signing in need no key: where the API's locations
+ * require one, these two are let in as anonymous clients (limited per
+ * client address like any).
+ */
+
+static ngx_uint_t
+ngx_dr_auth_open_path(ngx_http_request_t *r)
+{
+    ngx_dr_loc_conf_t  *dlcf;
+
+    static ngx_str_t  open[] = {
+        ngx_string("/api/auth/register"),
+        ngx_string("/api/auth/login"),
+    };
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_dr_module);
+
+    if (!dlcf->api) {
+        return 0;
+    }
+
+    return (r->uri.len == open[0].len
+            && ngx_strncmp(r->uri.data, open[0].data, open[0].len) == 0)
+           || (r->uri.len == open[1].len
+               && ngx_strncmp(r->uri.data, open[1].data, open[1].len) == 0);
+}
+
+
 /* anonymous: limited by the client's network */
 
 static ngx_int_t
@@ -690,17 +753,19 @@ ngx_dr_auth_key(ngx_http_request_t *r, ngx_dr_request_t *req,
     ngx_str_t *token)
 {
     u_char               *p;
-    ngx_int_t             rc;
-    ngx_str_t             client;
     ngx_uint_t            i;
-    ngx_dr_key_t          key;
     ngx_dr_main_conf_t   *dmcf;
 
     dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
 
-    /* the form first: no hashing, no look-up for garbage */
-
     p = token->data;
+
+    if (ngx_strlchr(p, p + token->len, '.')) {
+        /* no key has a dot: an account's access token */
+        return ngx_dr_auth_jwt(r, req, token);
+    }
+
+    /* the form first: no hashing, no look-up for garbage */
 
     if (token->len != NGX_DR_KEY_LEN
         || ngx_strncmp(p, "dr_", 3) != 0
@@ -741,6 +806,73 @@ ngx_dr_auth_key(ngx_http_request_t *r, ngx_dr_request_t *req,
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    return ngx_dr_auth_find(r, req);
+}
+
+
+/*
+ * An account's access token (a JWT, HS256): its signature and expiry
+ * checked, it acts as the key it names, while the account's generation
+ * (bumped by a password change) is the one it was issued under.
+ */
+
+static ngx_int_t
+ngx_dr_auth_jwt(ngx_http_request_t *r, ngx_dr_request_t *req,
+    ngx_str_t *token)
+{
+    ngx_int_t             rc;
+    ngx_dr_main_conf_t   *dmcf;
+    ngx_dr_jwt_claims_t   claims;
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+
+    if (dmcf->jwt_secret.value.len == 0) {
+        return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
+                                  "invalid_token",
+                                  "access tokens are not accepted here: "
+                                  "use an API key");
+    }
+
+    rc = ngx_dr_jwt_decode(token->data, token->len,
+                           dmcf->jwt_secret.value.data,
+                           dmcf->jwt_secret.value.len, ngx_time(), &claims);
+
+    if (rc == NGX_DR_JWT_EXPIRED) {
+        return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
+                                  "expired_token",
+                                  "the access token has expired: log in "
+                                  "again");
+    }
+
+    if (rc != NGX_DR_JWT_OK
+        || ngx_strlen(claims.kp) != NGX_DR_KEY_PREFIX_LEN)
+    {
+        return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
+                                  "invalid_token",
+                                  "the access token is not valid");
+    }
+
+    ngx_memcpy(req->prefix, claims.kp, NGX_DR_KEY_PREFIX_LEN);
+    req->jwt = 1;
+    req->account_id = claims.sub;
+    req->jwt_gen = claims.gen;
+
+    return ngx_dr_auth_find(r, req);
+}
+
+
+/* the key of req->prefix, from the cache or looked up */
+
+static ngx_int_t
+ngx_dr_auth_find(ngx_http_request_t *r, ngx_dr_request_t *req)
+{
+    ngx_int_t             rc;
+    ngx_str_t             client;
+    ngx_dr_key_t          key;
+    ngx_dr_main_conf_t   *dmcf;
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
 
     if (ngx_dr_keys_cached(dmcf, req->prefix, &key) == NGX_OK) {
         return ngx_dr_auth_cached(r, req, &key);
@@ -898,6 +1030,21 @@ ngx_dr_auth_cached(ngx_http_request_t *r, ngx_dr_request_t *req,
 
     dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
 
+    if (req->jwt) {
+        /* the token's account and generation, not a secret, decide */
+
+        if (kn->key_id == 0 || kn->account_id != req->account_id
+            || (int64_t) kn->generation != req->jwt_gen)
+        {
+            return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
+                                      "invalid_token",
+                                      "the access token is no longer "
+                                      "valid: log in again");
+        }
+
+        goto known;
+    }
+
     /* the key's secret before a rotation, until its grace ends */
     previous = kn->key_id && kn->previous_until > ngx_time()
                && CRYPTO_memcmp(kn->hash, req->hash, 32) != 0
@@ -922,6 +1069,8 @@ ngx_dr_auth_cached(ngx_http_request_t *r, ngx_dr_request_t *req,
                                   "invalid_key", "the API key is not known");
     }
 
+known:
+
     if (kn->revoked) {
         return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
                                   "revoked_key",
@@ -934,6 +1083,7 @@ ngx_dr_auth_cached(ngx_http_request_t *r, ngx_dr_request_t *req,
     }
 
     req->key_id = kn->key_id;
+    req->account_id = kn->account_id;
     req->tier = ngx_dr_limit_find_tier(&dmcf->limit, kn->tier, kn->tier_len);
 
     if (req->tier == NULL) {

@@ -17,6 +17,8 @@
 
 char *ngx_dr_auth_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+char *ngx_dr_auth_jwt_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 ngx_int_t ngx_dr_auth_init(ngx_conf_t *cf);
 void ngx_dr_auth_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_dr_auth_add_variables(ngx_conf_t *cf);
