@@ -107,6 +107,8 @@ static ngx_int_t ngx_dr_account_shown(ngx_http_request_t *r,
 static void ngx_dr_account_clear(ngx_dr_account_ctx_t *ctx);
 static ngx_int_t ngx_dr_account_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *error, const char *detail);
+static ngx_int_t ngx_dr_account_refuse(ngx_http_request_t *r,
+    time_t retry_after, const char *detail);
 
 
 /*
@@ -523,14 +525,10 @@ static ngx_int_t
 ngx_dr_account_limit(ngx_http_request_t *r, ngx_dr_account_ctx_t *ctx)
 {
     u_char                 *p;
-    ngx_str_t               value;
     ngx_dr_tier_t          *tier;
     ngx_dr_main_conf_t     *dmcf;
     ngx_dr_limit_want_t     w;
     ngx_dr_limit_result_t   res;
-    u_char                  buf[NGX_TIME_T_LEN];
-
-    static ngx_str_t  retry_key = ngx_string("Retry-After");
 
     dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
 
@@ -572,16 +570,8 @@ ngx_dr_account_limit(ngx_http_request_t *r, ngx_dr_account_ctx_t *ctx)
                   "client %V tries to sign in too often: refused",
                   &ctx->address);
 
-    value.data = buf;
-    value.len = ngx_sprintf(buf, "%T", ngx_max(res.retry_after, 1)) - buf;
-
-    if (ngx_dr_http_header(r, &retry_key, &value, NULL) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_dr_account_error(r, NGX_HTTP_TOO_MANY_REQUESTS,
-                                "too_many_attempts",
-                                "Too many attempts: try again later");
+    return ngx_dr_account_refuse(r, ngx_max(res.retry_after, 1),
+                                 "Too many attempts: try again later");
 }
 
 
@@ -666,10 +656,9 @@ ngx_dr_account_found(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
                           "refused", ctx->account_id, &ctx->address);
             ngx_dr_account_clear(ctx);
 
-            return ngx_dr_account_error(r, NGX_HTTP_TOO_MANY_REQUESTS,
-                                        "too_many_attempts",
-                                        "Too many failed login attempts: "
-                                        "try again in 15 minutes");
+            return ngx_dr_account_refuse(r, NGX_DR_ACCOUNT_WINDOW,
+                                         "Too many failed login attempts: "
+                                         "try again in 15 minutes");
         }
     }
 
@@ -1191,4 +1180,31 @@ ngx_dr_account_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *error, const char *detail)
 {
     return ngx_dr_json_error(r, status, error, "%s", detail);
+}
+
+
+/* a 429 as the limits answer one: Retry-After and retry_after */
+
+static ngx_int_t
+ngx_dr_account_refuse(ngx_http_request_t *r, time_t retry_after,
+    const char *detail)
+{
+    ngx_str_t  value;
+    u_char     buf[NGX_TIME_T_LEN];
+
+    static ngx_str_t  retry_key = ngx_string("Retry-After");
+
+    value.data = buf;
+    value.len = ngx_sprintf(buf, "%T", retry_after) - buf;
+
+    if (ngx_dr_http_header(r, &retry_key, &value, NULL) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_dr_json_send(r, NGX_HTTP_TOO_MANY_REQUESTS,
+                            json_pack("{s:s, s:s, s:s, s:I}",
+                                      "error", "too_many_attempts",
+                                      "message", detail, "detail", detail,
+                                      "retry_after",
+                                      (json_int_t) retry_after));
 }

@@ -253,12 +253,12 @@ ngx_dr_password_verify(const unsigned char *pw, size_t len,
     int            logn, r, p, ok;
     long           sl, hl;
     const char    *s, *h;
-    unsigned char  salt[64], want[64], got[64];
+    unsigned char  salt[96], want[96], got[96];
 
     /* the parameters a hash was made with are its own: they may grow */
 
     if (sscanf(stored, "scrypt$%d$%d$%d$", &logn, &r, &p) != 3
-        || logn < 10 || logn > 20 || r < 1 || r > 32 || p < 1 || p > 4)
+        || logn < 10 || logn > 20 || r < 1 || r > 32 || p < 1 || p > 16)
     {
         return -1;
     }
@@ -268,7 +268,7 @@ ngx_dr_password_verify(const unsigned char *pw, size_t len,
     s = s ? strchr(s + 1, '$') : NULL;
     h = s ? strchr(s + 1, '$') : NULL;
 
-    if (h == NULL || h - s - 1 > 80 || strlen(h + 1) > 80) {
+    if (h == NULL || h - s - 1 > 120 || strlen(h + 1) > 120) {
         return -1;
     }
 
@@ -277,7 +277,7 @@ ngx_dr_password_verify(const unsigned char *pw, size_t len,
     hl = ngx_dr_b64url_decode(want, (const unsigned char *) h + 1,
                               strlen(h + 1));
 
-    if (sl < 8 || hl < 16) {
+    if (sl < 4 || hl < 16) {
         return -1;
     }
 

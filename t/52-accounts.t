@@ -10,6 +10,7 @@ use warnings;
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
+use DR::OpenAPI;
 use DR::Test;
 use Digest::SHA qw(hmac_sha256);
 use JSON::PP;
@@ -81,6 +82,8 @@ like($acc->{access_token} // '', qr/^[\w-]+\.[\w-]+\.[\w-]+$/,
 is($acc->{token_type}, 'bearer', 'of type bearer');
 is($acc->{expires_in}, 3600, 'for an hour');
 push @seen, $acc->{api_key}, $acc->{access_token};
+DR::OpenAPI::response_ok('POST', '/api/auth/register', 201, $r->{content},
+    'the answer is as the OpenAPI document says');
 
 my ($stored) = $dbh->selectrow_array(
     'SELECT password_hash FROM accounts WHERE email = ?', undef,
@@ -92,6 +95,8 @@ $r = post('/api/auth/register', { email => 'ada@example.com',
     password => 'Another-0ne', full_name => 'Someone' });
 is($r->{status}, 409, 'an address registered twice: 409');
 is($r->{json}{detail}, 'Email already registered', 'with the detail');
+DR::OpenAPI::response_ok('POST', '/api/auth/register', 409, $r->{content},
+    'as documented');
 
 
 # bad input: 4xx with detail, nothing stored
@@ -148,11 +153,15 @@ is_deeply([ sort keys %{$r->{json} // {}} ],
 is($r->{json}{token_type}, 'bearer', 'a bearer token');
 my $token = $r->{json}{access_token};
 push @seen, $token;
+DR::OpenAPI::response_ok('POST', '/api/auth/login', 200, $r->{content},
+    'the answer is as the OpenAPI document says');
 
 $r = post('/api/auth/login', { email => 'ada@example.com',
                                password => 'FAKE-wr0ng-pass' });
 is($r->{status}, 401, 'a wrong password: 401');
 is($r->{json}{detail}, 'Incorrect email or password', 'with the detail');
+DR::OpenAPI::response_ok('POST', '/api/auth/login', 401, $r->{content},
+    'as documented');
 
 $r = post('/api/auth/login', { email => 'nobody@example.com',
                                password => $password });
@@ -170,6 +179,8 @@ my $keys = $r->{json}{api_keys} // [];
 is(scalar @$keys, 1, 'and its key');
 like($keys->[0]{key} // '', qr/^dr_[a-z0-9]{8}_\*\*\*\*$/, 'masked');
 ok(ref $r->{json}{usage}{days} eq 'ARRAY', 'and its usage');
+DR::OpenAPI::response_ok('GET', '/api/auth/me', 200, $r->{content},
+    'the answer is as the OpenAPI document says');
 
 $r = $t->get('/api/auth/me',
              headers => { 'X-API-Key' => $acc->{api_key} });
@@ -240,6 +251,8 @@ is_deeply([ @codes[10 .. 29] ], [ (429) x 20 ],
 $r = post('/api/auth/login', { email => 'ada@example.com',
     password => $password }, 'X-Forwarded-For' => '10.9.0.1');
 is($r->{status}, 429, 'that network is refused even the right password');
+DR::OpenAPI::response_ok('POST', '/api/auth/login', 429, $r->{content},
+    'as documented');
 like($r->{json}{detail} // '', qr/[Tt]oo many/, 'with a detail');
 ok($r->{headers}{'retry-after'} || $r->{json}{detail},
    'saying when to come back');
@@ -286,6 +299,8 @@ $r = post('/api/auth/password', { password => $password,
 is($r->{status}, 200, 'the password changed');
 my $token2 = $r->{json}{access_token} // '';
 push @seen, $token2;
+DR::OpenAPI::response_ok('POST', '/api/auth/password', 200, $r->{content},
+    'the answer is as the OpenAPI document says');
 
 ok(DR::Test::wait_for(sub {
     $t->get('/api/auth/me', headers => bearer($token))->{status} == 401 },
