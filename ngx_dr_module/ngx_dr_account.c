@@ -208,6 +208,11 @@ ngx_dr_account_init(ngx_conf_t *cf)
 
     dmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_dr_module);
 
+    if (dmcf->jwt_secret.value.len == 0) {
+        /* no accounts here: no threads for them either */
+        return NGX_OK;
+    }
+
     /* sized by "thread_pool default threads=N;" if the operator likes */
     dmcf->password_pool = ngx_thread_pool_add(cf, &name);
     if (dmcf->password_pool == NULL) {
@@ -323,6 +328,7 @@ ngx_dr_account_body(ngx_http_request_t *r)
     json_t                *body;
     ngx_int_t              rc;
     ngx_str_t              text;
+    ngx_chain_t           *cl;
     json_error_t           err;
     ngx_dr_request_t      *req;
     ngx_dr_account_ctx_t  *ctx;
@@ -350,6 +356,15 @@ ngx_dr_account_body(ngx_http_request_t *r)
 
     /* the body held the password: it is not kept beyond the parse */
     ngx_explicit_memzero(text.data, text.len);
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL;
+         cl;
+         cl = cl->next)
+    {
+        if (!cl->buf->in_file && cl->buf->pos) {
+            ngx_explicit_memzero(cl->buf->pos, cl->buf->last - cl->buf->pos);
+        }
+    }
 
     if (body == NULL) {
         ngx_http_finalize_request(r,
