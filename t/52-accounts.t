@@ -47,6 +47,20 @@ chmod 0600, $t->dir . '/jwt_secret';
 $t->write_conf($conf);
 $t->start;
 
+# a second node on the same database and secrets, for the password change
+my $b = DR::Test->new(no_start => 1);
+$b->{cluster} = $t->{cluster};
+$b->{dbname} = $t->{dbname};
+$b->{borrowed_db} = 1;
+$b->{secret} = $t->{secret};
+$b->write_conf($conf =~ s{%%DIR%%/jwt_secret}{$t->dir . '/jwt_secret'}er);
+$b->start;
+ok($b->wait_log(qr/listening for notifications/), 'node b listens');
+
+ok(!grep({ my @tasks = glob("/proc/$_/task/*"); @tasks < 2 }
+         $t->worker_pids),
+   'each worker has the thread pool that scrypt runs in');
+
 my $dbh = $t->dbh;
 my $n = 0;
 
@@ -92,7 +106,7 @@ like($stored, qr/^scrypt\$14\$8\$1\$[\w-]{22}\$[\w-]{43}$/,
      'the password is stored as its scrypt hash');
 
 $r = post('/api/auth/register', { email => 'ada@example.com',
-    password => 'Another-0ne', full_name => 'Someone' });
+    password => 'FAKE-an0ther', full_name => 'Someone' });
 is($r->{status}, 409, 'an address registered twice: 409');
 is($r->{json}{detail}, 'Email already registered', 'with the detail');
 DR::OpenAPI::response_ok('POST', '/api/auth/register', 409, $r->{content},
@@ -294,6 +308,8 @@ $r = post('/api/auth/password', { password => $password,
     new_password => $new_password });
 is($r->{status}, 401, 'a change without a token: 401');
 
+is($b->get('/api/auth/me', headers => bearer($token))->{status}, 200,
+   'node b took the token before the change (and caches its key)');
 $r = post('/api/auth/password', { password => $password,
     new_password => $new_password }, %{bearer($token)});
 is($r->{status}, 200, 'the password changed');
@@ -303,8 +319,11 @@ DR::OpenAPI::response_ok('POST', '/api/auth/password', 200, $r->{content},
     'the answer is as the OpenAPI document says');
 
 ok(DR::Test::wait_for(sub {
-    $t->get('/api/auth/me', headers => bearer($token))->{status} == 401 },
-    30), 'the token issued before is refused');
+    $t->get('/api/auth/me', headers => bearer($token))->{status} == 401
+    && $b->get('/api/auth/me', headers => bearer($token))->{status} == 401
+    }, 30), 'the token issued before is refused on both nodes');
+is($b->get('/api/auth/me', headers => bearer($token2))->{status}, 200,
+   'the new one works on node b');
 is($t->get('/api/auth/me', headers => bearer($token2))->{status}, 200,
    'the new one works');
 is(post('/api/auth/login', { email => 'ada@example.com',
@@ -315,12 +334,13 @@ is(post('/api/auth/login', { email => 'ada@example.com',
 
 # nothing of a password or token in the log
 
-my $log = $t->error_log;
+my $log = $t->error_log . $b->error_log;
 ok(!grep({ index($log, $_) >= 0 } @seen),
    'no password, key or token in the error log');
 ok(!grep({ index($log, (split /\./)[2] // 'x') >= 0 }
          grep { /\./ } @seen), 'nor a token\'s signature');
 
 $t->stop;
+$b->stop;
 
 done_testing;

@@ -3,8 +3,7 @@
  * Domain Runner: unit tests of ngx_dr_module/ngx_dr_credential.c, in TAP.
  *
  * Base64url against RFC 4648's vectors, scrypt against RFC 7914's, the
- * HS256 signature against the widely published example token of RFC
- * 7519's form, and the checks of e-mail addresses and passwords with
+ * HS256 signature against a token signed by another implementation, and the checks of e-mail addresses and passwords with
  * what people really type.  It also reports (never asserts) what one
  * hash of the module's parameters costs on this machine.
  *
@@ -224,17 +223,22 @@ test_jwt(void)
     unsigned char        token[NGX_DR_JWT_MAX + 8], forged[NGX_DR_JWT_MAX];
     ngx_dr_jwt_claims_t  c, got;
 
-    /* the example token of jwt.io, HS256 under "your-256-bit-secret" */
+    /*
+     * jwt.io's example claims signed by Python's hmac module (another
+     * implementation of the encoding) under "FAKE-hs256-vector-key"
+     */
     static const char  example[] =
         "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
         "eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2"
-        "MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+        "MjM5MDIyfQ.yYRLfgq7X4bGSUx0KcNgfrR_A3KMnqPbCoXuFBJRRTU";
 
-    is_int(ngx_dr_jwt_decode(S(example), S("your-256-bit-secret"), 0, &got),
+    is_int(ngx_dr_jwt_decode(S(example), S("FAKE-hs256-vector-key"), 0,
+                             &got),
            NGX_DR_JWT_MALFORMED,
-           "a known HS256 token: the signature holds (its claims are "
+           "a token signed elsewhere: the signature holds (its claims are "
            "not ours)");
-    is_int(ngx_dr_jwt_decode(S(example), S("your-256-bit-secreT"), 0, &got),
+    is_int(ngx_dr_jwt_decode(S(example), S("FAKE-hs256-vector-keY"), 0,
+                             &got),
            NGX_DR_JWT_BAD_SIGNATURE, "under another secret it does not");
 
     memset(&c, 0, sizeof(c));
