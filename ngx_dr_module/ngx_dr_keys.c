@@ -10,7 +10,9 @@
  * in a worker are one query, whoever asks.  A revocation, pushed by
  * PostgreSQL (NOTIFY) to the listener of each node, drops the cached key
  * at once and bumps a generation: an answer read before it is asked for
- * again instead of being kept.
+ * again instead of being kept.  A rotated key is cached with the hash of
+ * its previous secret and the end of its grace, and a key of an account
+ * with the account's generation, which its access tokens must name.
  */
 
 

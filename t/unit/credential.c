@@ -3,9 +3,10 @@
  * Domain Runner: unit tests of ngx_dr_module/ngx_dr_credential.c, in TAP.
  *
  * Base64url against RFC 4648's vectors, scrypt against RFC 7914's, the
- * HS256 signature against a token signed by another implementation, and the checks of e-mail addresses and passwords with
- * what people really type.  It also reports (never asserts) what one
- * hash of the module's parameters costs on this machine.
+ * HS256 signature against a token signed by another implementation, and
+ * the checks of e-mail addresses and passwords with what people really
+ * type.  It also reports (never asserts) what one hash of the module's
+ * parameters costs on this machine.
  *
  * Build and run (t/24-credential-unit.t runs the binary under prove):
  *
