@@ -45,6 +45,7 @@ BENCH_DOMAINS ?= 1000
 BENCH_SECONDS ?= 10
 RUN_DIR       := $(DR_STATE)/nginx
 KEY_SECRET    := $(DR_STATE)/key_secret
+JWT_SECRET    := $(DR_STATE)/jwt_secret
 
 PACKAGES      := nginx nginx-dev postgresql-15 postgresql-client-15 \
                  libpq-dev libcurl4-openssl-dev libjansson-dev libssl-dev \
@@ -68,12 +69,14 @@ SRCS          := $(wildcard ngx_dr_module/*.c ngx_dr_module/*.h)
 # pure parts, with no nginx event code: linked directly by the C unit tests
 PURE_SRCS     := ngx_dr_module/ngx_dr_score.c ngx_dr_module/ngx_dr_validate.c \
                  ngx_dr_module/ngx_dr_bucket.c \
-                 ngx_dr_module/ngx_dr_provider.c ngx_dr_module/ngx_dr_ground.c
+                 ngx_dr_module/ngx_dr_provider.c ngx_dr_module/ngx_dr_ground.c \
+                 ngx_dr_module/ngx_dr_credential.c
 UNIT_CFLAGS   := -std=c99 -O2 -g -Wall -Wextra -Werror -Ingx_dr_module
 UNIT_NAMES    := $(patsubst t/unit/%.c,%, \
                    $(filter-out %_bench.c,$(wildcard t/unit/*.c)))
 UNIT_TESTS    := $(UNIT_NAMES:%=$(BUILD)/unit/%)
-UNIT_LINK      = $(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) -ljansson -lm
+UNIT_LINK      = $(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) -ljansson -lcrypto \
+                 -lm
 
 # how the module is compiled; a build directory may set its own
 NGX_CC_OPT    := -g -O2 -fPIC -Wextra -Werror
@@ -276,6 +279,7 @@ $(RUN_DIR)/nginx.conf: conf/local.conf
 	    -e 's|@PG_USER@|$(PG_USER)|g' -e 's|@PG_DB@|$(PG_DB)|g' \
 	    -e 's|@HTTP_PORT@|$(HTTP_PORT)|g' -e 's|@SIM_PORT@|$(SIM_PORT)|g' \
 	    -e 's|@KEY_SECRET@|$(KEY_SECRET)|g' -e 's|@HTML_DIR@|$(TOP)/html|g' \
+	    -e 's|@JWT_SECRET@|$(JWT_SECRET)|g' \
 	    $< > $@
 
 # the server secret of API keys: made once, readable by root only
@@ -284,9 +288,16 @@ $(KEY_SECRET):
 	@umask 077 && head -c 48 /dev/urandom | base64 -w0 > $@
 	@echo "made the API key secret $@"
 
+# the secret the accounts' access tokens are signed with, likewise
+$(JWT_SECRET):
+	@install -d -m 0755 $(DR_STATE)
+	@umask 077 && head -c 48 /dev/urandom | base64 -w0 > $@
+	@echo "made the access token secret $@"
+
 # a reload would keep the module already loaded (same path), so a running
 # nginx is stopped and started again
-start: build db $(KEY_SECRET) $(RUN_DIR)/nginx.conf nginx-stop sim-start
+start: build db $(KEY_SECRET) $(JWT_SECRET) $(RUN_DIR)/nginx.conf nginx-stop \
+       sim-start
 	@$(NGINX) -p $(RUN_DIR) -c nginx.conf
 	@# a new admin key for this run; those of earlier runs are revoked
 	@$(PSQL) -U $(PG_USER) -d $(PG_DB) -c "UPDATE api_keys \

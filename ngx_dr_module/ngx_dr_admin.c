@@ -12,12 +12,13 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include <openssl/rand.h>
 
 #include "ngx_dr_module.h"
 #include "ngx_dr_http.h"
 #include "ngx_dr_admin.h"
 #include "ngx_dr_auth.h"
+#include "ngx_dr_keys.h"
+#include "ngx_dr_credential.h"
 #include "ngx_dr_spend.h"
 #include "ngx_dr_facts.h"
 #include "ngx_dr_probe.h"
@@ -31,6 +32,7 @@
 
 
 #define NGX_DR_ADMIN_BODY_MAX  65536
+#define NGX_DR_ADMIN_GRACE_MAX 2592000    /* a rotation's: 30 days */
 #define NGX_DR_ISO_TIME        \
     "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'"
 
@@ -44,11 +46,11 @@
 typedef ngx_int_t (*ngx_dr_admin_handler_pt)(ngx_http_request_t *r,
     ngx_str_t *id);
 typedef ngx_int_t (*ngx_dr_admin_json_pt)(ngx_http_request_t *r,
-    json_t *body);
+    ngx_str_t *id, json_t *body);
 
 
 typedef struct {
-    ngx_str_t                 path;     /* ends in '/' before an {id} */
+    ngx_str_t                 path;     /* '*' where its {id} is */
     ngx_uint_t                methods;
     ngx_uint_t                id;       /* NGX_DR_ADMIN_ID_* */
     ngx_dr_admin_handler_pt   handler;  /* a route without a body */
@@ -73,23 +75,37 @@ static ngx_int_t ngx_dr_admin_providers(ngx_http_request_t *r,
     ngx_str_t *id);
 static ngx_int_t ngx_dr_admin_budgets(ngx_http_request_t *r, ngx_str_t *id);
 static ngx_int_t ngx_dr_admin_set_budget(ngx_http_request_t *r,
-    json_t *body);
+    ngx_str_t *id, json_t *body);
 static ngx_int_t ngx_dr_admin_usage(ngx_http_request_t *r, ngx_str_t *id);
 static ngx_int_t ngx_dr_admin_events(ngx_http_request_t *r, ngx_str_t *id);
 static ngx_int_t ngx_dr_admin_tiers(ngx_http_request_t *r, ngx_str_t *id);
 static void ngx_dr_admin_body(ngx_http_request_t *r);
-static ngx_int_t ngx_dr_admin_create(ngx_http_request_t *r, json_t *body);
-static ngx_int_t ngx_dr_admin_add_domains(ngx_http_request_t *r,
+static ngx_int_t ngx_dr_admin_create(ngx_http_request_t *r, ngx_str_t *id,
     json_t *body);
+static ngx_int_t ngx_dr_admin_update(ngx_http_request_t *r, ngx_str_t *id,
+    json_t *body);
+static ngx_int_t ngx_dr_admin_updated(ngx_http_request_t *r,
+    ngx_dr_pg_query_t *q);
+static ngx_int_t ngx_dr_admin_rotate(ngx_http_request_t *r, ngx_str_t *id,
+    json_t *body);
+static ngx_int_t ngx_dr_admin_rotated(ngx_http_request_t *r,
+    ngx_dr_pg_query_t *q);
+static ngx_int_t ngx_dr_admin_key_fields(ngx_http_request_t *r,
+    json_t *body);
+static ngx_int_t ngx_dr_admin_check_id(ngx_http_request_t *r,
+    ngx_dr_admin_route_t *route, ngx_str_t *id);
+static ngx_int_t ngx_dr_admin_add_domains(ngx_http_request_t *r,
+    ngx_str_t *id, json_t *body);
 static ngx_int_t ngx_dr_admin_domains_added(ngx_http_request_t *r,
     ngx_dr_pg_query_t *q);
 static ngx_int_t ngx_dr_admin_domain_removed(ngx_http_request_t *r,
     ngx_dr_pg_query_t *q);
 static ngx_int_t ngx_dr_admin_create_run(ngx_http_request_t *r,
-    json_t *body);
+    ngx_str_t *id, json_t *body);
 static ngx_int_t ngx_dr_admin_run_created(ngx_http_request_t *r,
     ngx_dr_pg_query_t *q);
-static ngx_int_t ngx_dr_admin_rescore(ngx_http_request_t *r, json_t *body);
+static ngx_int_t ngx_dr_admin_rescore(ngx_http_request_t *r, ngx_str_t *id,
+    json_t *body);
 static ngx_int_t ngx_dr_admin_run_read(ngx_http_request_t *r,
     ngx_dr_pg_query_t *q);
 static u_char *ngx_dr_admin_array(ngx_pool_t *pool, json_t *list,
@@ -104,10 +120,8 @@ static ngx_int_t ngx_dr_admin_revoked(ngx_http_request_t *r,
     ngx_dr_pg_query_t *q);
 static ngx_int_t ngx_dr_admin_not_allowed(ngx_http_request_t *r,
     ngx_uint_t allowed);
-static ngx_int_t ngx_dr_admin_random(u_char *out, size_t n,
-    const char *alphabet, size_t size);
 static ngx_uint_t ngx_dr_admin_has_control(u_char *s, size_t len);
-static json_t *ngx_dr_admin_row(PGresult *res, int row);
+static json_t *ngx_dr_admin_row(PGresult *res, int row, int first);
 
 
 /* domains: the valid ones are added, or made active again */
@@ -183,30 +197,85 @@ static const char  ngx_dr_admin_run_sql[] =
     "  FROM responses WHERE run_id = r.id) t "
     "WHERE r.id = $1 GROUP BY r.id, t.i, t.o, t.c";
 
+/* a key as the admin API shows it: ngx_dr_admin_row() */
+#define NGX_DR_ADMIN_KEY_COLUMNS                                             \
+    "id, prefix, name, tier,"                                                \
+    " to_char(created_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"         \
+    " to_char(expires_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"         \
+    " to_char(revoked_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"         \
+    " to_char(last_used_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"       \
+    " owner, note,"                                                          \
+    " to_char(rotated_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"         \
+    " to_char(previous_until AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME ")"
+
+#define NGX_DR_ADMIN_KEY_NCOLUMNS  12
+
 static const char  ngx_dr_admin_create_sql[] =
     "WITH k AS ("
     " INSERT INTO api_keys (prefix, secret_hash, name, tier, expires_at,"
-    "  secret_version)"
-    " SELECT $1, decode($2, 'hex'), $3, $4, $5::timestamptz, $8"
+    "  secret_version, owner, note)"
+    " SELECT $1, decode($2, 'hex'), $3, $4, $5::timestamptz, $8, $9, $10"
     " WHERE $5::timestamptz IS NULL OR $5::timestamptz > now()"
     " RETURNING *),"
     " a AS (INSERT INTO admin_audit (key_id, address, action, target,"
     "  detail)"
     " SELECT $6, $7, 'key.create', k.id::text, jsonb_build_object("
     "  'prefix', k.prefix, 'name', k.name, 'tier', k.tier,"
-    "  'expires_at', k.expires_at) FROM k) "
-    "SELECT id, prefix, name, tier,"
-    " to_char(created_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
-    " to_char(expires_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
-    " NULL::text, NULL::text FROM k";
+    "  'expires_at', k.expires_at, 'owner', k.owner, 'note', k.note)"
+    " FROM k) "
+    "SELECT " NGX_DR_ADMIN_KEY_COLUMNS " FROM k";
 
 static const char  ngx_dr_admin_list_sql[] =
-    "SELECT id, prefix, name, tier,"
-    " to_char(created_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
-    " to_char(expires_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
-    " to_char(revoked_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
-    " to_char(last_used_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME ") "
-    "FROM api_keys ORDER BY id";
+    "SELECT " NGX_DR_ADMIN_KEY_COLUMNS " FROM api_keys ORDER BY id";
+
+/*
+ * PATCH /admin/keys/{id}: $2 holds the fields to change, checked; a
+ * field given as null clears it.  The one row says whether the key is
+ * there (a key with an expiry in the past is not changed).
+ */
+static const char  ngx_dr_admin_update_sql[] =
+    "WITH k AS ("
+    " UPDATE api_keys SET"
+    "  tier = coalesce($2::jsonb->>'tier', tier),"
+    "  owner = CASE WHEN $2::jsonb ? 'owner' THEN $2::jsonb->>'owner'"
+    "   ELSE owner END,"
+    "  note = CASE WHEN $2::jsonb ? 'note' THEN $2::jsonb->>'note'"
+    "   ELSE note END,"
+    "  expires_at = CASE WHEN $2::jsonb ? 'expires_at'"
+    "   THEN ($2::jsonb->>'expires_at')::timestamptz ELSE expires_at END"
+    " WHERE id = $1"
+    "  AND (($2::jsonb->>'expires_at') IS NULL"
+    "       OR ($2::jsonb->>'expires_at')::timestamptz > now())"
+    " RETURNING *),"
+    " a AS (INSERT INTO admin_audit (key_id, address, action, target,"
+    "  detail)"
+    " SELECT $3, $4, 'key.update', k.id::text,"
+    "  jsonb_build_object('prefix', k.prefix) || $2::jsonb FROM k) "
+    "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1), k.* "
+    "FROM (SELECT " NGX_DR_ADMIN_KEY_COLUMNS " FROM k) k"
+    " RIGHT JOIN (SELECT 1) one ON true";
+
+/*
+ * POST /admin/keys/{id}/rotate: a new secret; the hash of the current
+ * one is kept and accepted until the grace ends ($3 seconds; 0: at
+ * once).  A revoked key is not rotated.
+ */
+static const char  ngx_dr_admin_rotate_sql[] =
+    "WITH k AS ("
+    " UPDATE api_keys SET previous_hash = secret_hash,"
+    "  previous_until = now() + make_interval(secs => $3::int),"
+    "  rotated_at = now(), secret_hash = decode($2, 'hex'),"
+    "  secret_version = $6"
+    " WHERE id = $1 AND revoked_at IS NULL"
+    " RETURNING *),"
+    " a AS (INSERT INTO admin_audit (key_id, address, action, target,"
+    "  detail)"
+    " SELECT $4, $5, 'key.rotate', k.id::text, jsonb_build_object("
+    "  'prefix', k.prefix, 'name', k.name, 'grace_seconds', $3::int)"
+    " FROM k) "
+    "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1), k.* "
+    "FROM (SELECT " NGX_DR_ADMIN_KEY_COLUMNS " FROM k) k"
+    " RIGHT JOIN (SELECT 1) one ON true";
 
 static const char  ngx_dr_admin_revoke_sql[] =
     "WITH k AS ("
@@ -216,11 +285,7 @@ static const char  ngx_dr_admin_revoke_sql[] =
     "  detail)"
     " SELECT $2, $3, 'key.revoke', k.id::text, jsonb_build_object("
     "  'prefix', k.prefix, 'name', k.name) FROM k) "
-    "SELECT id, prefix, name, tier,"
-    " to_char(created_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
-    " to_char(expires_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
-    " to_char(revoked_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME "),"
-    " to_char(last_used_at AT TIME ZONE 'UTC', " NGX_DR_ISO_TIME ") FROM k";
+    "SELECT " NGX_DR_ADMIN_KEY_COLUMNS " FROM k";
 
 static const char  ngx_dr_admin_remove_sql[] =
     "WITH d AS ("
@@ -247,17 +312,25 @@ static ngx_dr_admin_route_t  ngx_dr_admin_routes[] = {
     { ngx_string("/admin/keys"), NGX_HTTP_GET, NGX_DR_ADMIN_ID_NONE,
       NULL, NULL, NULL, ngx_dr_admin_list_sql, ngx_dr_admin_listed, 0, 0 },
     { ngx_string("/admin/keys"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
-      NULL, ngx_dr_admin_create, "{\"name\", \"tier\", \"expires_at\"?}",
+      NULL, ngx_dr_admin_create,
+      "{\"name\", \"tier\", \"expires_at\"?, \"owner\"?, \"note\"?}",
       NULL, NULL, 0, 0 },
-    { ngx_string("/admin/keys/"), NGX_HTTP_DELETE, NGX_DR_ADMIN_ID_NUMBER,
+    { ngx_string("/admin/keys/*"), NGX_HTTP_DELETE, NGX_DR_ADMIN_ID_NUMBER,
       NULL, NULL, NULL, ngx_dr_admin_revoke_sql, ngx_dr_admin_revoked,
       0, 1 },
+    { ngx_string("/admin/keys/*"), NGX_HTTP_PATCH, NGX_DR_ADMIN_ID_NUMBER,
+      NULL, ngx_dr_admin_update,
+      "{\"tier\"?, \"owner\"?, \"note\"?, \"expires_at\"?}",
+      NULL, NULL, 0, 0 },
+    { ngx_string("/admin/keys/*/rotate"), NGX_HTTP_POST,
+      NGX_DR_ADMIN_ID_NUMBER, NULL, ngx_dr_admin_rotate,
+      "{\"grace_seconds\"}", NULL, NULL, 0, 0 },
 
     { ngx_string("/admin/domains"), NGX_HTTP_POST, NGX_DR_ADMIN_ID_NONE,
       NULL, ngx_dr_admin_add_domains,
       "{\"domains\", \"category\"?, \"cohort\"?, \"priority\"?}",
       NULL, NULL, 0, 0 },
-    { ngx_string("/admin/domains/"), NGX_HTTP_DELETE,
+    { ngx_string("/admin/domains/*"), NGX_HTTP_DELETE,
       NGX_DR_ADMIN_ID_DOMAIN, NULL, NULL, NULL, ngx_dr_admin_remove_sql,
       ngx_dr_admin_domain_removed, 0, 1 },
 
@@ -266,7 +339,7 @@ static ngx_dr_admin_route_t  ngx_dr_admin_routes[] = {
       "{\"domains\"?, \"cohort\"?, \"models\"?, \"prompts\"?,"
       " \"dry_run\"?}",
       NULL, NULL, 0, 0 },
-    { ngx_string("/admin/runs/"), NGX_HTTP_GET|NGX_HTTP_HEAD,
+    { ngx_string("/admin/runs/*"), NGX_HTTP_GET|NGX_HTTP_HEAD,
       NGX_DR_ADMIN_ID_NUMBER, NULL, NULL, NULL, ngx_dr_admin_run_sql,
       ngx_dr_admin_run_read, 0, 0 },
 
@@ -390,6 +463,8 @@ static ngx_dr_admin_route_t *
 ngx_dr_admin_route(ngx_http_request_t *r, ngx_str_t *id,
     ngx_uint_t *allowed)
 {
+    u_char                *star;
+    size_t                 head, tail;
     ngx_dr_admin_route_t  *route;
 
     *allowed = 0;
@@ -397,7 +472,10 @@ ngx_dr_admin_route(ngx_http_request_t *r, ngx_str_t *id,
 
     for (route = ngx_dr_admin_routes; route->path.len; route++) {
 
-        if (route->id == NGX_DR_ADMIN_ID_NONE) {
+        star = ngx_strlchr(route->path.data,
+                           route->path.data + route->path.len, '*');
+
+        if (star == NULL) {
             if (r->uri.len != route->path.len
                 || ngx_strncmp(r->uri.data, route->path.data, r->uri.len)
                    != 0)
@@ -405,38 +483,52 @@ ngx_dr_admin_route(ngx_http_request_t *r, ngx_str_t *id,
                 continue;
             }
 
-        } else if (r->uri.len <= route->path.len
-                   || ngx_strncmp(r->uri.data, route->path.data,
-                                  route->path.len)
-                      != 0)
-        {
-            continue;
+        } else {
+            /* the {id} is what lies between the path's head and tail */
+
+            head = star - route->path.data;
+            tail = route->path.len - head - 1;
+
+            if (r->uri.len <= head + tail
+                || ngx_strncmp(r->uri.data, route->path.data, head) != 0
+                || ngx_strncmp(r->uri.data + r->uri.len - tail, star + 1,
+                               tail)
+                   != 0
+                || ngx_strlchr(r->uri.data + head,
+                               r->uri.data + r->uri.len - tail, '/'))
+            {
+                continue;
+            }
+
+            id->data = r->uri.data + head;
+            id->len = r->uri.len - head - tail;
         }
 
         *allowed |= route->methods;
 
         if (r->method & route->methods) {
-            id->data = r->uri.data + route->path.len;
-            id->len = r->uri.len - route->path.len;
             return route;
         }
+
+        ngx_str_null(id);
     }
 
     return NULL;
 }
 
 
-/* the {id} of the path checked, then the route without a body */
+/*
+ * The {id} of the path checked (and made a C string): NGX_DECLINED when
+ * it is good, else the client is answered 400
+ */
 
 static ngx_int_t
-ngx_dr_admin_id(ngx_http_request_t *r, ngx_dr_admin_route_t *route,
+ngx_dr_admin_check_id(ngx_http_request_t *r, ngx_dr_admin_route_t *route,
     ngx_str_t *id)
 {
-    int             n;
     u_char         *domain;
     size_t          len;
     ngx_int_t       rc;
-    const char     *params[3];
     unsigned long   num;
 
     switch (route->id) {
@@ -477,6 +569,25 @@ ngx_dr_admin_id(ngx_http_request_t *r, ngx_dr_admin_route_t *route,
 
     default: /* NGX_DR_ADMIN_ID_NONE */
         break;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* the {id} of the path checked, then the route without a body */
+
+static ngx_int_t
+ngx_dr_admin_id(ngx_http_request_t *r, ngx_dr_admin_route_t *route,
+    ngx_str_t *id)
+{
+    int             n;
+    ngx_int_t       rc;
+    const char     *params[3];
+
+    rc = ngx_dr_admin_check_id(r, route, id);
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     if (route->handler) {
@@ -665,7 +776,7 @@ ngx_dr_admin_budgets(ngx_http_request_t *r, ngx_str_t *id)
 
 
 static ngx_int_t
-ngx_dr_admin_set_budget(ngx_http_request_t *r, json_t *body)
+ngx_dr_admin_set_budget(ngx_http_request_t *r, ngx_str_t *id, json_t *body)
 {
     return ngx_dr_spend_set(r, body);
 }
@@ -706,6 +817,12 @@ ngx_dr_admin_body(ngx_http_request_t *r)
 
     route = ngx_dr_admin_route(r, &id, &allowed);
 
+    rc = ngx_dr_admin_check_id(r, route, &id);
+    if (rc != NGX_DECLINED) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
     rc = ngx_dr_http_body(r, NGX_DR_ADMIN_BODY_MAX, &text);
 
     if (rc == NGX_DECLINED) {
@@ -723,7 +840,7 @@ ngx_dr_admin_body(ngx_http_request_t *r)
 
     if (text.len == 0 && route->body == NULL) {
         /* no body: the route's default (a rescore of every domain) */
-        rc = route->json(r, NULL);
+        rc = route->json(r, &id, NULL);
         ngx_http_finalize_request(r, rc);
         return;
     }
@@ -746,7 +863,7 @@ ngx_dr_admin_body(ngx_http_request_t *r)
         return;
     }
 
-    rc = route->json(r, body);
+    rc = route->json(r, &id, body);
 
     json_decref(body);
 
@@ -755,19 +872,18 @@ ngx_dr_admin_body(ngx_http_request_t *r)
 
 
 static ngx_int_t
-ngx_dr_admin_create(ngx_http_request_t *r, json_t *body)
+ngx_dr_admin_create(ngx_http_request_t *r, ngx_str_t *id, json_t *body)
 {
-    u_char               *p;
-    json_t               *name, *tier, *expires;
+    json_t               *name, *tier, *expires, *owner, *note;
     ngx_int_t             rc;
-    const char           *params[8];
+    const char           *params[10];
     ngx_dr_request_t     *req;
     ngx_dr_main_conf_t   *dmcf;
-    u_char                prefix[9], secret[33], hash[32], hex[65];
+    u_char                prefix[9], hex[65];
 
     dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
 
-    rc = ngx_dr_http_fields(r, body, "name, tier, expires_at");
+    rc = ngx_dr_http_fields(r, body, "name, tier, expires_at, owner, note");
     if (rc != NGX_DECLINED) {
         return rc;
     }
@@ -775,6 +891,8 @@ ngx_dr_admin_create(ngx_http_request_t *r, json_t *body)
     name = json_object_get(body, "name");
     tier = json_object_get(body, "tier");
     expires = json_object_get(body, "expires_at");
+    owner = json_object_get(body, "owner");
+    note = json_object_get(body, "note");
 
     if (!json_is_string(name) || json_string_length(name) == 0
         || json_string_length(name) > 200)
@@ -792,12 +910,73 @@ ngx_dr_admin_create(ngx_http_request_t *r, json_t *body)
                                  "allowed");
     }
 
-    if (!json_is_string(tier)
-        || ngx_dr_limit_find_tier(&dmcf->limit,
-                                  (u_char *) json_string_value(tier),
-                                  json_string_length(tier))
-           == NULL
-        || ngx_strcmp(json_string_value(tier), "anonymous") == 0)
+    if (tier == NULL) {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "tier: one of the tiers declared with "
+                                 "dr_tier (not anonymous) is needed");
+    }
+
+    rc = ngx_dr_admin_key_fields(r, body);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    req = ngx_dr_request(r);
+    if (req == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_dr_auth_new_key(dmcf, r->pool, &req->new_key, prefix, hex)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    params[0] = (const char *) prefix;
+    params[1] = (const char *) hex;
+    params[2] = json_string_value(name);
+    params[3] = json_string_value(tier);
+    params[4] = json_is_string(expires) ? json_string_value(expires) : NULL;
+
+    if (ngx_dr_request_actor(r, &params[5]) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    params[7] = (const char *) dmcf->key_secret.version;
+    params[8] = json_is_string(owner) ? json_string_value(owner) : NULL;
+    params[9] = json_is_string(note) ? json_string_value(note) : NULL;
+
+    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_create_sql, 10, params,
+                             ngx_dr_admin_created);
+}
+
+
+/*
+ * The fields of a key that PATCH changes and POST may set, those that
+ * are there: NGX_DECLINED when they are good, else the client is
+ * answered 400.  null clears owner, note and expires_at.
+ */
+
+static ngx_int_t
+ngx_dr_admin_key_fields(ngx_http_request_t *r, json_t *body)
+{
+    json_t              *tier, *expires, *owner, *note;
+    ngx_dr_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+
+    tier = json_object_get(body, "tier");
+    expires = json_object_get(body, "expires_at");
+    owner = json_object_get(body, "owner");
+    note = json_object_get(body, "note");
+
+    if (tier
+        && (!json_is_string(tier)
+            || ngx_dr_limit_find_tier(&dmcf->limit,
+                                      (u_char *) json_string_value(tier),
+                                      json_string_length(tier))
+               == NULL
+            || ngx_strcmp(json_string_value(tier), "anonymous") == 0))
     {
         return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
                                  "tier: one of the tiers declared with "
@@ -815,48 +994,218 @@ ngx_dr_admin_create(ngx_http_request_t *r, json_t *body)
                                  "2027-01-31T00:00:00Z is needed");
     }
 
-    if (ngx_dr_admin_random(prefix, 8, "abcdefghijklmnopqrstuvwxyz0123456789",
-                            36)
-        != NGX_OK
-        || ngx_dr_admin_random(secret, 32,
-                               "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                               "abcdefghijklmnopqrstuvwxyz0123456789", 62)
-           != NGX_OK
-        || ngx_dr_auth_hash(dmcf, 0, secret, 32, hash) != NGX_OK)
+    if (owner && !json_is_null(owner)
+        && (!json_is_string(owner)
+            || ngx_dr_credential_email(
+                   (const u_char *) json_string_value(owner),
+                   json_string_length(owner))
+               != NULL))
+    {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "owner: an e-mail address such as "
+                                 "name@example.com is needed");
+    }
+
+    if (note && !json_is_null(note)
+        && (!json_is_string(note) || json_string_length(note) > 1000
+            || ngx_dr_admin_has_control((u_char *) json_string_value(note),
+                                        json_string_length(note))))
+    {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "note: a string of at most 1000 bytes "
+                                 "without control characters is needed");
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* PATCH /admin/keys/{id} {tier?, owner?, note?, expires_at?} */
+
+static ngx_int_t
+ngx_dr_admin_update(ngx_http_request_t *r, ngx_str_t *id, json_t *body)
+{
+    char        *changes;
+    u_char      *p;
+    size_t       n;
+    ngx_int_t    rc;
+    const char  *params[4];
+
+    rc = ngx_dr_http_fields(r, body, "tier, owner, note, expires_at");
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    if (json_object_size(body) == 0) {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "nothing to change; the fields are tier, "
+                                 "owner, note, expires_at");
+    }
+
+    rc = ngx_dr_admin_key_fields(r, body);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    /* the checked fields, as a bound parameter: never SQL */
+    changes = json_dumps(body, JSON_COMPACT);
+    if (changes == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    n = ngx_strlen(changes) + 1;
+    p = ngx_pnalloc(r->pool, n);
+    if (p) {
+        ngx_memcpy(p, changes, n);
+    }
+
+    free(changes);
+
+    params[0] = (const char *) id->data;
+    params[1] = (const char *) p;
+
+    if (p == NULL
+        || ngx_dr_request_actor(r, &params[2]) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    prefix[8] = '\0';
-    secret[32] = '\0';
-    *ngx_hex_dump(hex, hash, 32) = '\0';
+    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_update_sql, 4, params,
+                             ngx_dr_admin_updated);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_updated(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
+{
+    if (q->rc != NGX_DR_PG_OK) {
+        return ngx_dr_http_unavailable(r, q);
+    }
+
+    if (PQntuples(q->res) != 1 || PQgetvalue(q->res, 0, 0)[0] != 't') {
+        return ngx_dr_json_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                 "no key has this id");
+    }
+
+    if (PQgetisnull(q->res, 0, 1)) {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "expires_at: a time in the future is "
+                                 "needed");
+    }
+
+    return ngx_dr_json_send(r, NGX_HTTP_OK, ngx_dr_admin_row(q->res, 0, 1));
+}
+
+
+/*
+ * POST /admin/keys/{id}/rotate {grace_seconds}: the same key (id, tier,
+ * usage) with a new secret, shown once; the old one is accepted until
+ * the grace ends, on every node (its hash is kept beside the new one)
+ */
+
+static ngx_int_t
+ngx_dr_admin_rotate(ngx_http_request_t *r, ngx_str_t *id, json_t *body)
+{
+    json_t              *grace;
+    ngx_int_t            rc;
+    const char          *params[6];
+    ngx_dr_request_t    *req;
+    ngx_dr_main_conf_t  *dmcf;
+    u_char               prefix[9], hex[65], seconds[NGX_INT_T_LEN + 1];
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+
+    rc = ngx_dr_http_fields(r, body, "grace_seconds");
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    grace = json_object_get(body, "grace_seconds");
+
+    if (!json_is_integer(grace) || json_integer_value(grace) < 0
+        || json_integer_value(grace) > NGX_DR_ADMIN_GRACE_MAX)
+    {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "grace_seconds: a whole number from 0 to "
+                                 "%d (30 days) is needed",
+                                 NGX_DR_ADMIN_GRACE_MAX);
+    }
+
+    req = ngx_dr_request(r);
+    if (req == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the new key's prefix is not used: the key keeps its own */
+    if (ngx_dr_auth_new_key(dmcf, r->pool, &req->new_key, prefix, hex)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    *ngx_sprintf(seconds, "%i", (ngx_int_t) json_integer_value(grace)) = '\0';
+
+    params[0] = (const char *) id->data;
+    params[1] = (const char *) hex;
+    params[2] = (const char *) seconds;
+
+    if (ngx_dr_request_actor(r, &params[3]) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    params[5] = (const char *) dmcf->key_secret.version;
+
+    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_rotate_sql, 6, params,
+                             ngx_dr_admin_rotated);
+}
+
+
+static ngx_int_t
+ngx_dr_admin_rotated(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
+{
+    u_char            *p;
+    json_t            *answer, *prefix;
+    ngx_dr_request_t  *req;
 
     req = ngx_dr_request(r);
 
-    p = ngx_pnalloc(r->pool, 3 + 8 + 1 + 32);
-    if (p == NULL || req == NULL) {
+    if (q->rc != NGX_DR_PG_OK) {
+        ngx_explicit_memzero(req->new_key.data, req->new_key.len);
+        return ngx_dr_http_unavailable(r, q);
+    }
+
+    if (PQntuples(q->res) != 1 || PQgetvalue(q->res, 0, 0)[0] != 't') {
+        ngx_explicit_memzero(req->new_key.data, req->new_key.len);
+        return ngx_dr_json_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                 "no key has this id");
+    }
+
+    if (PQgetisnull(q->res, 0, 1)) {
+        ngx_explicit_memzero(req->new_key.data, req->new_key.len);
+        return ngx_dr_json_error(r, NGX_HTTP_CONFLICT, "revoked_key",
+                                 "a revoked key is not rotated");
+    }
+
+    answer = ngx_dr_admin_row(q->res, 0, 1);
+    prefix = json_object_get(answer, "prefix");
+
+    if (answer == NULL || !json_is_string(prefix)
+        || json_string_length(prefix) != NGX_DR_KEY_PREFIX_LEN)
+    {
+        json_decref(answer);
+        ngx_explicit_memzero(req->new_key.data, req->new_key.len);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    req->new_key.data = p;
-    req->new_key.len = ngx_sprintf(p, "dr_%s_%s", prefix, secret) - p;
-    ngx_explicit_memzero(secret, sizeof(secret));
+    /* the key's own prefix, the new secret: shown this once */
+    p = req->new_key.data;
+    ngx_memcpy(p + 3, json_string_value(prefix), NGX_DR_KEY_PREFIX_LEN);
 
-    params[0] = (const char *) prefix;
-    params[1] = (const char *) hex;
-    params[2] = json_string_value(name);
-    params[3] = json_string_value(tier);
-    params[4] = (expires && json_is_string(expires))
-                ? json_string_value(expires) : NULL;
+    json_object_set_new(answer, "key",
+                        json_stringn((char *) p, req->new_key.len));
+    ngx_explicit_memzero(p, req->new_key.len);
 
-    if (ngx_dr_request_actor(r, &params[5]) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    params[7] = (const char *) dmcf->key_secret.version;
-
-    return ngx_dr_http_query(r, 0, 0, ngx_dr_admin_create_sql, 8, params,
-                             ngx_dr_admin_created);
+    return ngx_dr_json_send(r, NGX_HTTP_OK, answer);
 }
 
 
@@ -878,7 +1227,7 @@ ngx_dr_admin_created(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
 
     req = ngx_dr_request(r);
 
-    answer = ngx_dr_admin_row(q->res, 0);
+    answer = ngx_dr_admin_row(q->res, 0, 0);
     if (answer == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -906,7 +1255,7 @@ ngx_dr_admin_listed(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
     list = json_array();
 
     for (i = 0; list && i < PQntuples(q->res); i++) {
-        json_array_append_new(list, ngx_dr_admin_row(q->res, i));
+        json_array_append_new(list, ngx_dr_admin_row(q->res, i, 0));
     }
 
     return ngx_dr_json_send(r, NGX_HTTP_OK, json_pack("{s:o}", "keys", list));
@@ -925,14 +1274,14 @@ ngx_dr_admin_revoked(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
                                  "no key has this id");
     }
 
-    return ngx_dr_json_send(r, NGX_HTTP_OK, ngx_dr_admin_row(q->res, 0));
+    return ngx_dr_json_send(r, NGX_HTTP_OK, ngx_dr_admin_row(q->res, 0, 0));
 }
 
 
 /* POST /admin/domains {domains[<=1000], category?, cohort?, priority?} */
 
 static ngx_int_t
-ngx_dr_admin_add_domains(ngx_http_request_t *r, json_t *body)
+ngx_dr_admin_add_domains(ngx_http_request_t *r, ngx_str_t *id, json_t *body)
 {
     char           *text;
     u_char         *array, *p;
@@ -1115,7 +1464,7 @@ ngx_dr_admin_domain_removed(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
 /* POST /admin/runs {domains?, cohort?, models?, prompts?} */
 
 static ngx_int_t
-ngx_dr_admin_create_run(ngx_http_request_t *r, json_t *body)
+ngx_dr_admin_create_run(ngx_http_request_t *r, ngx_str_t *id, json_t *body)
 {
     char        *scope;
     json_t      *v;
@@ -1225,7 +1574,7 @@ ngx_dr_admin_create_run(ngx_http_request_t *r, json_t *body)
 /* POST /admin/rescore {domains?}; no body is every domain */
 
 static ngx_int_t
-ngx_dr_admin_rescore(ngx_http_request_t *r, json_t *body)
+ngx_dr_admin_rescore(ngx_http_request_t *r, ngx_str_t *id, json_t *body)
 {
     json_t      *v;
     ngx_str_t    bad;
@@ -1474,15 +1823,18 @@ ngx_dr_admin_text(json_t *v, size_t max)
 }
 
 
+/* a key of NGX_DR_ADMIN_KEY_COLUMNS, from the column first on */
+
 static json_t *
-ngx_dr_admin_row(PGresult *res, int row)
+ngx_dr_admin_row(PGresult *res, int row, int first)
 {
-    int          i;
+    int          i, c;
     json_t      *obj;
 
-    static const char  *names[] = {
+    static const char  *names[NGX_DR_ADMIN_KEY_NCOLUMNS] = {
         "id", "prefix", "name", "tier", "created_at", "expires_at",
-        "revoked_at", "last_used_at"
+        "revoked_at", "last_used_at", "owner", "note", "rotated_at",
+        "previous_secret_until"
     };
 
     obj = json_object();
@@ -1490,53 +1842,25 @@ ngx_dr_admin_row(PGresult *res, int row)
         return NULL;
     }
 
-    for (i = 0; i < 8; i++) {
-        if (PQgetisnull(res, row, i)) {
+    for (i = 0; i < NGX_DR_ADMIN_KEY_NCOLUMNS; i++) {
+        c = first + i;
+
+        if (PQgetisnull(res, row, c)) {
             json_object_set_new(obj, names[i], json_null());
 
         } else if (i == 0) {
             json_object_set_new(obj, names[i],
-                                json_integer(strtoll(PQgetvalue(res, row, 0),
+                                json_integer(strtoll(PQgetvalue(res, row, c),
                                                      NULL, 10)));
 
         } else {
             json_object_set_new(obj, names[i],
-                                json_stringn(PQgetvalue(res, row, i),
-                                             PQgetlength(res, row, i)));
+                                json_stringn(PQgetvalue(res, row, c),
+                                             PQgetlength(res, row, c)));
         }
     }
 
     return obj;
-}
-
-
-/* n characters of alphabet, uniformly: bytes past the last whole lap go */
-
-static ngx_int_t
-ngx_dr_admin_random(u_char *out, size_t n, const char *alphabet, size_t size)
-{
-    size_t   i, limit;
-    u_char   buf[64];
-    size_t   k;
-
-    limit = 256 - 256 % size;
-    i = 0;
-
-    while (i < n) {
-        if (RAND_bytes(buf, sizeof(buf)) != 1) {
-            return NGX_ERROR;
-        }
-
-        for (k = 0; k < sizeof(buf) && i < n; k++) {
-            if (buf[k] < limit) {
-                out[i++] = alphabet[buf[k] % size];
-            }
-        }
-    }
-
-    ngx_explicit_memzero(buf, sizeof(buf));
-
-    return NGX_OK;
 }
 
 

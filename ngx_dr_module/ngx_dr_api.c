@@ -20,6 +20,7 @@
 #include "ngx_dr_counters.h"
 #include "ngx_dr_health.h"
 #include "ngx_dr_report.h"
+#include "ngx_dr_account.h"
 #include "ngx_dr_api.h"
 #include "ngx_dr_validate.h"
 #include "ngx_dr_score.h"
@@ -97,6 +98,7 @@ typedef struct {
     unsigned                  domain:1;
     unsigned                  cached:1;
     unsigned                  group:5;      /* of the counters */
+    unsigned                  own_body:1;   /* any method, its body */
 } ngx_dr_api_route_t;
 
 
@@ -145,6 +147,14 @@ static ngx_int_t ngx_dr_api_rankings(ngx_http_request_t *r,
 static ngx_int_t ngx_dr_api_ticker(ngx_http_request_t *r,
     ngx_dr_api_ctx_t *ctx);
 static ngx_int_t ngx_dr_api_openapi(ngx_http_request_t *r,
+    ngx_dr_api_ctx_t *ctx);
+static ngx_int_t ngx_dr_api_register(ngx_http_request_t *r,
+    ngx_dr_api_ctx_t *ctx);
+static ngx_int_t ngx_dr_api_login(ngx_http_request_t *r,
+    ngx_dr_api_ctx_t *ctx);
+static ngx_int_t ngx_dr_api_password(ngx_http_request_t *r,
+    ngx_dr_api_ctx_t *ctx);
+static ngx_int_t ngx_dr_api_me(ngx_http_request_t *r,
     ngx_dr_api_ctx_t *ctx);
 static ngx_int_t ngx_dr_api_usage(ngx_http_request_t *r,
     ngx_dr_api_ctx_t *ctx);
@@ -414,95 +424,110 @@ static ngx_dr_api_route_t  ngx_dr_api_routes[] = {
 
     { ngx_string("/healthz"), ngx_null_string, ngx_dr_api_no_args,
       NULL, ngx_dr_health_live, NULL, NGX_DR_API_NO_PARAMS,
-      NULL, NULL, 0, 0, NGX_DR_GROUP_HEALTH },
+      NULL, NULL, 0, 0, NGX_DR_GROUP_HEALTH, 0 },
     { ngx_string("/readyz"), ngx_null_string, ngx_dr_api_no_args,
       NULL, ngx_dr_health_ready, NULL, NGX_DR_API_NO_PARAMS,
-      NULL, NULL, 0, 0, NGX_DR_GROUP_HEALTH },
+      NULL, NULL, 0, 0, NGX_DR_GROUP_HEALTH, 0 },
     { ngx_string("/health"), ngx_null_string, ngx_dr_api_no_args,
       NULL, ngx_dr_health_status, NULL, NGX_DR_API_NO_PARAMS,
-      NULL, NULL, 0, 0, NGX_DR_GROUP_HEALTH },
+      NULL, NULL, 0, 0, NGX_DR_GROUP_HEALTH, 0 },
 
     { ngx_string("/api/stats"), ngx_null_string, ngx_dr_api_no_args,
       NULL, NULL, ngx_dr_api_stats_sql, NGX_DR_API_NO_PARAMS,
-      ngx_dr_api_stats_build, NULL, 0, 1, NGX_DR_GROUP_STATS },
+      ngx_dr_api_stats_build, NULL, 0, 1, NGX_DR_GROUP_STATS, 0 },
     { ngx_string("/api/rankings"), ngx_null_string, ngx_dr_api_rankings_args,
       ngx_dr_api_rankings, NULL, NULL, NGX_DR_API_NO_PARAMS,
-      NULL, NULL, 0, 1, NGX_DR_GROUP_RANKINGS },
+      NULL, NULL, 0, 1, NGX_DR_GROUP_RANKINGS, 0 },
     { ngx_string("/api/domains/"), ngx_string("/public"),
       ngx_dr_api_public_args,
       NULL, NULL, ngx_dr_api_public_sql, NGX_DR_API_DOMAIN,
-      ngx_dr_api_public_build, NULL, 1, 1, NGX_DR_GROUP_PUBLIC },
+      ngx_dr_api_public_build, NULL, 1, 1, NGX_DR_GROUP_PUBLIC, 0 },
     { ngx_string("/api/domains/"), ngx_string("/competitive"),
       ngx_dr_api_no_args,
       NULL, NULL, ngx_dr_api_competitive_sql, NGX_DR_API_DOMAIN,
-      ngx_dr_api_competitive_build, NULL, 1, 1, NGX_DR_GROUP_COMPETITIVE },
+      ngx_dr_api_competitive_build, NULL, 1, 1, NGX_DR_GROUP_COMPETITIVE, 0 },
     { ngx_string("/api/ticker"), ngx_null_string, ngx_dr_api_ticker_args,
       ngx_dr_api_ticker, NULL, NULL, NGX_DR_API_NO_PARAMS,
-      NULL, NULL, 0, 1, NGX_DR_GROUP_TICKER },
+      NULL, NULL, 0, 1, NGX_DR_GROUP_TICKER, 0 },
     { ngx_string("/api/categories"), ngx_null_string, ngx_dr_api_no_args,
       NULL, NULL, ngx_dr_api_categories_sql, NGX_DR_API_NO_PARAMS,
-      ngx_dr_api_list_build, "categories", 0, 1, NGX_DR_GROUP_CATEGORIES },
+      ngx_dr_api_list_build, "categories", 0, 1, NGX_DR_GROUP_CATEGORIES, 0 },
     { ngx_string("/api/shadows"), ngx_null_string, ngx_dr_api_no_args,
       NULL, NULL, ngx_dr_api_shadows_sql, NGX_DR_API_NO_PARAMS,
-      ngx_dr_api_list_build, "declining", 0, 1, NGX_DR_GROUP_SHADOWS },
+      ngx_dr_api_list_build, "declining", 0, 1, NGX_DR_GROUP_SHADOWS, 0 },
     { ngx_string("/api/fire-alarm-dashboard"), ngx_null_string,
       ngx_dr_api_no_args,
       NULL, NULL, ngx_dr_api_fire_alarm_sql, NGX_DR_API_NO_PARAMS,
-      ngx_dr_api_fire_alarm_build, NULL, 0, 1, NGX_DR_GROUP_FIRE_ALARM },
+      ngx_dr_api_fire_alarm_build, NULL, 0, 1, NGX_DR_GROUP_FIRE_ALARM, 0 },
     { ngx_string("/api/drift/"), ngx_null_string, ngx_dr_api_no_args,
       NULL, NULL, ngx_dr_api_history_sql, NGX_DR_API_HISTORY,
-      ngx_dr_api_drift_build, NULL, 1, 1, NGX_DR_GROUP_DRIFT },
+      ngx_dr_api_drift_build, NULL, 1, 1, NGX_DR_GROUP_DRIFT, 0 },
     { ngx_string("/api/consensus/"), ngx_null_string, ngx_dr_api_no_args,
       NULL, NULL, ngx_dr_api_history_sql, NGX_DR_API_HISTORY,
-      ngx_dr_api_consensus_build, NULL, 1, 1, NGX_DR_GROUP_CONSENSUS },
+      ngx_dr_api_consensus_build, NULL, 1, 1, NGX_DR_GROUP_CONSENSUS, 0 },
     { ngx_string("/api/volatility/"), ngx_null_string, ngx_dr_api_no_args,
       NULL, NULL, ngx_dr_api_history_sql, NGX_DR_API_HISTORY,
-      ngx_dr_api_volatility_build, NULL, 1, 1, NGX_DR_GROUP_VOLATILITY },
+      ngx_dr_api_volatility_build, NULL, 1, 1, NGX_DR_GROUP_VOLATILITY, 0 },
     { ngx_string("/api/time-series/"), ngx_null_string, ngx_dr_api_days_args,
       NULL, NULL, ngx_dr_api_history_sql, NGX_DR_API_HISTORY,
-      ngx_dr_api_time_series_build, NULL, 1, 1, NGX_DR_GROUP_TIME_SERIES },
+      ngx_dr_api_time_series_build, NULL, 1, 1, NGX_DR_GROUP_TIME_SERIES,
+      0 },
     { ngx_string("/api/jolt-benchmark/"), ngx_null_string,
       ngx_dr_api_no_args,
       NULL, NULL, ngx_dr_events_jolt_sql, NGX_DR_API_DOMAIN,
-      ngx_dr_api_written_build, NULL, 1, 1, NGX_DR_GROUP_JOLT },
+      ngx_dr_api_written_build, NULL, 1, 1, NGX_DR_GROUP_JOLT, 0 },
     { ngx_string("/api/domains/"), ngx_string("/seo"), ngx_dr_api_days_args,
       NULL, NULL, ngx_dr_seo_series_sql, NGX_DR_API_HISTORY,
-      ngx_dr_api_written_build, NULL, 1, 1, NGX_DR_GROUP_SEO },
+      ngx_dr_api_written_build, NULL, 1, 1, NGX_DR_GROUP_SEO, 0 },
     { ngx_string("/api/providers/health"), ngx_null_string, ngx_dr_api_no_args,
       NULL, NULL, ngx_dr_api_providers_sql, NGX_DR_API_NO_PARAMS,
-      ngx_dr_api_providers_build, NULL, 0, 1, NGX_DR_GROUP_PROVIDERS },
+      ngx_dr_api_providers_build, NULL, 0, 1, NGX_DR_GROUP_PROVIDERS, 0 },
     { ngx_string("/api/openapi.json"), ngx_null_string, ngx_dr_api_no_args,
       ngx_dr_api_openapi, NULL, NULL, NGX_DR_API_NO_PARAMS,
-      NULL, NULL, 0, 0, NGX_DR_GROUP_OPENAPI },
+      NULL, NULL, 0, 0, NGX_DR_GROUP_OPENAPI, 0 },
     { ngx_string("/api/usage"), ngx_null_string, ngx_dr_api_usage_args,
       ngx_dr_api_usage, NULL, NULL, NGX_DR_API_NO_PARAMS,
-      NULL, NULL, 0, 0, NGX_DR_GROUP_USAGE },
+      NULL, NULL, 0, 0, NGX_DR_GROUP_USAGE, 0 },
+
+    /* the accounts: the first three read their own body */
+    { ngx_string("/api/auth/register"), ngx_null_string, ngx_dr_api_no_args,
+      ngx_dr_api_register, NULL, NULL, NGX_DR_API_NO_PARAMS,
+      NULL, NULL, 0, 0, NGX_DR_GROUP_OTHER, 1 },
+    { ngx_string("/api/auth/login"), ngx_null_string, ngx_dr_api_no_args,
+      ngx_dr_api_login, NULL, NULL, NGX_DR_API_NO_PARAMS,
+      NULL, NULL, 0, 0, NGX_DR_GROUP_OTHER, 1 },
+    { ngx_string("/api/auth/password"), ngx_null_string, ngx_dr_api_no_args,
+      ngx_dr_api_password, NULL, NULL, NGX_DR_API_NO_PARAMS,
+      NULL, NULL, 0, 0, NGX_DR_GROUP_OTHER, 1 },
+    { ngx_string("/api/auth/me"), ngx_null_string, ngx_dr_api_no_args,
+      ngx_dr_api_me, NULL, NULL, NGX_DR_API_NO_PARAMS,
+      NULL, NULL, 0, 0, NGX_DR_GROUP_OTHER, 0 },
 
     /* the intelligence endpoints (ngx_dr_tensor.c) */
     { ngx_string("/api/tensors/"), ngx_null_string, ngx_dr_api_no_args,
       NULL, NULL, ngx_dr_tensor_sql, NGX_DR_API_DOMAIN,
-      ngx_dr_tensor_build, NULL, 1, 1, NGX_DR_GROUP_PUBLIC },
+      ngx_dr_tensor_build, NULL, 1, 1, NGX_DR_GROUP_PUBLIC, 0 },
     { ngx_string("/api/trends/degradation"), ngx_null_string,
       ngx_dr_api_trends_args,
       NULL, NULL, ngx_dr_tensor_degradation_sql, NGX_DR_API_RUNS,
-      ngx_dr_tensor_json_build, NULL, 0, 1, NGX_DR_GROUP_SHADOWS },
+      ngx_dr_tensor_json_build, NULL, 0, 1, NGX_DR_GROUP_SHADOWS, 0 },
     { ngx_string("/api/trends/improvement"), ngx_null_string,
       ngx_dr_api_trends_args,
       NULL, NULL, ngx_dr_tensor_improvement_sql, NGX_DR_API_RUNS,
-      ngx_dr_tensor_json_build, NULL, 0, 1, NGX_DR_GROUP_SHADOWS },
+      ngx_dr_tensor_json_build, NULL, 0, 1, NGX_DR_GROUP_SHADOWS, 0 },
     { ngx_string("/api/stats/rich"), ngx_null_string, ngx_dr_api_no_args,
       NULL, NULL, ngx_dr_tensor_stats_sql, NGX_DR_API_NO_PARAMS,
-      ngx_dr_tensor_json_build, NULL, 0, 1, NGX_DR_GROUP_STATS },
+      ngx_dr_tensor_json_build, NULL, 0, 1, NGX_DR_GROUP_STATS, 0 },
     { ngx_string("/api/rankings/rich"), ngx_null_string,
       ngx_dr_api_page_args,
       NULL, NULL, ngx_dr_tensor_rankings_sql, NGX_DR_API_PAGE,
-      ngx_dr_tensor_json_build, NULL, 0, 1, NGX_DR_GROUP_RANKINGS },
+      ngx_dr_tensor_json_build, NULL, 0, 1, NGX_DR_GROUP_RANKINGS, 0 },
     { ngx_string("/api/domains/"), ngx_string("/rich"), ngx_dr_api_no_args,
       NULL, NULL, ngx_dr_tensor_domain_sql, NGX_DR_API_DOMAIN,
-      ngx_dr_tensor_json_build, NULL, 1, 1, NGX_DR_GROUP_PUBLIC },
+      ngx_dr_tensor_json_build, NULL, 1, 1, NGX_DR_GROUP_PUBLIC, 0 },
 
     { ngx_null_string, ngx_null_string, NULL, NULL, NULL, NULL, 0, NULL,
-      NULL, 0, 0, NGX_DR_GROUP_OTHER }
+      NULL, 0, 0, NGX_DR_GROUP_OTHER, 0 }
 };
 
 
@@ -528,6 +553,11 @@ ngx_dr_api_handler(ngx_http_request_t *r)
     }
 
     route = ngx_dr_api_route(&r->uri, &start, &end);
+
+    if (route->own_body && r->method != NGX_HTTP_OPTIONS) {
+        /* it reads its body and answers its methods itself */
+        return route->handler(r, NULL);
+    }
 
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
@@ -1351,6 +1381,36 @@ ngx_dr_api_openapi(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
     hc.cacheable = 1;
 
     return ngx_dr_http_send(r, NGX_HTTP_OK, &body, &hc);
+}
+
+
+/* the accounts (ngx_dr_account.c) */
+
+static ngx_int_t
+ngx_dr_api_register(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
+{
+    return ngx_dr_account_register(r);
+}
+
+
+static ngx_int_t
+ngx_dr_api_login(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
+{
+    return ngx_dr_account_login(r);
+}
+
+
+static ngx_int_t
+ngx_dr_api_password(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
+{
+    return ngx_dr_account_password(r);
+}
+
+
+static ngx_int_t
+ngx_dr_api_me(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
+{
+    return ngx_dr_account_me(r);
 }
 
 

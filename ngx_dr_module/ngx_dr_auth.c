@@ -19,6 +19,7 @@
 #include <ngx_http.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "ngx_dr_module.h"
 #include "ngx_dr_http.h"
@@ -26,6 +27,7 @@
 #include "ngx_dr_auth.h"
 #include "ngx_dr_keys.h"
 #include "ngx_dr_health.h"
+#include "ngx_dr_credential.h"
 
 
 #define NGX_DR_AUTH_NONE       0
@@ -44,6 +46,11 @@ static ngx_int_t ngx_dr_auth_hide(ngx_http_request_t *r);
 static ngx_int_t ngx_dr_auth_token(ngx_http_request_t *r, ngx_str_t *token);
 static ngx_int_t ngx_dr_auth_key(ngx_http_request_t *r,
     ngx_dr_request_t *req, ngx_str_t *token);
+static ngx_int_t ngx_dr_auth_jwt(ngx_http_request_t *r,
+    ngx_dr_request_t *req, ngx_str_t *token);
+static ngx_int_t ngx_dr_auth_find(ngx_http_request_t *r,
+    ngx_dr_request_t *req);
+static ngx_uint_t ngx_dr_auth_open_path(ngx_http_request_t *r);
 static ngx_int_t ngx_dr_auth_cached(ngx_http_request_t *r,
     ngx_dr_request_t *req, ngx_dr_key_t *kn);
 static ngx_int_t ngx_dr_auth_wants(ngx_http_request_t *r,
@@ -162,6 +169,32 @@ ngx_dr_auth_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (ngx_dr_auth_read_secret(cf, cmd, &previous,
                                 &dmcf->key_secret_previous)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* dr_jwt_secret_file: the secret the accounts' access tokens are
+ * signed with, read as the keys' server secret is */
+
+char *
+ngx_dr_auth_jwt_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_dr_main_conf_t  *dmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (dmcf->jwt_secret.value.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_dr_auth_read_secret(cf, cmd, &value[1], &dmcf->jwt_secret)
         != NGX_OK)
     {
         return NGX_CONF_ERROR;
@@ -408,7 +441,9 @@ ngx_dr_auth_handler(ngx_http_request_t *r)
     }
 
     if (rc == NGX_DECLINED) {
-        if (dlcf->auth == NGX_DR_AUTH_REQUIRED) {
+        if (dlcf->auth == NGX_DR_AUTH_REQUIRED
+            && !ngx_dr_auth_open_path(r))
+        {
             return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
                                       "missing_key",
                                       "an API key is needed, in X-API-Key "
@@ -582,6 +617,35 @@ ngx_dr_auth_rehashed(ngx_dr_pg_query_t *q)
 }
 
 
+/*
+ * Registering and signing in need no key: where the API's locations
+ * require one, these two are let in as anonymous clients (limited per
+ * client address like any).
+ */
+
+static ngx_uint_t
+ngx_dr_auth_open_path(ngx_http_request_t *r)
+{
+    ngx_dr_loc_conf_t  *dlcf;
+
+    static ngx_str_t  open[] = {
+        ngx_string("/api/auth/register"),
+        ngx_string("/api/auth/login"),
+    };
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_http_dr_module);
+
+    if (!dlcf->api) {
+        return 0;
+    }
+
+    return (r->uri.len == open[0].len
+            && ngx_strncmp(r->uri.data, open[0].data, open[0].len) == 0)
+           || (r->uri.len == open[1].len
+               && ngx_strncmp(r->uri.data, open[1].data, open[1].len) == 0);
+}
+
+
 /* anonymous: limited by the client's network */
 
 static ngx_int_t
@@ -689,17 +753,19 @@ ngx_dr_auth_key(ngx_http_request_t *r, ngx_dr_request_t *req,
     ngx_str_t *token)
 {
     u_char               *p;
-    ngx_int_t             rc;
-    ngx_str_t             client;
     ngx_uint_t            i;
-    ngx_dr_key_t          key;
     ngx_dr_main_conf_t   *dmcf;
 
     dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
 
-    /* the form first: no hashing, no look-up for garbage */
-
     p = token->data;
+
+    if (ngx_strlchr(p, p + token->len, '.')) {
+        /* no key has a dot: an account's access token */
+        return ngx_dr_auth_jwt(r, req, token);
+    }
+
+    /* the form first: no hashing, no look-up for garbage */
 
     if (token->len != NGX_DR_KEY_LEN
         || ngx_strncmp(p, "dr_", 3) != 0
@@ -740,6 +806,73 @@ ngx_dr_auth_key(ngx_http_request_t *r, ngx_dr_request_t *req,
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    return ngx_dr_auth_find(r, req);
+}
+
+
+/*
+ * An account's access token (a JWT, HS256): its signature and expiry
+ * checked, it acts as the key it names, while the account's generation
+ * (bumped by a password change) is the one it was issued under.
+ */
+
+static ngx_int_t
+ngx_dr_auth_jwt(ngx_http_request_t *r, ngx_dr_request_t *req,
+    ngx_str_t *token)
+{
+    ngx_int_t             rc;
+    ngx_dr_main_conf_t   *dmcf;
+    ngx_dr_jwt_claims_t   claims;
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+
+    if (dmcf->jwt_secret.value.len == 0) {
+        return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
+                                  "invalid_token",
+                                  "access tokens are not accepted here: "
+                                  "use an API key");
+    }
+
+    rc = ngx_dr_jwt_decode(token->data, token->len,
+                           dmcf->jwt_secret.value.data,
+                           dmcf->jwt_secret.value.len, ngx_time(), &claims);
+
+    if (rc == NGX_DR_JWT_EXPIRED) {
+        return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
+                                  "expired_token",
+                                  "the access token has expired: log in "
+                                  "again");
+    }
+
+    if (rc != NGX_DR_JWT_OK
+        || ngx_strlen(claims.kp) != NGX_DR_KEY_PREFIX_LEN)
+    {
+        return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
+                                  "invalid_token",
+                                  "the access token is not valid");
+    }
+
+    ngx_memcpy(req->prefix, claims.kp, NGX_DR_KEY_PREFIX_LEN);
+    req->jwt = 1;
+    req->account_id = claims.sub;
+    req->jwt_gen = claims.gen;
+
+    return ngx_dr_auth_find(r, req);
+}
+
+
+/* the key of req->prefix, from the cache or looked up */
+
+static ngx_int_t
+ngx_dr_auth_find(ngx_http_request_t *r, ngx_dr_request_t *req)
+{
+    ngx_int_t             rc;
+    ngx_str_t             client;
+    ngx_dr_key_t          key;
+    ngx_dr_main_conf_t   *dmcf;
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
 
     if (ngx_dr_keys_cached(dmcf, req->prefix, &key) == NGX_OK) {
         return ngx_dr_auth_cached(r, req, &key);
@@ -891,12 +1024,33 @@ ngx_dr_auth_cached(ngx_http_request_t *r, ngx_dr_request_t *req,
     ngx_dr_key_t *kn)
 {
     u_char              *p;
+    ngx_uint_t           previous;
     ngx_dr_main_conf_t  *dmcf;
     uint32_t             today;
 
     dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
 
-    if (kn->key_id && CRYPTO_memcmp(kn->hash, req->hash, 32) != 0
+    if (req->jwt) {
+        /* the token's account and generation, not a secret, decide */
+
+        if (kn->key_id == 0 || kn->account_id != req->account_id
+            || (int64_t) kn->generation != req->jwt_gen)
+        {
+            return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
+                                      "invalid_token",
+                                      "the access token is no longer "
+                                      "valid: log in again");
+        }
+
+        goto known;
+    }
+
+    /* the key's secret before a rotation, until its grace ends */
+    previous = kn->key_id && kn->previous_until > ngx_time()
+               && CRYPTO_memcmp(kn->hash, req->hash, 32) != 0
+               && CRYPTO_memcmp(kn->previous, req->hash, 32) == 0;
+
+    if (kn->key_id && !previous && CRYPTO_memcmp(kn->hash, req->hash, 32) != 0
         && dmcf->key_secret_previous.value.len
         && ngx_dr_auth_hash(dmcf, 1, req->secret.data, req->secret.len,
                             req->hash)
@@ -908,10 +1062,14 @@ ngx_dr_auth_cached(ngx_http_request_t *r, ngx_dr_request_t *req,
         ngx_dr_auth_rehash(r, req, kn);
     }
 
-    if (kn->key_id == 0 || CRYPTO_memcmp(kn->hash, req->hash, 32) != 0) {
+    if (kn->key_id == 0
+        || (!previous && CRYPTO_memcmp(kn->hash, req->hash, 32) != 0))
+    {
         return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
                                   "invalid_key", "the API key is not known");
     }
+
+known:
 
     if (kn->revoked) {
         return ngx_dr_auth_reject(r, req, NGX_HTTP_UNAUTHORIZED,
@@ -925,6 +1083,7 @@ ngx_dr_auth_cached(ngx_http_request_t *r, ngx_dr_request_t *req,
     }
 
     req->key_id = kn->key_id;
+    req->account_id = kn->account_id;
     req->tier = ngx_dr_limit_find_tier(&dmcf->limit, kn->tier, kn->tier_len);
 
     if (req->tier == NULL) {
@@ -1358,6 +1517,82 @@ ngx_dr_auth_hash(ngx_dr_main_conf_t *dmcf, ngx_uint_t previous,
     {
         return NGX_ERROR;
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A new key "dr_<prefix>_<secret>" in key (from pool), its prefix and
+ * the hex of its secret's hash (NUL-terminated): the caller shows the
+ * key once and clears it; only the hash is stored.
+ */
+
+ngx_int_t
+ngx_dr_auth_new_key(ngx_dr_main_conf_t *dmcf, ngx_pool_t *pool,
+    ngx_str_t *key, u_char *prefix, u_char *hex)
+{
+    u_char  *p;
+    u_char   secret[NGX_DR_KEY_SECRET_LEN], hash[32];
+
+    p = ngx_pnalloc(pool, NGX_DR_KEY_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_dr_auth_random(prefix, NGX_DR_KEY_PREFIX_LEN,
+                           "abcdefghijklmnopqrstuvwxyz0123456789", 36)
+        != NGX_OK
+        || ngx_dr_auth_random(secret, NGX_DR_KEY_SECRET_LEN,
+                              "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                              "abcdefghijklmnopqrstuvwxyz0123456789", 62)
+           != NGX_OK
+        || ngx_dr_auth_hash(dmcf, 0, secret, NGX_DR_KEY_SECRET_LEN, hash)
+           != NGX_OK)
+    {
+        ngx_explicit_memzero(secret, sizeof(secret));
+        return NGX_ERROR;
+    }
+
+    prefix[NGX_DR_KEY_PREFIX_LEN] = '\0';
+    *ngx_hex_dump(hex, hash, 32) = '\0';
+
+    key->data = p;
+    key->len = ngx_sprintf(p, "dr_%*s_%*s", (size_t) NGX_DR_KEY_PREFIX_LEN,
+                           prefix, (size_t) NGX_DR_KEY_SECRET_LEN, secret)
+               - p;
+
+    ngx_explicit_memzero(secret, sizeof(secret));
+    ngx_explicit_memzero(hash, sizeof(hash));
+
+    return NGX_OK;
+}
+
+
+/* n characters of alphabet, uniformly: bytes past the last whole lap go */
+
+ngx_int_t
+ngx_dr_auth_random(u_char *out, size_t n, const char *alphabet, size_t size)
+{
+    size_t   i, k, limit;
+    u_char   buf[64];
+
+    limit = 256 - 256 % size;
+    i = 0;
+
+    while (i < n) {
+        if (RAND_bytes(buf, sizeof(buf)) != 1) {
+            return NGX_ERROR;
+        }
+
+        for (k = 0; k < sizeof(buf) && i < n; k++) {
+            if (buf[k] < limit) {
+                out[i++] = alphabet[buf[k] % size];
+            }
+        }
+    }
+
+    ngx_explicit_memzero(buf, sizeof(buf));
 
     return NGX_OK;
 }

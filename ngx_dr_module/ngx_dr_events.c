@@ -203,7 +203,8 @@ ngx_dr_events_due_made(ngx_dr_periodic_t *job, ngx_dr_pg_query_t *q)
 /* POST /admin/events {domain, occurred_at, kind, severity, title, url?} */
 
 ngx_int_t
-ngx_dr_events_add(ngx_http_request_t *r, json_t *body)
+ngx_dr_events_add(ngx_http_request_t *r, ngx_str_t *id,
+    json_t *body)
 {
     int                  rc;
     char                *text;

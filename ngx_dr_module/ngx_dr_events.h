@@ -37,7 +37,8 @@
 extern const char  ngx_dr_events_jolt_sql[];
 
 ngx_int_t ngx_dr_events_init_process(ngx_cycle_t *cycle);
-ngx_int_t ngx_dr_events_add(ngx_http_request_t *r, json_t *body);
+ngx_int_t ngx_dr_events_add(ngx_http_request_t *r, ngx_str_t *id,
+    json_t *body);
 ngx_int_t ngx_dr_events_list(ngx_http_request_t *r);
 
 

@@ -110,7 +110,8 @@ ngx_dr_facts_list(ngx_http_request_t *r, ngx_str_t *id)
 /* POST /admin/facts {domain, facts: [{key, value, aliases?}]} */
 
 ngx_int_t
-ngx_dr_facts_set(ngx_http_request_t *r, json_t *body)
+ngx_dr_facts_set(ngx_http_request_t *r, ngx_str_t *id,
+    json_t *body)
 {
     size_t       i, k;
     json_t      *domain, *facts, *list, *f;

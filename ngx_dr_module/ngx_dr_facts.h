@@ -15,7 +15,8 @@
 
 
 ngx_int_t ngx_dr_facts_list(ngx_http_request_t *r, ngx_str_t *id);
-ngx_int_t ngx_dr_facts_set(ngx_http_request_t *r, json_t *body);
+ngx_int_t ngx_dr_facts_set(ngx_http_request_t *r, ngx_str_t *id,
+    json_t *body);
 
 
 #endif /* _NGX_DR_FACTS_H_INCLUDED_ */

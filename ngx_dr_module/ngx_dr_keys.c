@@ -10,7 +10,9 @@
  * in a worker are one query, whoever asks.  A revocation, pushed by
  * PostgreSQL (NOTIFY) to the listener of each node, drops the cached key
  * at once and bumps a generation: an answer read before it is asked for
- * again instead of being kept.
+ * again instead of being kept.  A rotated key is cached with the hash of
+ * its previous secret and the end of its grace, and a key of an account
+ * with the account's generation, which its access tokens must name.
  */
 
 
@@ -23,8 +25,8 @@
 #include "ngx_dr_keys.h"
 
 
-#define NGX_DR_KEYS_VERSION    2
-#define NGX_DR_KEYS_NODE_SIZE  128     /* a cached key, with its head */
+#define NGX_DR_KEYS_VERSION    3
+#define NGX_DR_KEYS_NODE_SIZE  192     /* a cached key, with its head */
 #define NGX_DR_KEYS_TRIES      3       /* a look-up overtaken by changes */
 
 
@@ -97,8 +99,14 @@ static const char  ngx_dr_keys_sql[] =
     "  (SELECT sum(l.daily) FROM limit_consumption l"
     "   WHERE l.bucket LIKE 't:%:k:' || k.id"
     "    AND l.day = (now() AT TIME ZONE 'UTC')::date),"
-    "  0), k.name "
-    "FROM api_keys k WHERE k.prefix = $1";
+    "  0), k.name,"
+    /* a rotated key's old secret, while its grace lasts */
+    " CASE WHEN k.previous_until > now()"
+    "  THEN encode(k.previous_hash, 'hex') END,"
+    " coalesce(extract(epoch FROM k.previous_until)::int8, 0),"
+    " coalesce(k.account_id, 0), coalesce(a.generation, 0) "
+    "FROM api_keys k LEFT JOIN accounts a ON a.id = k.account_id"
+    " WHERE k.prefix = $1";
 
 
 /* the look-ups under way in this worker */
@@ -400,6 +408,21 @@ ngx_dr_keys_read(PGresult *res, ngx_dr_key_t *key)
     len = ngx_min((size_t) PQgetlength(res, 0, 6), sizeof(key->name));
     ngx_memcpy(key->name, PQgetvalue(res, 0, 6), len);
     key->name_len = (uint8_t) len;
+
+    if (PQgetlength(res, 0, 7) == 64
+        && ngx_dr_keys_unhex((u_char *) PQgetvalue(res, 0, 7),
+                             key->previous, 32)
+           == NGX_OK)
+    {
+        key->previous_until = (time_t) ngx_atoof(
+                                  (u_char *) PQgetvalue(res, 0, 8),
+                                  PQgetlength(res, 0, 8));
+    }
+
+    key->account_id = ngx_atoof((u_char *) PQgetvalue(res, 0, 9),
+                                PQgetlength(res, 0, 9));
+    key->generation = (uint32_t) ngx_atoi((u_char *) PQgetvalue(res, 0, 10),
+                                          PQgetlength(res, 0, 10));
 }
 
 

@@ -26,10 +26,14 @@
 typedef struct {
     time_t               cached;
     time_t               expires;      /* 0: never */
+    time_t               previous_until;  /* old secret accepted until */
     int64_t              key_id;
+    int64_t              account_id;   /* 0: no account's */
     uint64_t             used_today;
     uint32_t             day;
     u_char               hash[32];
+    u_char               previous[32]; /* the secret's before a rotation */
+    uint32_t             generation;   /* the account's, for its tokens */
     u_char               tier[32];
     u_char               name[64];     /* for $dr_key_name, cut to fit */
     uint8_t              tier_len;

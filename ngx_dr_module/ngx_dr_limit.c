@@ -137,6 +137,9 @@ static ngx_dr_tier_t  ngx_dr_limit_default_tiers[] = {
     /* look-ups of keys not in the cache, per client: a flood of made-up
      * keys is refused before it becomes queries */
     { ngx_string("key_lookup"), 100, 1000, 200, 0 },
+    /* sign-ins and registrations of the accounts, per client: a
+     * password guesser meets a 429 at the eleventh try of a minute */
+    { ngx_string("login"), 10, 60000, 10, 0 },
     { ngx_null_string, 0, 0, 0, 0 }
 };
 

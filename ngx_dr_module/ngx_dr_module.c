@@ -20,6 +20,7 @@
 #include "ngx_dr_queue.h"
 #include "ngx_dr_usage.h"
 #include "ngx_dr_report.h"
+#include "ngx_dr_account.h"
 #include "ngx_dr_llm.h"
 #include "ngx_dr_budget.h"
 #include "ngx_dr_runner.h"
@@ -56,6 +57,11 @@ static ngx_conf_num_bounds_t  ngx_dr_max_waiting_bounds = {
 
 static ngx_conf_num_bounds_t  ngx_dr_runner_jobs_bounds = {
     ngx_dr_conf_bounds, 1, 65536
+};
+
+/* an access token lives from a minute to a day (in seconds) */
+static ngx_conf_num_bounds_t  ngx_dr_jwt_ttl_bounds = {
+    ngx_dr_conf_bounds, 60, 86400
 };
 
 static ngx_conf_num_bounds_t  ngx_dr_status_bounds = {
@@ -231,6 +237,20 @@ static ngx_command_t  ngx_dr_commands[] = {
       0,
       NULL },
 
+    { ngx_string("dr_jwt_secret_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_dr_auth_jwt_secret_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("dr_jwt_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_dr_main_conf_t, jwt_ttl),
+      &ngx_dr_jwt_ttl_bounds },
+
     { ngx_string("dr_auth_cache"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_dr_keys_zone,
@@ -387,7 +407,8 @@ ngx_dr_postconfiguration(ngx_conf_t *cf)
 
     if (ngx_dr_counters_zone(cf, &ngx_http_dr_module) != NGX_OK
         || ngx_dr_api_init(cf) != NGX_OK
-        || ngx_dr_report_init(cf) != NGX_OK)
+        || ngx_dr_report_init(cf) != NGX_OK
+        || ngx_dr_account_init(cf) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -430,6 +451,7 @@ ngx_dr_create_main_conf(ngx_conf_t *cf)
     dmcf->key_ttl = NGX_CONF_UNSET;
     dmcf->key_negative_ttl = NGX_CONF_UNSET;
     dmcf->key_unknown_max = NGX_CONF_UNSET_UINT;
+    dmcf->jwt_ttl = NGX_CONF_UNSET;
 
     return dmcf;
 }
@@ -479,6 +501,7 @@ ngx_dr_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_value(dmcf->key_ttl, 30);
     ngx_conf_init_value(dmcf->key_negative_ttl, 5);
+    ngx_conf_init_value(dmcf->jwt_ttl, 3600);
 
     if (ngx_dr_limit_init_conf(cf, &dmcf->limit) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;

@@ -65,6 +65,10 @@ typedef struct {
     time_t               key_ttl;
     time_t               key_negative_ttl;
     ngx_uint_t           key_unknown_max;  /* unknown prefixes cached */
+
+    ngx_dr_secret_t      jwt_secret;    /* of the accounts' tokens */
+    time_t               jwt_ttl;
+    void                *password_pool; /* ngx_thread_pool_t: scrypt */
 } ngx_dr_main_conf_t;
 
 
@@ -93,6 +97,7 @@ typedef ngx_int_t (*ngx_dr_http_result_pt)(ngx_http_request_t *r,
 /* what the module knows of a request, kept across internal redirects */
 struct ngx_dr_request_s {
     void                    *api;       /* ngx_dr_api_ctx_t */
+    void                    *account;   /* ngx_dr_account_ctx_t */
 
     ngx_uint_t               auth_state;
     ngx_int_t                auth_rc;
@@ -111,7 +116,10 @@ struct ngx_dr_request_s {
     ngx_uint_t               nwants;
     ngx_str_t                key_name;
     ngx_str_t                secret;    /* of the key sent, in its header */
+    int64_t                  account_id;    /* whose key or token it is */
+    int64_t                  jwt_gen;       /* an access token's */
     unsigned                 limited:1;
+    unsigned                 jwt:1;     /* an access token, not a key */
     unsigned                 bearer:1;  /* the key came as a Bearer */
 };
 

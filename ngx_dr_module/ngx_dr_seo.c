@@ -84,7 +84,8 @@ const char  ngx_dr_seo_series_sql[] =
 /* POST /admin/metrics/seo {domain, date, metrics: {name: number, ...}} */
 
 ngx_int_t
-ngx_dr_seo_import(ngx_http_request_t *r, json_t *body)
+ngx_dr_seo_import(ngx_http_request_t *r, ngx_str_t *id,
+    json_t *body)
 {
     int          rc;
     char        *text;

@@ -17,7 +17,8 @@
 
 extern const char  ngx_dr_seo_series_sql[];
 
-ngx_int_t ngx_dr_seo_import(ngx_http_request_t *r, json_t *body);
+ngx_int_t ngx_dr_seo_import(ngx_http_request_t *r, ngx_str_t *id,
+    json_t *body);
 
 
 #endif /* _NGX_DR_SEO_H_INCLUDED_ */

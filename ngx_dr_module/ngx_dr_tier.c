@@ -163,7 +163,8 @@ ngx_dr_tier_list(ngx_http_request_t *r)
 /* POST /admin/tiers {tier, models?, prompts?} */
 
 ngx_int_t
-ngx_dr_tier_set(ngx_http_request_t *r, json_t *body)
+ngx_dr_tier_set(ngx_http_request_t *r, ngx_str_t *id,
+    json_t *body)
 {
     json_t      *tier, *v;
     ngx_int_t    rc;
@@ -218,7 +219,8 @@ ngx_dr_tier_set(ngx_http_request_t *r, json_t *body)
 /* POST /admin/tiers/domains {domains, tier} */
 
 ngx_int_t
-ngx_dr_tier_assign(ngx_http_request_t *r, json_t *body)
+ngx_dr_tier_assign(ngx_http_request_t *r, ngx_str_t *id,
+    json_t *body)
 {
     json_t      *tier;
     ngx_int_t    rc;

@@ -38,8 +38,10 @@
 
 
 ngx_int_t ngx_dr_tier_list(ngx_http_request_t *r);
-ngx_int_t ngx_dr_tier_set(ngx_http_request_t *r, json_t *body);
-ngx_int_t ngx_dr_tier_assign(ngx_http_request_t *r, json_t *body);
+ngx_int_t ngx_dr_tier_set(ngx_http_request_t *r, ngx_str_t *id,
+    json_t *body);
+ngx_int_t ngx_dr_tier_assign(ngx_http_request_t *r, ngx_str_t *id,
+    json_t *body);
 ngx_int_t ngx_dr_tier_dry_run(ngx_http_request_t *r, const char **params);
 
 

@@ -99,7 +99,7 @@ if ($node_ok) {
     my ($rc, $out) = validate($DOC);
     is($rc, 0, 'openapi.json is a valid OpenAPI 3.1 document')
         or diag($out);
-    like($out, qr/valid OpenAPI 3\.1\.0 \(26 paths, 26 operations, \d+ schemas/,
+    like($out, qr/valid OpenAPI 3\.1\.0 \(30 paths, 30 operations, \d+ schemas/,
         'the validator saw every path and schema') or diag($out);
 
     # each breakage, made on a copy, must be rejected with its location
@@ -162,7 +162,7 @@ if ($node_ok) {
 
 
 # ---------------------------------------------------------------------------
-# every endpoint, GET only, and nothing else
+# every endpoint, GET only but the accounts' three POSTs, and nothing else
 
 my %expected = map { ($_ => 1) } qw(
     /health /healthz /readyz /api/stats /api/rankings
@@ -170,20 +170,33 @@ my %expected = map { ($_ => 1) } qw(
     /api/fire-alarm-dashboard /api/drift/{domain} /api/consensus/{domain}
     /api/volatility/{domain} /api/time-series/{domain}
     /api/domains/{domain}/competitive /api/providers/health
-    /api/openapi.json /api/usage /api/jolt-benchmark/{domain}
+    /api/openapi.json /api/usage /api/auth/me /api/jolt-benchmark/{domain}
     /api/domains/{domain}/seo
     /api/tensors/{domain}
     /api/trends/degradation /api/trends/improvement /api/stats/rich
     /api/rankings/rich /api/domains/{domain}/rich
 );
-
-is_deeply([sort keys %{$doc->{paths}}], [sort keys %expected],
-    'the paths are exactly those of the public API');
-is_deeply([map { "@$_" } DR::OpenAPI::operations()],
-    [map { "GET $_" } sort keys %expected],
-    'each path has exactly one operation, GET');
+my %posts = map { ($_ => 1) } qw(
+    /api/auth/register /api/auth/login /api/auth/password
+);
 
 my %op_ids;
+is_deeply([sort keys %{$doc->{paths}}], [sort keys %expected, keys %posts],
+    'the paths are exactly those of the public API');
+is_deeply([map { "@$_" } DR::OpenAPI::operations()],
+    [map { ($posts{$_} ? 'POST' : 'GET') . " $_" }
+         sort keys %expected, keys %posts],
+    'each path has exactly one operation, GET (POST for the accounts)');
+
+for my $path (sort keys %posts) {
+    my $op = $doc->{paths}{$path}{post};
+    ok($op->{operationId} && !$op_ids{$op->{operationId}}++,
+        "$path: a unique operationId");
+    ok($op->{requestBody}{required}, "$path: a JSON body");
+    ok($op->{responses}{$_}, "$path: $_ documented")
+        for 400, 405, 429, 500, 503;
+}
+
 for my $path (sort keys %{$doc->{paths}}) {
     my $op = $doc->{paths}{$path}{get} or next;
     my $r = $op->{responses};
@@ -198,7 +211,7 @@ for my $path (sort keys %{$doc->{paths}}) {
     }
 
     # a key's own usage is never cached: no ETag, but a key is needed
-    my $own = $path eq '/api/usage';
+    my $own = $path eq '/api/usage' || $path eq '/api/auth/me';
 
     if ($path =~ m{^/api/}) {
         ok($r->{400}, "$path: 400 documented");
@@ -490,6 +503,7 @@ sub walk_schema {
             for my $p (sort keys %{$s->{properties}}) {
                 next if $req{$p}
                         || "$where.$p" eq 'DomainPublicResponse.alerts'
+                        || "$where.$p" eq 'RegisterRequest.full_name'
                         || "$where.$p" =~ /^(?:Not)?Ready\.(?:replicas|providers|queue)$/;
                 $strict_errors++;
                 diag("$where: $p is not required");

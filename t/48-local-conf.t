@@ -22,6 +22,7 @@ my ($http) = $conf =~ /^http \{\n(.*)^\}/ms or die 'no http block';
 $http =~ s/^\s*dr_pg "[^"]*";/    dr_pg "%%PG%%";/m;
 $http =~ s/^\s*\w+_temp_path .*\n//mg;
 $http =~ s/\@KEY_SECRET\@/%%SECRET%%/g;
+$http =~ s/\@JWT_SECRET\@/%%DIR%%\/jwt_secret/g;
 $http =~ s/\@HTTP_PORT\@/%%PORT%%/g;
 $http =~ s/\@SIM_PORT\@/9/g;
 $http =~ s/\@HTML_DIR\@/$DR::Test::TOP\/html/g;
@@ -30,6 +31,10 @@ unlike($http, qr/\@\w+\@/, 'every value of make run is filled in');
 
 local $ENV{DR_SIM_KEY} = 'sim-local-not-a-secret';
 my $t = DR::Test->new(db => 1, no_start => 1, http => $http);
+open my $jfh, '>', $t->dir . '/jwt_secret' or die "jwt_secret: $!";
+print $jfh 'FAKE-access-token-secret-' . ('x' x 24), "\n";
+close $jfh;
+chmod 0600, $t->dir . '/jwt_secret';
 DR::Fixture::load($t->dbh);
 $t->start;
 
