@@ -1204,7 +1204,11 @@ ngx_dr_auth_limit(ngx_http_request_t *r, ngx_dr_request_t *req,
  * of its tier, with the daily quota and its usage, then one for each
  * dr_limit of the location, at the policy's rate for the tier
  * ("t:<tier>:k:<key id>", "t:<tier>:a:<network>",
- * "l:<policy>:k|a|v:<who>").
+ * "l:<policy>:k|a|v:<who>").  A key reading its own usage (GET
+ * /api/usage) takes from a bucket of its own instead of its tier's, as
+ * GitHub's rate_limit endpoint does: the key that is refused everywhere
+ * else can still see why, and the reading is neither a request of its
+ * usage nor of its daily quota.
  */
 
 static ngx_int_t
@@ -1214,9 +1218,11 @@ ngx_dr_auth_wants(ngx_http_request_t *r, ngx_dr_request_t *req,
     u_char               *p;
     ngx_str_t             who, cost;
     ngx_uint_t            i, n;
+    ngx_dr_tier_t        *report;
     ngx_dr_loc_conf_t    *dlcf;
     ngx_dr_policy_t      *policy;
     ngx_dr_limit_ref_t   *ref;
+    ngx_dr_main_conf_t   *dmcf;
     ngx_dr_limit_want_t  *w;
     u_char                kind;
 
@@ -1224,7 +1230,9 @@ ngx_dr_auth_wants(ngx_http_request_t *r, ngx_dr_request_t *req,
     n = 1 + (dlcf->limits ? dlcf->limits->nelts : 0);
 
     w = ngx_pcalloc(r->pool, n * sizeof(ngx_dr_limit_want_t));
-    p = ngx_pnalloc(r->pool, req->tier->name.len + req->key_label.len + 6);
+    p = ngx_pnalloc(r->pool, ngx_max(req->tier->name.len,
+                                     sizeof("usage_report") - 1)
+                             + req->key_label.len + 6);
     if (w == NULL || p == NULL) {
         return NGX_ERROR;
     }
@@ -1238,8 +1246,26 @@ ngx_dr_auth_wants(ngx_http_request_t *r, ngx_dr_request_t *req,
     w[0].key_id = req->key_id;
     w[0].daily_seed = daily_seed;
     w[0].usage = 1;
+
+    if (req->key_id && dlcf->api
+        && r->uri.len == sizeof("/api/usage") - 1
+        && ngx_strncmp(r->uri.data, "/api/usage", r->uri.len) == 0)
+    {
+        dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);
+        report = ngx_dr_limit_find_tier(&dmcf->limit,
+                                        (u_char *) "usage_report",
+                                        sizeof("usage_report") - 1);
+        if (report) {
+            w[0].name = report->name;
+            w[0].tier = report;
+            w[0].key_id = 0;
+            w[0].daily_seed = 0;
+            w[0].usage = 0;
+        }
+    }
+
     w[0].key.data = p;
-    w[0].key.len = ngx_sprintf(p, "t:%V:%c:%V", &req->tier->name,
+    w[0].key.len = ngx_sprintf(p, "t:%V:%c:%V", &w[0].tier->name,
                                req->key_id ? 'k' : 'a', &req->key_label)
                    - p;
 

@@ -140,6 +140,9 @@ static ngx_dr_tier_t  ngx_dr_limit_default_tiers[] = {
     /* sign-ins and registrations of the accounts, per client: a
      * password guesser meets a 429 at the eleventh try of a minute */
     { ngx_string("login"), 10, 60000, 10, 0 },
+    /* GET /api/usage, per key: reading one's usage is not charged to the
+     * key's limits (a drained key can see why), but is limited apart */
+    { ngx_string("usage_report"), 60, 60000, 10, 0 },
     { ngx_null_string, 0, 0, 0, 0 }
 };
 

@@ -24,6 +24,7 @@ my $t = DR::Test->new(db => 1, no_start => 1, http => <<'EOF');
     dr_usage_flush 60s;
     dr_tier tiny rate=1/h burst=2 daily=5;
     dr_tier roomy rate=60/m burst=200 daily=100000;
+    dr_tier usage_report rate=100/h burst=100;
 
     server {
         listen 127.0.0.1:%%PORT%%;
@@ -71,8 +72,9 @@ like($u->{key}{prefix} // '', qr/^[a-z0-9]{8}$/, 'and its prefix');
 is($u->{days}, 7, '7 days');
 is_deeply([map { $_->{date} } @{$u->{usage}}],
     [map { day_of($_) } reverse 0 .. 6], 'the last 7 UTC days, oldest first');
-is_deeply($u->{today}, { date => $today, requests => 6, refused => 0,
-    errors => 0 }, 'today: the 5 requests and this one, to the second');
+is_deeply($u->{today}, { date => $today, requests => 5, refused => 0,
+    errors => 0 }, 'today: the 5 requests, to the second; reading the '
+    . 'usage is none');
 is_deeply($u->{usage}[-1], $u->{today}, 'today is the last day');
 my ($flushed) = $dbh->selectrow_array(
     'SELECT count(*) FROM usage_daily WHERE key_id = ?', undef, $id);
@@ -80,8 +82,8 @@ is($flushed, 0, 'none of them was flushed yet: they came from the zone');
 is_deeply($u->{limits}, { tier => 'roomy', rate => 60,
     period_seconds => 60, burst => 200, daily => 100000 },
     'the tier\'s limits');
-is($u->{remaining}{daily}, 100000 - 6, 'what remains of the daily quota');
-ok($u->{remaining}{burst} >= 194 && $u->{remaining}{burst} <= 197,
+is($u->{remaining}{daily}, 100000 - 5, 'what remains of the daily quota');
+ok($u->{remaining}{burst} >= 195 && $u->{remaining}{burst} <= 198,
     "and of the burst: $u->{remaining}{burst}");
 my $reset = $u->{remaining}{daily_reset_seconds};
 ok($reset > 0 && $reset <= 86400, "the day resets in $reset s");
@@ -101,7 +103,7 @@ for (1 .. 40) {
     sleep 0.1;
 }
 is($e->{errors}, 2, 'today shows the 2 errors');
-ok($e->{requests} >= 8, "among today's $e->{requests} requests");
+is($e->{requests}, 7, 'among today\'s 7 requests');
 my ($db_errors) = $dbh->selectrow_array(q{SELECT errors FROM usage_daily
     WHERE key_id = ? AND day = ?}, undef, $id, $today);
 is($db_errors, 2, 'written to usage_daily');
@@ -118,7 +120,20 @@ is($r->{json}{key}{tier}, 'tiny', 'of the tiny key');
 is_deeply($r->{json}{remaining}, { burst => 0, daily => 3,
     daily_reset_seconds => $r->{json}{remaining}{daily_reset_seconds} },
     'its bucket is empty, 3 of its daily 5 remain');
-is(usage($tiny)->{status}, 429, 'the tiny key itself is refused');
+# a key refused everywhere else still reads its usage: the reading takes
+# from a bucket of its own (the usage_report tier, here 100 at once), not
+# the key's
+$r = usage($tiny);
+is($r->{status}, 200, 'the drained tiny key still reads its own usage');
+is_deeply($r->{json}{today}, { date => $today, requests => 2, refused => 2,
+    errors => 0 }, 'and sees its 2 refusals');
+is($r->{json}{remaining}{burst}, 0, 'and its empty bucket');
+my @reads = map { usage($tiny)->{status} } 1 .. 110;
+is(scalar(grep { $_ == 200 } @reads[0 .. 89]), 90,
+    'reading it is limited apart: 90 more readings in');
+ok((grep { $_ == 429 } @reads), 'then refused');
+is(usage($tiny)->{json}{detail}, 'too many requests: slow down',
+    'with the usual answer');
 
 # --- days already flushed ---------------------------------------------------
 
