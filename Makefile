@@ -39,6 +39,7 @@ RUN_DIR       := $(DR_STATE)/nginx
 KEY_SECRET    := $(DR_STATE)/key_secret
 
 PACKAGES      := nginx nginx-dev postgresql-15 postgresql-client-15 \
+                 postgresql-contrib \
                  libpq-dev libcurl4-openssl-dev libjansson-dev libssl-dev \
                  libpcre2-dev zlib1g-dev gcc make perl libdbd-pg-perl \
                  libmojolicious-perl libjson-validator-perl \
