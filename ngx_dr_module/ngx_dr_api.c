@@ -1100,8 +1100,8 @@ ngx_dr_api_serve(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
         ctx->has_stale = 1;
     }
 
-    return ngx_dr_http_query(r, NGX_DR_PG_READ, 0, sql, nparams, params,
-                            ngx_dr_api_built);
+    return ngx_dr_http_query(r, NGX_DR_PG_READ|NGX_DR_PG_PREPARE, 0, sql,
+                             nparams, params, ngx_dr_api_built);
 }
 
 

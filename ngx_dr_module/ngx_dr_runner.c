@@ -381,8 +381,9 @@ ngx_dr_runner_poll(ngx_event_t *ev)
     params[0] = (const char *) ngx_dr_runner.owner;
     params[2] = (const char *) ngx_dr_runner.lease;
 
-    if (ngx_dr_pg_query(pool, ev->log, 0, 0, ngx_dr_runner_claim_sql, 4,
-                        params, ngx_dr_runner_claimed, NULL)
+    if (ngx_dr_pg_query(pool, ev->log, NGX_DR_PG_PREPARE, 0,
+                        ngx_dr_runner_claim_sql, 4, params,
+                        ngx_dr_runner_claimed, NULL)
         == NULL)
     {
         goto failed;
@@ -843,8 +844,9 @@ ngx_dr_runner_store(ngx_event_t *ev)
            - NGX_DR_RUNNER_MARGIN;
 
     if (left > 0
-        && ngx_dr_pg_query(qj->job.pool, qj->job.log, 0, (ngx_msec_t) left,
-                           qj->sql, qj->nparams, qj->params,
+        && ngx_dr_pg_query(qj->job.pool, qj->job.log, NGX_DR_PG_PREPARE,
+                           (ngx_msec_t) left, qj->sql, qj->nparams,
+                           qj->params,
                            ngx_dr_runner_stored, qj)
            != NULL)
     {
