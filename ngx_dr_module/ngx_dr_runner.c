@@ -163,7 +163,8 @@ static const char  ngx_dr_runner_claim_sql[] =
     "  lease_token = gen_random_uuid(),"
     "  lease_expires = now() + $3::int * interval '1 millisecond',"
     "  attempts = j.attempts + 1, updated_at = now()"
-    " FROM c WHERE j.id = c.id"
+    /* by the primary key: a join would plan a scan of every job */
+    " WHERE j.id = ANY (ARRAY(SELECT id FROM c))"
     " RETURNING j.*),"
     " r AS ("
     " UPDATE runs SET status = 'running', started_at = now()"
@@ -443,9 +444,13 @@ ngx_dr_runner_poll(ngx_event_t *ev)
     params[0] = (const char *) ngx_dr_runner.owner;
     params[2] = (const char *) ngx_dr_runner.lease;
 
-    if (ngx_dr_pg_query(pool, ev->log, NGX_DR_PG_PREPARE, 0,
-                        ngx_dr_runner_claim_sql, 4, params,
-                        ngx_dr_runner_claimed, NULL)
+    /*
+     * Not prepared: its best plan depends on how many jobs are asked and
+     * how many wait, which a plan made once for all would not know.
+     */
+
+    if (ngx_dr_pg_query(pool, ev->log, 0, 0, ngx_dr_runner_claim_sql, 4,
+                        params, ngx_dr_runner_claimed, NULL)
         == NULL)
     {
         goto failed;

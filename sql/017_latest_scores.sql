@@ -196,7 +196,9 @@ CREATE OR REPLACE VIEW latest_domain_scores AS
 
 
 -- counts kept up to date: 'responses' (stored answers), 'domains' (active
--- domains), 'scored' (active domains with scores)
+-- domains), 'scored' (active domains with scores); a writer adds to one
+-- of 64 rows taken at random, so that writers committing at the same
+-- time seldom wait for each other's row
 CREATE TABLE row_counts (
     name    text NOT NULL,
     slot    integer NOT NULL,
@@ -207,7 +209,7 @@ CREATE TABLE row_counts (
 CREATE FUNCTION dr_count_add(p_name text, p_delta bigint) RETURNS void
 LANGUAGE sql AS $$
     INSERT INTO row_counts (name, slot, n)
-    SELECT p_name, pg_backend_pid() % 8, p_delta WHERE p_delta <> 0
+    SELECT p_name, floor(random() * 64)::int, p_delta WHERE p_delta <> 0
     ON CONFLICT (name, slot) DO UPDATE SET n = row_counts.n + EXCLUDED.n;
 $$;
 
@@ -301,3 +303,4 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT '%' || replace(replace(replace(search, '\', '\\'), '%', '\%'),
                           '_', '\_') || '%'
 $$;
+
