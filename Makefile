@@ -51,6 +51,11 @@ PACKAGES      := nginx nginx-dev postgresql-15 postgresql-client-15 \
 PACKAGES      += prometheus libyaml-libyaml-perl openssl \
                  debhelper dpkg-dev fakeroot lintian
 
+# the reference stack of the API benchmark (bench/fastapi_ref.py): the
+# original system's FastAPI + asyncpg, from Debian; only "make bench"
+# installs them
+BENCH_PACKAGES := python3-fastapi python3-uvicorn python3-asyncpg
+
 SRCS          := $(wildcard ngx_dr_module/*.c ngx_dr_module/*.h)
 
 # pure parts, with no nginx event code: linked directly by the C unit tests
@@ -74,7 +79,7 @@ export DR_MODULE    := $(MODULE)
 export DR_NGINX     := $(NGINX)
 export DR_BUILD_DIR := $(BUILD)
 
-.PHONY: all deps packages build unit pg-start pg-stop db test-db run start stop \
+.PHONY: all deps packages bench-packages build unit pg-start pg-stop db test-db run start stop \
         nginx-stop \
         test test-valgrind secret-scan bench clean sim-start sim-stop rescore screenshots
 
@@ -85,9 +90,9 @@ all: build
 
 deps: packages tools/openapi/node_modules/.package-lock.json
 
-packages:
+packages bench-packages:
 	@missing=""; \
-	for p in $(PACKAGES); do \
+	for p in $(if $(filter bench-packages,$@),$(BENCH_PACKAGES),$(PACKAGES)); do \
 	    dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null \
 	        | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
@@ -322,7 +327,7 @@ screenshots: build test-db $(BROWSER_DEPS)
 # benchmarks: reports are written to bench/; how fast this machine does
 # something is measured here, never asserted by the tests
 
-bench: build test-db $(BUILD)/unit/score_bench
+bench: build test-db bench-packages $(BUILD)/unit/score_bench
 	$(BUILD)/unit/score_bench | tee bench/score.txt
 	perl bench/simulator.pl
 	perl bench/api.pl $(BENCH_SECONDS)
