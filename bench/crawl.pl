@@ -10,9 +10,10 @@
 #       libcurl and PostgreSQL;
 #   (2) the crawl: jobs claimed from PostgreSQL, asked through libcurl in
 #       the nginx event loop, the answers stored with their jobs' ends in
-#       batches, one statement each: calls per second, the worker's CPU time per 1,000 calls,
-#       the most calls it had in flight at once (its own metric), and the
-#       ratios against (1) and against the ideal (in flight / latency).
+#       batches, one statement each: calls per second, the worker's CPU
+#       time per 1,000 calls, the most calls it had in flight at once (its
+#       own metric), PostgreSQL's CPU time per 1,000 calls, and the ratios
+#       against (1) and against the ideal (in flight / latency).
 #
 # Writes bench/crawl.md.
 #

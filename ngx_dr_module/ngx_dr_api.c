@@ -1333,8 +1333,9 @@ ngx_dr_api_stats_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
  * trigram index of the names.
  */
 
+/* the count a scalar subquery: computed once, not once per row */
 #define NGX_DR_API_ALL                                                       \
-    "(SELECT dr_count('scored') AS n WHERE $1::text IS NULL) t",             \
+    "(SELECT (SELECT dr_count('scored')) AS n WHERE $1::text IS NULL) t",    \
     " WHERE active AND $1::text IS NULL"
 
 #define NGX_DR_API_SEARCH                                                    \
@@ -1582,7 +1583,7 @@ static const char  ngx_dr_api_ticker_sql[] =
     " top.models_positive AS \"modelsPositive\","
     " top.models_neutral AS \"modelsNeutral\","
     " top.models_negative AS \"modelsNegative\" "
-    "FROM (SELECT dr_count('scored') AS n) t "
+    "FROM (SELECT (SELECT dr_count('scored')) AS n) t "
     "LEFT JOIN top ON true ORDER BY top.score DESC, top.domain";
 
 

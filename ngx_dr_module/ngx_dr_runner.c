@@ -93,7 +93,16 @@ typedef struct {
 typedef struct {
     ngx_queue_t               jobs;
     ngx_pool_t               *pool;
+    ngx_log_t                *log;
+    ngx_array_t               pairs;        /* that may have ended */
 } ngx_dr_runner_batch_t;
+
+
+/* a (run, domain) of a batch */
+typedef struct {
+    u_char                   *run;
+    u_char                   *domain;
+} ngx_dr_runner_pair_t;
 
 
 /* the runner of this worker */
@@ -139,6 +148,11 @@ static void ngx_dr_runner_batch_send(ngx_event_t *ev);
 static json_t *ngx_dr_runner_batch_row(ngx_dr_runner_job_t *qj);
 static void ngx_dr_runner_batch_stored(ngx_dr_pg_query_t *q);
 static void ngx_dr_runner_batch_undo(ngx_dr_runner_batch_t *b);
+static void ngx_dr_runner_batch_pair(ngx_dr_runner_batch_t *b,
+    ngx_dr_runner_job_t *qj);
+static void ngx_dr_runner_batch_check(ngx_dr_runner_batch_t *b);
+static void ngx_dr_runner_batch_checked(ngx_dr_pg_query_t *q);
+static void ngx_dr_runner_batch_alone(ngx_dr_runner_batch_t *b);
 static void ngx_dr_runner_store(ngx_event_t *ev);
 static void ngx_dr_runner_stored(ngx_dr_pg_query_t *q);
 static u_char *ngx_dr_runner_refused(ngx_pool_t *pool, ngx_str_t *error);
@@ -151,13 +165,20 @@ static ngx_dr_runner_t  ngx_dr_runner;
 static const char  ngx_dr_runner_claim_sql[] =
     "WITH c AS ("
     " SELECT x.id FROM unnest($4::text[], $2::int[]) AS q(provider, n)"
+    /*
+     * each model's first jobs in the order of its index (jobs_claim),
+     * then the provider's first of those: an ordered index scan per
+     * model instead of reading and sorting every waiting job; the rows
+     * locked beyond the provider's share are free again at the commit
+     */
     " CROSS JOIN LATERAL ("
-    "  SELECT j.id FROM jobs j"
-    "  WHERE j.model_id IN (SELECT id FROM models"
-    "                       WHERE provider = q.provider)"
+    "  SELECT y.id FROM models m CROSS JOIN LATERAL ("
+    "   SELECT j.id, j.not_before FROM jobs j WHERE j.model_id = m.id"
     "   AND j.status IN ('queued', 'failed') AND j.not_before <= now()"
-    "  ORDER BY j.not_before, j.id LIMIT q.n"
-    "  FOR UPDATE OF j SKIP LOCKED) x),"
+    "   ORDER BY j.not_before, j.id LIMIT q.n"
+    "   FOR UPDATE OF j SKIP LOCKED) y"
+    "  WHERE m.provider = q.provider"
+    "  ORDER BY y.not_before, y.id LIMIT q.n) x),"
     " u AS ("
     " UPDATE jobs j SET status = 'leased', lease_owner = $1,"
     "  lease_token = gen_random_uuid(),"
@@ -277,6 +298,20 @@ static const char  ngx_dr_runner_done_batch_sql[] =
     " WHERE j.run_id = x.run_id AND j.domain_id = x.domain_id"
     "  AND j.id <> x.id AND j.status IN ('queued', 'failed')) "
     "FROM x LEFT JOIN upd ON upd.id = x.id ORDER BY x.ordinality";
+
+/*
+ * Of the (run, domain) of a batch with none of their jobs waiting, those
+ * whose every job has ended, asked after the batch's commit: only those
+ * are scored (ngx_dr_rescore_check()).  Two batches ending the last jobs
+ * of a domain each ask after their own commit, so the later one sees
+ * both ended.
+ */
+static const char  ngx_dr_runner_ended_sql[] =
+    "SELECT p.run, p.domain"
+    " FROM unnest($1::int8[], $2::int8[]) AS p(run, domain)"
+    " WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = p.run"
+    "  AND j.domain_id = p.domain"
+    "  AND j.status IN ('queued', 'leased', 'failed'))";
 
 static const char  ngx_dr_runner_failed_sql[] =
     "WITH upd AS ("
@@ -939,8 +974,17 @@ ngx_dr_runner_batch_send(ngx_event_t *ev)
         goto failed;
     }
 
+    ngx_memzero(b, sizeof(ngx_dr_runner_batch_t));
     b->pool = pool;
+    b->log = ev->log;
     ngx_queue_init(&b->jobs);
+
+    if (ngx_array_init(&b->pairs, pool, 8, sizeof(ngx_dr_runner_pair_t))
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
     ngx_queue_add(&b->jobs, &ngx_dr_runner.answers);
     ngx_queue_init(&ngx_dr_runner.answers);
     ngx_dr_runner.nanswers = 0;
@@ -1099,18 +1143,159 @@ ngx_dr_runner_batch_stored(ngx_dr_pg_query_t *q)
                           "outcome came: nothing stored", qj->id);
 
         } else if (ngx_strcmp(PQgetvalue(q->res, i, 1), "0") == 0) {
-            /* as after one job's end, ngx_dr_runner_stored() */
-            (void) ngx_dr_rescore_check(qj->run_id, qj->domain_id,
-                                        qj->job.log, NULL, NULL);
+            ngx_dr_runner_batch_pair(b, qj);
         }
 
         i++;
         ngx_dr_runner_finish(qj);
     }
 
-    ngx_destroy_pool(b->pool);
+    ngx_dr_runner_batch_check(b);
 
     ngx_dr_runner_again(0);
+}
+
+
+/* a (run, domain) to check, once in a batch */
+
+static void
+ngx_dr_runner_batch_pair(ngx_dr_runner_batch_t *b, ngx_dr_runner_job_t *qj)
+{
+    ngx_uint_t             i;
+    ngx_dr_runner_pair_t  *pair;
+
+    pair = b->pairs.elts;
+
+    for (i = 0; i < b->pairs.nelts; i++) {
+        if (ngx_strcmp(pair[i].run, qj->run_id) == 0
+            && ngx_strcmp(pair[i].domain, qj->domain_id) == 0)
+        {
+            return;
+        }
+    }
+
+    pair = ngx_array_push(&b->pairs);
+
+    if (pair != NULL) {
+        /* the job's own copies go with its pool */
+        pair->run = ngx_pnalloc(b->pool, sizeof(qj->run_id));
+        pair->domain = ngx_pnalloc(b->pool, sizeof(qj->domain_id));
+
+        if (pair->run && pair->domain) {
+            (void) ngx_cpystrn(pair->run, qj->run_id, sizeof(qj->run_id));
+            (void) ngx_cpystrn(pair->domain, qj->domain_id,
+                               sizeof(qj->domain_id));
+            return;
+        }
+
+        b->pairs.nelts--;
+    }
+
+    /* checked alone, as without batches */
+    (void) ngx_dr_rescore_check(qj->run_id, qj->domain_id, qj->job.log,
+                                NULL, NULL);
+}
+
+
+/*
+ * The (run, domain) whose every job has ended are scored; when the
+ * database cannot say which, each is checked as without batches.
+ */
+
+static void
+ngx_dr_runner_batch_check(ngx_dr_runner_batch_t *b)
+{
+    u_char                *p, *runs, *domains;
+    ngx_uint_t             i;
+    const char            *params[2];
+    ngx_dr_runner_pair_t  *pair;
+
+    if (b->pairs.nelts == 0) {
+        ngx_destroy_pool(b->pool);
+        return;
+    }
+
+    /* "{1,2}" and "{7,9}" */
+
+    runs = ngx_pnalloc(b->pool, b->pairs.nelts * (NGX_INT64_LEN + 1) + 2);
+    domains = ngx_pnalloc(b->pool, b->pairs.nelts * (NGX_INT64_LEN + 1) + 2);
+
+    if (runs == NULL || domains == NULL) {
+        goto alone;
+    }
+
+    pair = b->pairs.elts;
+
+    for (p = runs, i = 0; i < b->pairs.nelts; i++) {
+        p = ngx_sprintf(p, "%c%s", i ? ',' : '{', pair[i].run);
+    }
+
+    *ngx_cpymem(p, "}", 1) = '\0';
+
+    for (p = domains, i = 0; i < b->pairs.nelts; i++) {
+        p = ngx_sprintf(p, "%c%s", i ? ',' : '{', pair[i].domain);
+    }
+
+    *ngx_cpymem(p, "}", 1) = '\0';
+
+    params[0] = (const char *) runs;
+    params[1] = (const char *) domains;
+
+    if (ngx_dr_pg_query(b->pool, b->log, NGX_DR_PG_PREPARE, 0,
+                        ngx_dr_runner_ended_sql, 2, params,
+                        ngx_dr_runner_batch_checked, b)
+        != NULL)
+    {
+        return;
+    }
+
+alone:
+
+    ngx_dr_runner_batch_alone(b);
+}
+
+
+static void
+ngx_dr_runner_batch_checked(ngx_dr_pg_query_t *q)
+{
+    int                     i, n;
+    ngx_dr_runner_batch_t  *b;
+
+    b = q->data;
+
+    if (q->rc != NGX_DR_PG_OK) {
+        ngx_dr_runner_batch_alone(b);
+        return;
+    }
+
+    n = PQntuples(q->res);
+
+    for (i = 0; i < n; i++) {
+        (void) ngx_dr_rescore_check((u_char *) PQgetvalue(q->res, i, 0),
+                                    (u_char *) PQgetvalue(q->res, i, 1),
+                                    b->log, NULL, NULL);
+    }
+
+    ngx_destroy_pool(b->pool);
+}
+
+
+/* each (run, domain) of the batch checked as without batches */
+
+static void
+ngx_dr_runner_batch_alone(ngx_dr_runner_batch_t *b)
+{
+    ngx_uint_t             i;
+    ngx_dr_runner_pair_t  *pair;
+
+    pair = b->pairs.elts;
+
+    for (i = 0; i < b->pairs.nelts; i++) {
+        (void) ngx_dr_rescore_check(pair[i].run, pair[i].domain, b->log,
+                                    NULL, NULL);
+    }
+
+    ngx_destroy_pool(b->pool);
 }
 
 

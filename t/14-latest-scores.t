@@ -1,8 +1,9 @@
 # The latest scores of each domain are a table kept by the writes of
 # domain_scores and domains (sql/017_latest_scores.sql): after inserts,
 # rescores, deletes, retired and moved domains it holds exactly what a
-# DISTINCT ON over every score says, the kept counts are the counts, and
-# the API's search takes LIKE's own characters literally.
+# DISTINCT ON over every score says, the kept counts are the counts, the
+# API's search takes LIKE's own characters literally, and its prepared
+# statements are prepared again once the node's connections are lost.
 
 use strict;
 use warnings;
@@ -162,5 +163,24 @@ is($fin->{domainCount}, 4, 'categories: a moved domain counts in its new one');
 is_deeply($fin->{topDomains}, ['axb.example', 'a_b.example',
     'renamed.example'],
     'categories: the top three from the index');
+
+# the API's statements are prepared on each connection: after every
+# connection of the node is lost, new ones prepare them again and the
+# answers are the same
+my %before = map { $_ => $t->get($_)->{content} }
+    '/api/domains/renamed.example/public', '/api/rankings?search=a_b';
+my ($killed) = $dbh->selectrow_array(q{
+    SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+     WHERE datname = current_database() AND pid <> pg_backend_pid()
+       AND backend_type = 'client backend'});
+ok($killed > 0, "the node's connections are killed ($killed)");
+for my $path (sort keys %before) {
+    my $r;
+    DR::Test::wait_for(sub {
+        $r = $t->get($path);
+        $r->{status} == 200;
+    }, 30, 0.1);
+    is($r->{content}, $before{$path}, "$path: the same answer after it");
+}
 
 done_testing;
