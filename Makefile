@@ -48,6 +48,7 @@ KEY_SECRET    := $(DR_STATE)/key_secret
 JWT_SECRET    := $(DR_STATE)/jwt_secret
 
 PACKAGES      := nginx nginx-dev postgresql-15 postgresql-client-15 \
+                 postgresql-contrib \
                  libpq-dev libcurl4-openssl-dev libjansson-dev libssl-dev \
                  libpcre2-dev zlib1g-dev gcc make perl libdbd-pg-perl \
                  libmojolicious-perl libjson-validator-perl \
@@ -63,6 +64,11 @@ PACKAGES      += prometheus libyaml-libyaml-perl openssl \
 # llvm-symbolizer names the frames of a report, and gcc's libasan and
 # libubsan run the module built by gcc with the sanitizers
 SCAN_PACKAGES := clang clang-tools libclang-rt-14-dev llvm libasan8 libubsan1
+
+# the reference stack of the API benchmark (bench/fastapi_ref.py): the
+# original system's FastAPI + asyncpg, from Debian; only "make bench"
+# installs them
+BENCH_PACKAGES := python3-fastapi python3-uvicorn python3-asyncpg
 
 SRCS          := $(wildcard ngx_dr_module/*.c ngx_dr_module/*.h)
 
@@ -118,8 +124,8 @@ export DR_MODULE    := $(MODULE)
 export DR_NGINX     := $(NGINX)
 export DR_BUILD_DIR := $(BUILD)
 
-.PHONY: all deps packages scan-packages build unit pg-start pg-stop db \
-        test-db run start stop nginx-stop \
+.PHONY: all deps packages scan-packages bench-packages build unit pg-start \
+        pg-stop db test-db run start stop nginx-stop \
         test test-valgrind test-asan build-asan fuzz scan secret-scan \
         bench clean sim-start sim-stop rescore screenshots
 
@@ -149,6 +155,9 @@ packages:
 
 scan-packages: packages
 	$(call install_packages,$(SCAN_PACKAGES))
+
+bench-packages: packages
+	$(call install_packages,$(BENCH_PACKAGES))
 
 
 # the OpenAPI validator of the tests, from the npm registry (node and npm
@@ -443,7 +452,7 @@ scan: scan-packages deps ngx_dr_module/ngx_dr_openapi.c \
 # benchmarks: reports are written to bench/; how fast this machine does
 # something is measured here, never asserted by the tests
 
-bench: build test-db $(BUILD)/unit/score_bench
+bench: build test-db bench-packages $(BUILD)/unit/score_bench
 	$(BUILD)/unit/score_bench | tee bench/score.txt
 	perl bench/simulator.pl
 	perl bench/api.pl $(BENCH_SECONDS)

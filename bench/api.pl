@@ -10,7 +10,16 @@
 #   (7) the cache hit of (2) while /metrics is scraped every 10 ms,
 #   (8) /metrics itself, as fast as it goes: what one scrape costs,
 # each measured with wrk; requests per second, p50 and p99 latency, and
-# the ratios against the reference.  Writes bench/api.md.
+# the ratios against the reference.  Then the original system's stack as
+# a reference for the database path:
+#   (9) /api/domains/{domain}/public with an API key on a node without
+#       dr_cache: the key looked up (then known to the node), the row read
+#       from PostgreSQL on every request;
+#  (10) the same request to FastAPI + asyncpg, 2 uvicorn workers, a key
+#       look-up and a row read per request (bench/fastapi_ref.py), on the
+#       same PostgreSQL and database;
+# both driven alike by wrk, 2 threads, 64 connections, 2 rounds taking
+# turns.  Writes bench/api.md.
 #
 #   perl bench/api.pl [seconds per measurement, default 10]
 #
@@ -24,12 +33,15 @@ use lib "$FindBin::Bin/../t/lib";
 use DR::Test;
 use File::Temp qw(tempfile);
 use HTTP::Tiny;
-use POSIX qw(strftime);
+use IO::Socket::INET;
+use POSIX qw(strftime setsid);
 use Test::More ();    # the harness reports through it
 
 my $seconds = shift // 10;
 my $rounds = 3;
+my $ref_rounds = 2;
 my $conns = 64;
+our $threads = 1;
 my $domain = 'stripe.com';
 
 Test::More->builder->no_ending(1);
@@ -88,8 +100,8 @@ sub wrk_scraped {
 
 sub wrk {
     my ($t, $path, $script, $header) = @_;
-    my $url = 'http://127.0.0.1:' . $t->port . $path;
-    my @cmd = ('wrk', '-t', 1, '-c', $conns, '-d', "${seconds}s",
+    my $url = 'http://127.0.0.1:' . (ref $t ? $t->port : $t) . $path;
+    my @cmd = ('wrk', '-t', $threads, '-c', $conns, '-d', "${seconds}s",
         '--latency');
     push @cmd, '-s', $script if $script;
     push @cmd, '-H', "'$header'" if $header;
@@ -222,7 +234,80 @@ for my $name (keys %runs) {
     $r{$name} = $sorted[$#sorted / 2];
 }
 
-$_->stop for $na, $nb, $nc, $nd;
+# instance E: keys, no cache; beside it the original's stack
+my $ne = instance(http => <<'EOF');
+    dr_pg "%%PG%%";
+    dr_pg_pool_size 8;
+    dr_key_secret_file %%SECRET%%;
+    dr_auth_cache zone=keys:1m ttl=300s;
+    dr_limit_zone zone=limits:1m;
+    dr_tier bench rate=10000000/s burst=10000000 daily=0;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        access_log off;
+        location / { dr_auth required; dr_api; }
+    }
+EOF
+load($ne);
+$ne->start;
+my $ekey = $ne->create_key(tier => 'bench');
+
+my ($fastapi, $fport) = fastapi($ne);
+
+# the first answers of each, so that neither starts cold
+for my $port ($ne->port, $fport) {
+    my $ua = HTTP::Tiny->new(timeout => 5);
+    my $res = $ua->get("http://127.0.0.1:$port/api/domains/$domain/public",
+                       { headers => { 'X-API-Key' => $ekey } });
+    die "no answer from port $port: $res->{status}\n$res->{content}"
+        unless $res->{status} == 200;
+}
+
+{
+    local $threads = 2;
+    for my $round (1 .. $ref_rounds) {
+        push @{$runs{keyed_miss}}, wrk($ne, "/api/domains/$domain/public",
+                                       undef, "X-API-Key: $ekey");
+        push @{$runs{fastapi}}, wrk($fport, "/api/domains/$domain/public",
+                                    undef, "X-API-Key: $ekey");
+    }
+}
+for my $name (qw(keyed_miss fastapi)) {
+    my @sorted = sort { $a->{rps} <=> $b->{rps} } @{$runs{$name}};
+    $r{$name} = $sorted[-1];
+}
+
+kill 'TERM', -$fastapi;
+waitpid $fastapi, 0;
+
+$_->stop for $na, $nb, $nc, $nd, $ne;
+
+# FastAPI on uvicorn, 2 workers, in its own process group; its pid and port
+sub fastapi {
+    my ($t) = @_;
+    my $port = DR::Test::free_port();
+    my $dsn = $t->conninfo;
+    my %c = $dsn =~ /(\w+)=(\S+)/g;
+    my $pid = fork // die;
+    if ($pid == 0) {
+        setsid();
+        @ENV{qw(DR_REF_HOST DR_REF_PORT DR_REF_USER DR_REF_DB)} =
+            @c{qw(host port user dbname)};
+        $ENV{DR_REF_SECRET_FILE} = $t->dir . '/key_secret';
+        open STDOUT, '>', $t->dir . '/fastapi.log';
+        open STDERR, '>&', \*STDOUT;
+        { exec '/usr/bin/python3', '-m', 'uvicorn', 'fastapi_ref:app',
+              '--app-dir', "$DR::Test::TOP/bench", '--host', '127.0.0.1',
+              '--port', $port, '--workers', 2, '--log-level', 'warning',
+              '--no-access-log' };
+        POSIX::_exit(127);
+    }
+    DR::Test::wait_for(sub {
+        IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port)
+    }, 30, 0.1)
+        or die "FastAPI did not listen on $port\n";
+    return ($pid, $port);
+}
 
 my $cpu = `grep -m1 'model name' /proc/cpuinfo`;
 $cpu =~ s/.*:\s*//;
@@ -273,6 +358,17 @@ worker renders %.0f scrapes a second, so a scrape costs %.0f us of a
 worker: scraping every second takes %.4f%% of one worker, every 10 ms
 %.2f%% (target: a cost under 1%%).
 
+The original's stack, in the same run (wrk 2 threads, %d connections,
+%d s, best of %d rounds taking turns, the same PostgreSQL and data):
+
+| case | requests/s | p50 ms | p99 ms | non-2xx | vs. FastAPI |
+|---|---:|---:|---:|---:|---:|
+| (9) uncached profile with an API key, this module | %.0f | %.3f | %.3f | %d | %.2f |
+| (10) FastAPI + asyncpg, 2 workers, key look-up and row read | %.0f | %.3f | %.3f | %d | 1.00 |
+
+**Uncached profile with a key: %.1f x the FastAPI reference** (target
+at least 8 x), p50 %.2f ms (target at most 2 ms).
+
 Absolute figures drift on a shared machine; the ratios, measured in the
 same run, are what to compare between builds.
 EOF
@@ -282,7 +378,13 @@ EOF
     100 * $r{auth}{rps} / $r{hit}{rps},
     100 * $r{scraped}{rps} / $r{hit}{rps},
     $r{metrics}{rps}, 1e6 / $r{metrics}{rps},
-    100 / $r{metrics}{rps}, 100 * 100 / $r{metrics}{rps};
+    100 / $r{metrics}{rps}, 100 * 100 / $r{metrics}{rps},
+    $conns, $seconds, $ref_rounds,
+    $r{keyed_miss}{rps}, $r{keyed_miss}{p50}, $r{keyed_miss}{p99},
+    $r{keyed_miss}{errors}, $r{keyed_miss}{rps} / $r{fastapi}{rps},
+    $r{fastapi}{rps}, $r{fastapi}{p50}, $r{fastapi}{p99},
+    $r{fastapi}{errors},
+    $r{keyed_miss}{rps} / $r{fastapi}{rps}, $r{keyed_miss}{p50};
 
 open $fh, '>', "$DR::Test::TOP/bench/api.md" or die;
 print $fh $report;

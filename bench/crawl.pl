@@ -9,10 +9,11 @@
 #       answer: what the simulator and this machine give without nginx,
 #       libcurl and PostgreSQL;
 #   (2) the crawl: jobs claimed from PostgreSQL, asked through libcurl in
-#       the nginx event loop, each answer stored with its job's end in one
-#       statement: calls per second, the worker's CPU time per 1,000 calls,
-#       the most calls it had in flight at once (its own metric), and the
-#       ratios against (1) and against the ideal (in flight / latency).
+#       the nginx event loop, the answers stored with their jobs' ends in
+#       batches, one statement each: calls per second, the worker's CPU
+#       time per 1,000 calls, the most calls it had in flight at once (its
+#       own metric), PostgreSQL's CPU time per 1,000 calls, and the ratios
+#       against (1) and against the ideal (in flight / latency).
 #
 # Writes bench/crawl.md.
 #
@@ -138,7 +139,18 @@ sub group_cpu {
     return $sum;
 }
 my @sim_pids = ($sim->pid, split ' ', `pgrep -P @{[ $sim->pid ]}`);
-my @pg_pids = split ' ', `pgrep -u postgres postgres`;
+
+# the processes of this PostgreSQL cluster alone (the machine may run
+# others): its postmaster and every process it started
+sub pg_pids {
+    my $pm;
+    if (open my $fh, '<', "$ENV{DR_PG_SOCKET}/../pg/postmaster.pid") {
+        ($pm) = <$fh> =~ /^(\d+)/;
+    }
+    return split ' ', `pgrep -u postgres postgres` unless $pm;
+    return ($pm, split ' ', `pgrep -P $pm`);
+}
+my @pg_pids = pg_pids();
 my ($sim0, $pg0) = (group_cpu(\@sim_pids), group_cpu(\@pg_pids));
 
 my $cpu0 = cpu_seconds($worker);
@@ -159,7 +171,7 @@ while (time - $t0 < 600) {
 }
 my $elapsed = time - $t0;
 my $cpu = cpu_seconds($worker) - $cpu0;
-@pg_pids = split ' ', `pgrep -u postgres postgres`;
+@pg_pids = pg_pids();
 my $pg_cpu = group_cpu(\@pg_pids) - $pg0;
 my $sim_cpu = group_cpu(\@sim_pids) - $sim0;
 my $peak = metric('dr_provider_calls_in_flight_max');
@@ -206,12 +218,12 @@ calls in flight, `dr_runner_jobs %d`.
 | vs the ideal (most in flight / latency = %.0f/s) | %.0f%% |
 | **most calls in flight at once in the worker** | **%d** (highest sampled every 0.2 s: %d) |
 | **worker CPU per 1,000 calls** | **%.3f s** (%.1f s for the run: claim, call, parse, store, score) |
-| PostgreSQL CPU per 1,000 calls | %.3f s (%.1f s; backends that lived through the run) |
+| PostgreSQL CPU per 1,000 calls | %.3f s (%.1f s; this cluster's processes that lived through the run) |
 | simulator CPU per 1,000 calls | %.3f s (%.1f s) |
 
 The calls include the claim of each job from PostgreSQL, the request
-through libcurl, the answer parsed, and one statement storing the answer
-with the job's end; the scores of each domain are written after its last
+through libcurl, the answer parsed, and the answers that come within a
+few milliseconds stored by one statement with their jobs' ends; the scores of each domain are written after its last
 job. The reference has none of these: it says how fast this simulator
 answers on this machine, which bounds the crawl. The three CPU lines
 add up to what the machine's cores give in the run's time: the crawl's

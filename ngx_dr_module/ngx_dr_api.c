@@ -261,18 +261,22 @@ static ngx_dr_api_arg_t  ngx_dr_api_no_args[] = {
 };
 
 
-/* the statements of the data endpoints */
+/*
+ * The statements of the data endpoints.  The latest scores of each
+ * domain are rows of latest_scores, written with the domain_scores row
+ * (sql/017_latest_scores.sql); a rank or a percentile is counted from the
+ * index of the category's peers, and the totals are kept counts.
+ */
 
 static const char  ngx_dr_api_stats_sql[] =
-    "SELECT"
-    " (SELECT count(*) FROM domains WHERE active) AS total_domains,"
+    "SELECT dr_count('domains') AS total_domains,"
     " (SELECT round(avg(memory_score)::numeric, 1)"
-    "   FROM latest_domain_scores) AS average_memory_score,"
-    " (SELECT count(*) FROM responses) AS total_ai_responses,"
-    " (SELECT count(*) FROM latest_domain_scores"
-    "   WHERE risk_level = 'critical') AS critical_risk_domains,"
+    "   FROM latest_scores WHERE active) AS average_memory_score,"
+    " dr_count('responses') AS total_ai_responses,"
+    " (SELECT count(*) FROM latest_scores"
+    "   WHERE active AND risk_level = 'critical') AS critical_risk_domains,"
     " (SELECT to_char(max(computed_at) AT TIME ZONE 'UTC', "
-    NGX_DR_API_ISO_TIME ") FROM latest_domain_scores) AS last_updated";
+    NGX_DR_API_ISO_TIME ") FROM latest_scores WHERE active) AS last_updated";
 
 
 static const char  ngx_dr_api_public_sql[] =
@@ -289,22 +293,38 @@ static const char  ngx_dr_api_public_sql[] =
     " CASE WHEN s.computed_at > now() - interval '24 hours' THEN 'fresh'"
     "  WHEN s.computed_at > now() - interval '7 days' THEN 'recent'"
     "  ELSE 'stale' END AS freshness,"
-    " (SELECT 100.0 * count(*) FILTER (WHERE p.score <= s.score)"
-    "   / nullif(count(*), 0) FROM latest_domain_scores p"
-    "   JOIN domains pd ON pd.id = p.domain_id"
-    "   WHERE pd.category IS NOT DISTINCT FROM d.category) AS percentile "
-    "FROM domains d LEFT JOIN latest_domain_scores s ON s.domain_id = d.id "
+    " 100.0 * (SELECT count(*) FROM latest_scores p"
+    "   WHERE p.active AND p.peer = dr_peer(d.category)"
+    "   AND p.score <= s.score)"
+    " / nullif((SELECT count(*) FROM latest_scores p"
+    "   WHERE p.active AND p.peer = dr_peer(d.category)), 0) AS percentile "
+    "FROM domains d LEFT JOIN latest_scores s"
+    " ON s.domain_id = d.id AND s.active "
     "WHERE d.domain = $1 AND d.active";
 
 
+/* the categories found by skipping from one to the next in the index */
 static const char  ngx_dr_api_categories_sql[] =
-    "SELECT d.category AS name, count(*) AS \"domainCount\","
-    " round(avg(s.score)::numeric, 1) AS \"averageScore\","
-    " coalesce(to_json((array_agg(d.domain ORDER BY s.score DESC, d.domain)"
-    "   FILTER (WHERE s.score IS NOT NULL))[1:3]), '[]') AS \"topDomains\" "
-    "FROM domains d LEFT JOIN latest_domain_scores s ON s.domain_id = d.id "
-    "WHERE d.active AND d.category IS NOT NULL "
-    "GROUP BY d.category ORDER BY d.category";
+    "WITH RECURSIVE c AS ("
+    " (SELECT category FROM domains WHERE active AND category IS NOT NULL"
+    "  ORDER BY category LIMIT 1)"
+    " UNION ALL"
+    " SELECT (SELECT d.category FROM domains d"
+    "  WHERE d.active AND d.category > c.category"
+    "  ORDER BY d.category LIMIT 1) FROM c WHERE c.category IS NOT NULL) "
+    "SELECT c.category AS name,"
+    " (SELECT count(*) FROM domains d WHERE d.active"
+    "   AND d.category = c.category) AS \"domainCount\","
+    " (SELECT round(avg(s.score)::numeric, 1) FROM latest_scores s"
+    "   WHERE s.active AND s.peer = dr_peer(c.category))"
+    " AS \"averageScore\","
+    " coalesce((SELECT to_json(array_agg(t.domain"
+    "   ORDER BY t.score DESC, t.domain))"
+    "   FROM (SELECT s.domain, s.score FROM latest_scores s"
+    "    WHERE s.active AND s.peer = dr_peer(c.category)"
+    "    ORDER BY s.score DESC, s.domain LIMIT 3) t), '[]')"
+    " AS \"topDomains\" "
+    "FROM c WHERE c.category IS NOT NULL ORDER BY c.category";
 
 
 static const char  ngx_dr_api_shadows_sql[] =
@@ -337,16 +357,17 @@ static const char  ngx_dr_api_shadows_sql[] =
 
 
 static const char  ngx_dr_api_fire_alarm_sql[] =
-    "SELECT d.domain, s.reputation_risk,"
+    "SELECT s.domain, s.reputation_risk,"
     " round(s.memory_score::numeric, 1) AS ai_visibility,"
     " round(s.ai_consensus::numeric, 1) AS brand_clarity,"
     " coalesce(round((100.0 * s.models_tracking"
     "   / nullif((SELECT count(*) FROM models WHERE active), 0))::numeric,"
     "   1), 0) AS monitoring_coverage,"
     " to_json(s.alerts) AS active_alert_types "
-    "FROM latest_domain_scores s JOIN domains d ON d.id = s.domain_id "
-    "WHERE s.risk_level IN ('high', 'critical') OR cardinality(s.alerts) > 0 "
-    "ORDER BY s.reputation_risk DESC, d.domain";
+    "FROM latest_scores s "
+    "WHERE s.active AND (s.risk_level IN ('high', 'critical')"
+    " OR cardinality(s.alerts) > 0) "
+    "ORDER BY s.reputation_risk DESC, s.domain";
 
 
 static const char  ngx_dr_api_history_sql[] =
@@ -370,26 +391,36 @@ static const char  ngx_dr_api_history_sql[] =
     "ORDER BY s.computed_at DESC NULLS LAST, s.run_id DESC LIMIT 400";
 
 
+/*
+ * The rank is one more than the count of the peers above; the first ten
+ * come from the peers' index in rank order, so ranking them alone gives
+ * their ranks among all.
+ */
 static const char  ngx_dr_api_competitive_sql[] =
-    "WITH me AS (SELECT id, domain, category FROM domains"
-    "            WHERE domain = $1 AND active),"
-    " peers AS ("
-    " SELECT d.id, d.domain, s.score,"
-    "  rank() OVER (ORDER BY s.score DESC) AS rank"
-    " FROM latest_domain_scores s JOIN domains d ON d.id = s.domain_id"
-    " JOIN me ON d.category IS NOT DISTINCT FROM me.category) "
-    "SELECT me.domain, me.category, p.id IS NOT NULL AS scored,"
-    " round(p.score::numeric, 1) AS score, p.rank,"
-    " (SELECT count(*) FROM peers) AS total,"
+    "WITH me AS (SELECT id, domain, category, dr_peer(category) AS peer"
+    "            FROM domains WHERE domain = $1 AND active) "
+    "SELECT me.domain, me.category, p.domain_id IS NOT NULL AS scored,"
+    " round(p.score::numeric, 1) AS score,"
+    " CASE WHEN p.domain_id IS NOT NULL THEN"
+    "  (SELECT count(*) + 1 FROM latest_scores o"
+    "   WHERE o.active AND o.peer = me.peer AND o.score > p.score) END"
+    " AS rank,"
+    " (SELECT count(*) FROM latest_scores o"
+    "   WHERE o.active AND o.peer = me.peer) AS total,"
     " (SELECT 100.0 * (count(*) FILTER (WHERE o.score < p.score)"
     "   + 0.5 * count(*) FILTER (WHERE o.score = p.score)) / count(*)"
-    "   FROM peers o) AS percentile,"
+    "   FROM latest_scores o WHERE o.active AND o.peer = me.peer)"
+    " AS percentile,"
     " (SELECT json_agg(json_build_object('domain', x.domain,"
     "   'score', round(x.score::numeric, 1), 'rank', x.rank)"
     "   ORDER BY x.rank, x.domain)"
-    "   FROM (SELECT * FROM peers ORDER BY rank, domain LIMIT 10) x)"
+    "   FROM (SELECT t.domain, t.score,"
+    "    rank() OVER (ORDER BY t.score DESC) AS rank"
+    "    FROM (SELECT o.domain, o.score FROM latest_scores o"
+    "     WHERE o.active AND o.peer = me.peer"
+    "     ORDER BY o.score DESC, o.domain LIMIT 10) t) x)"
     "   AS peers "
-    "FROM me LEFT JOIN peers p ON p.id = me.id";
+    "FROM me LEFT JOIN latest_scores p ON p.domain_id = me.id AND p.active";
 
 
 static const char  ngx_dr_api_providers_sql[] =
@@ -1183,8 +1214,8 @@ ngx_dr_api_serve(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
         ctx->has_stale = 1;
     }
 
-    return ngx_dr_http_query(r, NGX_DR_PG_READ, 0, sql, nparams, params,
-                            ngx_dr_api_built);
+    return ngx_dr_http_query(r, NGX_DR_PG_READ|NGX_DR_PG_PREPARE, 0, sql,
+                             nparams, params, ngx_dr_api_built);
 }
 
 
@@ -1440,13 +1471,26 @@ ngx_dr_api_stats_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
 
 /* GET /api/rankings */
 
-#define NGX_DR_API_RANKINGS(order)                                           \
-    "WITH m AS ("                                                            \
-    " SELECT d.domain, s.score, s.ai_consensus, s.trend,"                    \
-    "  s.models_positive, s.models_neutral, s.models_negative,"              \
-    "  s.computed_at"                                                        \
-    " FROM latest_domain_scores s JOIN domains d ON d.id = s.domain_id"      \
-    " WHERE $1::text IS NULL OR strpos(d.domain, lower($1)) > 0) "           \
+/*
+ * Without a search the total is the kept count of scored domains and the
+ * page is read from the index of its order; a search is answered by the
+ * trigram index of the names.
+ */
+
+/* the count a scalar subquery: computed once, not once per row */
+#define NGX_DR_API_ALL                                                       \
+    "(SELECT (SELECT dr_count('scored')) AS n WHERE $1::text IS NULL) t",    \
+    " WHERE active AND $1::text IS NULL"
+
+#define NGX_DR_API_SEARCH                                                    \
+    "(SELECT count(*) AS n FROM latest_scores"                               \
+    " WHERE active AND domain LIKE dr_contains(lower($1))) t",               \
+    " WHERE active AND domain LIKE dr_contains(lower($1))"
+
+#define NGX_DR_API_RANKINGS(order, which)                                    \
+    NGX_DR_API_RANKINGS_SQL(order, which)
+
+#define NGX_DR_API_RANKINGS_SQL(order, total, where)                         \
     "SELECT t.n AS total, x.domain,"                                         \
     " round(x.score::numeric, 1) AS score, x.trend AS trend,"                \
     " x.models_positive AS \"modelsPositive\","                              \
@@ -1457,16 +1501,23 @@ ngx_dr_api_stats_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
     "  ELSE 'stale' END AS \"dataFreshness\","                               \
     " to_char(x.computed_at AT TIME ZONE 'UTC', " NGX_DR_API_ISO_TIME       \
     ") AS \"lastUpdated\" "                                                  \
-    "FROM (SELECT count(*) AS n FROM m) t "                                  \
-    "LEFT JOIN LATERAL (SELECT * FROM m ORDER BY " order                     \
+    "FROM " total " "                                                        \
+    "LEFT JOIN LATERAL (SELECT domain, score, ai_consensus, trend,"          \
+    " models_positive, models_neutral, models_negative, computed_at"         \
+    " FROM latest_scores" where " ORDER BY " order                           \
     " LIMIT $2 OFFSET $3) x ON true "                                        \
     "ORDER BY " order
 
-static const char  *ngx_dr_api_rankings_sql[] = {
-    NGX_DR_API_RANKINGS("score DESC, domain"),
-    NGX_DR_API_RANKINGS("ai_consensus DESC, domain"),
-    NGX_DR_API_RANKINGS("trend DESC, domain"),
-    NGX_DR_API_RANKINGS("domain")
+/* by sort, then with a search */
+static const char  *ngx_dr_api_rankings_sql[][2] = {
+    { NGX_DR_API_RANKINGS("score DESC, domain", NGX_DR_API_ALL),
+      NGX_DR_API_RANKINGS("score DESC, domain", NGX_DR_API_SEARCH) },
+    { NGX_DR_API_RANKINGS("ai_consensus DESC, domain", NGX_DR_API_ALL),
+      NGX_DR_API_RANKINGS("ai_consensus DESC, domain", NGX_DR_API_SEARCH) },
+    { NGX_DR_API_RANKINGS("trend DESC, domain", NGX_DR_API_ALL),
+      NGX_DR_API_RANKINGS("trend DESC, domain", NGX_DR_API_SEARCH) },
+    { NGX_DR_API_RANKINGS("domain", NGX_DR_API_ALL),
+      NGX_DR_API_RANKINGS("domain", NGX_DR_API_SEARCH) }
 };
 
 
@@ -1534,7 +1585,8 @@ ngx_dr_api_rankings(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx)
                        (ctx->params.page - 1) * ctx->params.limit);
 
     return ngx_dr_api_serve(r, ctx,
-                            ngx_dr_api_rankings_sql[ctx->params.sort], 3,
+                            ngx_dr_api_rankings_sql[ctx->params.sort]
+                                [ctx->params.search.data != NULL], 3,
                             params, ngx_dr_api_rankings_build);
 }
 
@@ -1664,9 +1716,8 @@ ngx_dr_api_public_build(ngx_http_request_t *r, ngx_dr_api_ctx_t *ctx,
 
 static const char  ngx_dr_api_ticker_sql[] =
     "WITH top AS ("
-    " SELECT s.*, d.domain FROM latest_domain_scores s"
-    " JOIN domains d ON d.id = s.domain_id"
-    " ORDER BY s.score DESC, d.domain LIMIT $1) "
+    " SELECT s.* FROM latest_scores s WHERE s.active"
+    " ORDER BY s.score DESC, s.domain LIMIT $1) "
     "SELECT t.n AS total, top.domain,"
     " round(top.score::numeric, 1) AS score,"
     " (SELECT json_agg(round(h.score::numeric, 1) ORDER BY h.computed_at)"
@@ -1676,7 +1727,7 @@ static const char  ngx_dr_api_ticker_sql[] =
     " top.models_positive AS \"modelsPositive\","
     " top.models_neutral AS \"modelsNeutral\","
     " top.models_negative AS \"modelsNegative\" "
-    "FROM (SELECT count(*) AS n FROM latest_domain_scores) t "
+    "FROM (SELECT (SELECT dr_count('scored')) AS n) t "
     "LEFT JOIN top ON true ORDER BY top.score DESC, top.domain";
 
 

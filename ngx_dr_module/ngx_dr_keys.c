@@ -315,8 +315,8 @@ ngx_dr_keys_send(ngx_dr_keys_lookup_t *lk)
 
     params[0] = (const char *) lk->prefix;
 
-    if (ngx_dr_pg_query(pool, ngx_cycle->log, 0, 0, ngx_dr_keys_sql, 1,
-                        params, ngx_dr_keys_loaded, lk)
+    if (ngx_dr_pg_query(pool, ngx_cycle->log, NGX_DR_PG_PREPARE, 0,
+                        ngx_dr_keys_sql, 1, params, ngx_dr_keys_loaded, lk)
         == NULL)
     {
         ngx_destroy_pool(pool);

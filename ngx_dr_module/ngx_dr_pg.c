@@ -16,6 +16,13 @@
  *
  * Outcomes always reach the caller through a posted event, never from
  * inside ngx_dr_pg_query() itself, so callers have one code path.
+ *
+ * The hot statements (NGX_DR_PG_PREPARE) are prepared on each connection
+ * the first time it runs them: the Parse and the first execution go in
+ * one round trip in libpq's pipeline mode, and later executions send only
+ * the statement's name and its parameters, which spares PostgreSQL the
+ * parsing and planning of each.  A new connection after a lost one
+ * prepares them again.
  */
 
 
@@ -36,6 +43,9 @@
 #define NGX_DR_PG_DRAIN_GRACE      1000
 
 #define NGX_DR_PG_ERRLEN           256
+
+/* statements prepared on one connection, at most */
+#define NGX_DR_PG_PREPARED         32
 
 /* query states */
 #define NGX_DR_PG_Q_WAITING        0
@@ -59,8 +69,12 @@ typedef struct {
     ngx_event_t               timer;       /* connect or drain deadline */
     ngx_log_t                 log;         /* its own "action" */
     ngx_uint_t                state;
+    /* the statements prepared here, by the index of their names */
+    const char               *prepared[NGX_DR_PG_PREPARED];
+    ngx_uint_t                nprepared;
     unsigned                  flushing:1;
     unsigned                  listener:1;
+    unsigned                  pipeline:1;  /* Parse and first execution */
 } ngx_dr_pg_conn_t;
 
 
@@ -108,9 +122,12 @@ static void ngx_dr_pg_connected(ngx_dr_pg_conn_t *conn);
 static void ngx_dr_pg_connect_failed(ngx_dr_pg_conn_t *conn,
     const char *reason);
 static void ngx_dr_pg_send(ngx_dr_pg_conn_t *conn, ngx_dr_pg_query_t *q);
+static ngx_int_t ngx_dr_pg_send_prepared(ngx_dr_pg_conn_t *conn,
+    ngx_dr_pg_query_t *q);
 static ngx_int_t ngx_dr_pg_flush(ngx_dr_pg_conn_t *conn);
 static void ngx_dr_pg_event_handler(ngx_event_t *ev);
 static void ngx_dr_pg_read(ngx_dr_pg_conn_t *conn);
+static void ngx_dr_pg_prepared(ngx_dr_pg_conn_t *conn);
 static void ngx_dr_pg_complete(ngx_dr_pg_conn_t *conn);
 static void ngx_dr_pg_lost(ngx_dr_pg_conn_t *conn, const char *what);
 static void ngx_dr_pg_timer_handler(ngx_event_t *ev);
@@ -900,6 +917,7 @@ ngx_dr_pg_query(ngx_pool_t *pool, ngx_log_t *log, ngx_uint_t flags,
     q->sql = sql;
     q->nparams = nparams;
     q->log = log;
+    q->prepare = (flags & NGX_DR_PG_PREPARE) ? 1 : 0;
 
     if (nparams > 0) {
         q->params = ngx_palloc(pool, nparams * sizeof(char *));
@@ -1406,8 +1424,14 @@ ngx_dr_pg_send(ngx_dr_pg_conn_t *conn, ngx_dr_pg_query_t *q)
     q->state = NGX_DR_PG_Q_SENT;
     q->conn = conn;
 
-    if (!PQsendQueryParams(conn->pg, q->sql, q->nparams, NULL, q->params,
-                           NULL, NULL, 0))
+    if (q->prepare && !conn->listener) {
+        if (ngx_dr_pg_send_prepared(conn, q) != NGX_OK) {
+            ngx_dr_pg_lost(conn, "sending a query");
+            return;
+        }
+
+    } else if (!PQsendQueryParams(conn->pg, q->sql, q->nparams, NULL,
+                                  q->params, NULL, NULL, 0))
     {
         ngx_dr_pg_lost(conn, "sending a query");
         return;
@@ -1416,6 +1440,57 @@ ngx_dr_pg_send(ngx_dr_pg_conn_t *conn, ngx_dr_pg_query_t *q)
     if (ngx_dr_pg_flush(conn) != NGX_OK) {
         ngx_dr_pg_lost(conn, "sending a query");
     }
+}
+
+
+/*
+ * A statement prepared here runs by its name; one that is not yet is
+ * prepared and run in one round trip: Parse, Bind and Execute, then Sync,
+ * in pipeline mode.  A statement is known as prepared only once its
+ * pipeline has succeeded; after a failure its name is not used again
+ * (the names are never reused, so a Parse that did succeed is harmless).
+ */
+
+static ngx_int_t
+ngx_dr_pg_send_prepared(ngx_dr_pg_conn_t *conn, ngx_dr_pg_query_t *q)
+{
+    char        name[NGX_INT_T_LEN + 4];
+    ngx_uint_t  i;
+
+    for (i = 0; i < conn->nprepared; i++) {
+        if (conn->prepared[i] == q->sql) {
+            (void) ngx_sprintf((u_char *) name, "dr%ui%Z", i);
+
+            return PQsendQueryPrepared(conn->pg, name, q->nparams,
+                                       q->params, NULL, NULL, 0)
+                   ? NGX_OK : NGX_ERROR;
+        }
+    }
+
+    if (conn->nprepared == NGX_DR_PG_PREPARED) {
+        /* every name is taken: run it as any other */
+        return PQsendQueryParams(conn->pg, q->sql, q->nparams, NULL,
+                                 q->params, NULL, NULL, 0)
+               ? NGX_OK : NGX_ERROR;
+    }
+
+    (void) ngx_sprintf((u_char *) name, "dr%ui%Z", conn->nprepared);
+
+    if (!PQenterPipelineMode(conn->pg)) {
+        return NGX_ERROR;
+    }
+
+    conn->pipeline = 1;
+
+    if (!PQsendPrepare(conn->pg, name, q->sql, q->nparams, NULL)
+        || !PQsendQueryPrepared(conn->pg, name, q->nparams, q->params,
+                                NULL, NULL, 0)
+        || !PQpipelineSync(conn->pg))
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -1489,11 +1564,13 @@ ngx_dr_pg_event_handler(ngx_event_t *ev)
 static void
 ngx_dr_pg_read(ngx_dr_pg_conn_t *conn)
 {
-    PGconn    *pg;
-    PGresult  *res;
-    PGnotify  *notify;
+    PGconn      *pg;
+    PGresult    *res;
+    PGnotify    *notify;
+    ngx_uint_t   nulls;
 
     pg = conn->pg;
+    nulls = 0;
 
     if (!PQconsumeInput(pg)) {
         ngx_dr_pg_lost(conn, "reading");
@@ -1521,6 +1598,40 @@ ngx_dr_pg_read(ngx_dr_pg_conn_t *conn)
     while (!conn->flushing && !PQisBusy(pg)) {
         res = PQgetResult(pg);
 
+        if (conn->pipeline) {
+            /* a NULL ends each statement's results; the Sync, all */
+
+            if (res == NULL) {
+                if (nulls++) {
+                    /* nothing more to read now: wait for the socket */
+                    return;
+                }
+
+                continue;
+            }
+
+            nulls = 0;
+
+            if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+                PQclear(res);
+                ngx_dr_pg_prepared(conn);
+
+                if (!PQexitPipelineMode(pg)) {
+                    ngx_dr_pg_lost(conn, "leaving pipeline mode");
+                    return;
+                }
+
+                ngx_dr_pg_complete(conn);
+                return;
+            }
+
+            if (PQresultStatus(res) == PGRES_PIPELINE_ABORTED) {
+                /* after the error that aborted it, which wins */
+                PQclear(res);
+                continue;
+            }
+        }
+
         if (res == NULL) {
             ngx_dr_pg_complete(conn);
             return;
@@ -1539,6 +1650,25 @@ ngx_dr_pg_read(ngx_dr_pg_conn_t *conn)
             PQclear(res);
         }
     }
+}
+
+
+/*
+ * The pipeline of a first execution has ended: its name is used up,
+ * and known as the statement's only when nothing failed.
+ */
+
+static void
+ngx_dr_pg_prepared(ngx_dr_pg_conn_t *conn)
+{
+    conn->pipeline = 0;
+
+    conn->prepared[conn->nprepared] =
+        (conn->query && conn->res
+         && PQresultStatus(conn->res) != PGRES_FATAL_ERROR)
+        ? conn->query->sql : NULL;
+
+    conn->nprepared++;
 }
 
 
@@ -1837,6 +1967,8 @@ ngx_dr_pg_close(ngx_dr_pg_conn_t *conn)
 
     conn->query = NULL;
     conn->flushing = 0;
+    conn->pipeline = 0;
+    conn->nprepared = 0;
     conn->state = NGX_DR_PG_CLOSED;
 
     if (conn->listener && !ngx_dr_pg_exiting && !ngx_exiting) {

@@ -4,7 +4,8 @@
  *
  * libpq owns the sockets; the pool only watches them through nginx
  * connections, so no worker ever blocks on the database.  Every query is
- * sent with PQsendQueryParams: request data reaches PostgreSQL only as
+ * sent with PQsendQueryParams, or PQsendQueryPrepared for a statement
+ * prepared on the connection: request data reaches PostgreSQL only as
  * bound parameters.
  */
 
@@ -22,6 +23,8 @@
 /* query flags */
 #define NGX_DR_PG_READ         0x01    /* a replica may answer */
 #define NGX_DR_PG_URGENT       0x02    /* ahead of the queue: probes */
+/* a hot statement, of static storage: prepared once on each connection */
+#define NGX_DR_PG_PREPARE      0x04
 
 /* query outcomes, in ngx_dr_pg_query_t.rc */
 #define NGX_DR_PG_OK           0
@@ -80,6 +83,7 @@ struct ngx_dr_pg_query_s {
     ngx_dr_pg_server_t       *server;
     void                     *conn;        /* ngx_dr_pg_conn_t, if sent */
     unsigned                  state:2;
+    unsigned                  prepare:1;
 };
 
 

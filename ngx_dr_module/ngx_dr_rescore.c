@@ -410,7 +410,8 @@ ngx_dr_rescore_send(ngx_dr_rescore_pair_t *pair, ngx_log_t *log,
     params[0] = (const char *) sc->pair.run;
     params[1] = (const char *) sc->pair.domain;
 
-    if (ngx_dr_pg_query(pool, log, 0, 0, ngx_dr_rescore_check_sql, 2, params,
+    if (ngx_dr_pg_query(pool, log, NGX_DR_PG_PREPARE, 0,
+                        ngx_dr_rescore_check_sql, 2, params,
                         ngx_dr_rescore_read, sc)
         == NULL)
     {
@@ -804,7 +805,7 @@ ngx_dr_rescore_store(ngx_dr_rescore_check_t *sc, ngx_dr_score_input_t *in,
 
     free(details);
 
-    if (ngx_dr_pg_query(pool, log, 0, 0,
+    if (ngx_dr_pg_query(pool, log, NGX_DR_PG_PREPARE, 0,
                         sc->grounding ? ngx_dr_rescore_ground_sql
                                       : ngx_dr_rescore_store_sql,
                         n, params, ngx_dr_rescore_stored, stored)

@@ -11,6 +11,11 @@
  * dead after its last attempt, with its error kept.  Each claim has a
  * token of its own, and a job's end is taken only under the token of the
  * claim that still holds it.
+ *
+ * The answers that come within a few milliseconds of each other end their
+ * jobs together: one statement, one commit and one flush of the WAL for
+ * all of them, each still under its own claim's token.  A job is counted
+ * done only once that statement has committed.
  */
 
 
@@ -31,6 +36,9 @@
 #define NGX_DR_RUNNER_REAP       1000
 /* a job's end is not sent later than this before its lease ends */
 #define NGX_DR_RUNNER_MARGIN     1000
+/* the answers gathered into one statement: for this long, or this many */
+#define NGX_DR_RUNNER_BATCH_WAIT 3
+#define NGX_DR_RUNNER_BATCH_MAX  256
 
 /* the columns of ngx_dr_runner_claim_sql */
 #define NGX_DR_CLAIM_ID          0
@@ -77,7 +85,24 @@ typedef struct {
     ngx_msec_t                lease_end;
     ngx_msec_t                store_delay;
     ngx_event_t               store;
+    ngx_queue_t               queue;        /* in a batch of answers */
 } ngx_dr_runner_job_t;
+
+
+/* answers stored together */
+typedef struct {
+    ngx_queue_t               jobs;
+    ngx_pool_t               *pool;
+    ngx_log_t                *log;
+    ngx_array_t               pairs;        /* that may have ended */
+} ngx_dr_runner_batch_t;
+
+
+/* a (run, domain) of a batch */
+typedef struct {
+    u_char                   *run;
+    u_char                   *domain;
+} ngx_dr_runner_pair_t;
 
 
 /* the runner of this worker */
@@ -89,6 +114,9 @@ typedef struct {
     ngx_uint_t                asked;        /* by the claim under way */
     ngx_uint_t                turn;         /* the provider served first */
     unsigned                  claiming:1;
+    ngx_queue_t               answers;      /* waiting for the next batch */
+    ngx_uint_t                nanswers;
+    ngx_event_t               batch;        /* its timer */
     u_char                    owner[128];   /* "host/pid" */
     u_char                    lease[NGX_INT_T_LEN + 1];
 } ngx_dr_runner_t;
@@ -115,6 +143,16 @@ static void ngx_dr_runner_send_end(ngx_dr_runner_job_t *qj, const char *sql,
     int nparams);
 static void ngx_dr_runner_send_failure(ngx_dr_runner_job_t *qj, char *delay,
     ngx_uint_t retryable, char *error);
+static void ngx_dr_runner_batch_add(ngx_dr_runner_job_t *qj);
+static void ngx_dr_runner_batch_send(ngx_event_t *ev);
+static json_t *ngx_dr_runner_batch_row(ngx_dr_runner_job_t *qj);
+static void ngx_dr_runner_batch_stored(ngx_dr_pg_query_t *q);
+static void ngx_dr_runner_batch_undo(ngx_dr_runner_batch_t *b);
+static void ngx_dr_runner_batch_pair(ngx_dr_runner_batch_t *b,
+    ngx_dr_runner_job_t *qj);
+static void ngx_dr_runner_batch_check(ngx_dr_runner_batch_t *b);
+static void ngx_dr_runner_batch_checked(ngx_dr_pg_query_t *q);
+static void ngx_dr_runner_batch_alone(ngx_dr_runner_batch_t *b);
 static void ngx_dr_runner_store(ngx_event_t *ev);
 static void ngx_dr_runner_stored(ngx_dr_pg_query_t *q);
 static u_char *ngx_dr_runner_refused(ngx_pool_t *pool, ngx_str_t *error);
@@ -127,19 +165,27 @@ static ngx_dr_runner_t  ngx_dr_runner;
 static const char  ngx_dr_runner_claim_sql[] =
     "WITH c AS ("
     " SELECT x.id FROM unnest($4::text[], $2::int[]) AS q(provider, n)"
+    /*
+     * each model's first jobs in the order of its index (jobs_claim),
+     * then the provider's first of those: an ordered index scan per
+     * model instead of reading and sorting every waiting job; the rows
+     * locked beyond the provider's share are free again at the commit
+     */
     " CROSS JOIN LATERAL ("
-    "  SELECT j.id FROM jobs j"
-    "  WHERE j.model_id IN (SELECT id FROM models"
-    "                       WHERE provider = q.provider)"
+    "  SELECT y.id FROM models m CROSS JOIN LATERAL ("
+    "   SELECT j.id, j.not_before FROM jobs j WHERE j.model_id = m.id"
     "   AND j.status IN ('queued', 'failed') AND j.not_before <= now()"
-    "  ORDER BY j.not_before, j.id LIMIT q.n"
-    "  FOR UPDATE OF j SKIP LOCKED) x),"
+    "   ORDER BY j.not_before, j.id LIMIT q.n"
+    "   FOR UPDATE OF j SKIP LOCKED) y"
+    "  WHERE m.provider = q.provider"
+    "  ORDER BY y.not_before, y.id LIMIT q.n) x),"
     " u AS ("
     " UPDATE jobs j SET status = 'leased', lease_owner = $1,"
     "  lease_token = gen_random_uuid(),"
     "  lease_expires = now() + $3::int * interval '1 millisecond',"
     "  attempts = j.attempts + 1, updated_at = now()"
-    " FROM c WHERE j.id = c.id"
+    /* by the primary key: a join would plan a scan of every job */
+    " WHERE j.id = ANY (ARRAY(SELECT id FROM c))"
     " RETURNING j.*),"
     " r AS ("
     " UPDATE runs SET status = 'running', started_at = now()"
@@ -223,6 +269,53 @@ static const char  ngx_dr_runner_done_sql[] =
     " WHERE run_id = $2 AND domain_id = $3 AND id <> $1"
     "  AND status IN ('queued', 'failed'))";
 
+/*
+ * The same for a batch of answers, a JSON array of objects of the same
+ * fields: one row of outcome for each, in the order of the array.
+ */
+static const char  ngx_dr_runner_done_batch_sql[] =
+    "WITH x AS ("
+    " SELECT * FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (id int8,"
+    "  run_id int8, domain_id int8, model_id int, prompt_id int,"
+    "  prompt_text text, answer text, finish_reason text, http_status int,"
+    "  input_tokens int, output_tokens int, cost numeric, latency_ms int,"
+    "  simulated bool, token uuid)) WITH ORDINALITY AS x),"
+    " upd AS ("
+    " UPDATE jobs j SET status = 'done', lease_owner = NULL,"
+    "  lease_token = NULL, lease_expires = NULL, last_error = NULL,"
+    "  updated_at = now()"
+    " FROM x WHERE j.id = x.id AND j.status = 'leased'"
+    "  AND j.lease_token = x.token"
+    " RETURNING j.id),"
+    " ins AS ("
+    " INSERT INTO responses (job_id, run_id, domain_id, model_id,"
+    "  prompt_id, prompt_text, answer, finish_reason, http_status,"
+    "  input_tokens, output_tokens, cost, latency_ms, simulated)"
+    " SELECT x.id, x.run_id, x.domain_id, x.model_id, x.prompt_id,"
+    "  x.prompt_text, x.answer, x.finish_reason, x.http_status,"
+    "  x.input_tokens, x.output_tokens, x.cost / 1000000, x.latency_ms,"
+    "  x.simulated FROM x JOIN upd ON upd.id = x.id"
+    " ON CONFLICT (run_id, domain_id, model_id, prompt_id) DO NOTHING"
+    " RETURNING 1) "
+    "SELECT upd.id IS NOT NULL, (SELECT count(*) FROM jobs j"
+    " WHERE j.run_id = x.run_id AND j.domain_id = x.domain_id"
+    "  AND j.id <> x.id AND j.status IN ('queued', 'failed')) "
+    "FROM x LEFT JOIN upd ON upd.id = x.id ORDER BY x.ordinality";
+
+/*
+ * Of the (run, domain) of a batch with none of their jobs waiting, those
+ * whose every job has ended, asked after the batch's commit: only those
+ * are scored (ngx_dr_rescore_check()).  Two batches ending the last jobs
+ * of a domain each ask after their own commit, so the later one sees
+ * both ended.
+ */
+static const char  ngx_dr_runner_ended_sql[] =
+    "SELECT p.run, p.domain"
+    " FROM unnest($1::int8[], $2::int8[]) AS p(run, domain)"
+    " WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = p.run"
+    "  AND j.domain_id = p.domain"
+    "  AND j.status IN ('queued', 'leased', 'failed'))";
+
 static const char  ngx_dr_runner_failed_sql[] =
     "WITH upd AS ("
     " UPDATE jobs SET"
@@ -268,6 +361,11 @@ ngx_dr_runner_init_process(ngx_cycle_t *cycle)
     ngx_dr_runner.claim.handler = ngx_dr_runner_poll;
     ngx_dr_runner.claim.log = cycle->log;
     ngx_dr_runner.claim.cancelable = 1;
+
+    /* not cancelable: answers waiting for their batch are paid for */
+    ngx_queue_init(&ngx_dr_runner.answers);
+    ngx_dr_runner.batch.handler = ngx_dr_runner_batch_send;
+    ngx_dr_runner.batch.log = cycle->log;
 
     /* in every worker, about every second */
 
@@ -383,6 +481,11 @@ ngx_dr_runner_poll(ngx_event_t *ev)
 
     params[0] = (const char *) ngx_dr_runner.owner;
     params[2] = (const char *) ngx_dr_runner.lease;
+
+    /*
+     * Not prepared: its best plan depends on how many jobs are asked and
+     * how many wait, which a plan made once for all would not know.
+     */
 
     if (ngx_dr_pg_query(pool, ev->log, 0, 0, ngx_dr_runner_claim_sql, 4,
                         params, ngx_dr_runner_claimed, NULL)
@@ -720,8 +823,9 @@ ngx_dr_runner_job_done(ngx_dr_job_t *job)
 
     if (job->answer.kind == NGX_DR_ANSWER_OK) {
         ngx_dr_runner_answer(qj, p);
-        ngx_dr_runner_send_end(qj, ngx_dr_runner_done_sql,
-                               NGX_DR_RUNNER_DONE_PARAMS);
+        qj->sql = ngx_dr_runner_done_sql;
+        qj->nparams = NGX_DR_RUNNER_DONE_PARAMS;
+        ngx_dr_runner_batch_add(qj);
         return;
     }
 
@@ -820,6 +924,384 @@ ngx_dr_runner_send_failure(ngx_dr_runner_job_t *qj, char *delay,
 }
 
 
+/* an answer waits, at most a few milliseconds, for others */
+
+static void
+ngx_dr_runner_batch_add(ngx_dr_runner_job_t *qj)
+{
+    ngx_queue_insert_tail(&ngx_dr_runner.answers, &qj->queue);
+    ngx_dr_runner.nanswers++;
+
+    if (ngx_dr_runner.nanswers >= NGX_DR_RUNNER_BATCH_MAX || ngx_exiting) {
+        ngx_dr_runner_batch_send(&ngx_dr_runner.batch);
+        return;
+    }
+
+    if (!ngx_dr_runner.batch.timer_set) {
+        ngx_add_timer(&ngx_dr_runner.batch, NGX_DR_RUNNER_BATCH_WAIT);
+    }
+}
+
+
+/*
+ * The answers waiting end their jobs in one statement.  An answer that
+ * cannot be one (its text is not UTF-8) and a batch that cannot be sent
+ * end their jobs one by one, as they would without batches.
+ */
+
+static void
+ngx_dr_runner_batch_send(ngx_event_t *ev)
+{
+    char                   *text;
+    json_t                 *rows, *row;
+    ngx_msec_t              left;
+    ngx_pool_t             *pool;
+    ngx_queue_t            *qq, *next;
+    const char             *params[1];
+    ngx_dr_runner_job_t    *qj;
+    ngx_dr_runner_batch_t  *b;
+
+    if (ev->timer_set) {
+        ngx_del_timer(ev);
+    }
+
+    if (ngx_queue_empty(&ngx_dr_runner.answers)) {
+        return;
+    }
+
+    pool = ngx_create_pool(4096, ev->log);
+    b = pool ? ngx_palloc(pool, sizeof(ngx_dr_runner_batch_t)) : NULL;
+    rows = json_array();
+
+    if (b == NULL || rows == NULL) {
+        goto failed;
+    }
+
+    ngx_memzero(b, sizeof(ngx_dr_runner_batch_t));
+    b->pool = pool;
+    b->log = ev->log;
+    ngx_queue_init(&b->jobs);
+
+    if (ngx_array_init(&b->pairs, pool, 8, sizeof(ngx_dr_runner_pair_t))
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    ngx_queue_add(&b->jobs, &ngx_dr_runner.answers);
+    ngx_queue_init(&ngx_dr_runner.answers);
+    ngx_dr_runner.nanswers = 0;
+
+    /* the statement gives up before the first lease ends */
+    left = NGX_MAX_INT32_VALUE;
+
+    for (qq = ngx_queue_head(&b->jobs);
+         qq != ngx_queue_sentinel(&b->jobs);
+         qq = next)
+    {
+        next = ngx_queue_next(qq);
+        qj = ngx_queue_data(qq, ngx_dr_runner_job_t, queue);
+
+        row = ngx_dr_runner_batch_row(qj);
+
+        if ((ngx_msec_int_t) (qj->lease_end - ngx_current_msec)
+            <= NGX_DR_RUNNER_MARGIN
+            || row == NULL || json_array_append_new(rows, row) != 0)
+        {
+            ngx_queue_remove(qq);
+            ngx_dr_runner_send_end(qj, qj->sql, qj->nparams);
+            continue;
+        }
+
+        left = ngx_min(left, qj->lease_end - ngx_current_msec
+                             - NGX_DR_RUNNER_MARGIN);
+    }
+
+    if (ngx_queue_empty(&b->jobs)) {
+        json_decref(rows);
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    text = json_dumps(rows, JSON_COMPACT);
+    json_decref(rows);
+
+    if (text == NULL) {
+        ngx_dr_runner_batch_undo(b);
+        return;
+    }
+
+    params[0] = text;
+
+    /* the query keeps a copy of its parameters */
+
+    if (ngx_dr_pg_query(pool, ev->log, NGX_DR_PG_PREPARE, left,
+                        ngx_dr_runner_done_batch_sql, 1, params,
+                        ngx_dr_runner_batch_stored, b)
+        == NULL)
+    {
+        free(text);
+        ngx_dr_runner_batch_undo(b);
+        return;
+    }
+
+    free(text);
+
+    return;
+
+failed:
+
+    if (rows) {
+        json_decref(rows);
+    }
+
+    if (pool) {
+        ngx_destroy_pool(pool);
+    }
+
+    while (!ngx_queue_empty(&ngx_dr_runner.answers)) {
+        qq = ngx_queue_head(&ngx_dr_runner.answers);
+        ngx_queue_remove(qq);
+        qj = ngx_queue_data(qq, ngx_dr_runner_job_t, queue);
+        ngx_dr_runner_send_end(qj, qj->sql, qj->nparams);
+    }
+
+    ngx_dr_runner.nanswers = 0;
+}
+
+
+/* the parameters of ngx_dr_runner_done_sql as an object */
+
+static json_t *
+ngx_dr_runner_batch_row(ngx_dr_runner_job_t *qj)
+{
+    const char  **v;
+
+    v = qj->params;
+
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:s?,"
+                     " s:s?, s:s, s:s, s:s, s:s}",
+                     "id", v[0], "run_id", v[1], "domain_id", v[2],
+                     "model_id", v[3], "prompt_id", v[4],
+                     "prompt_text", v[5], "answer", v[6],
+                     "finish_reason", v[7], "http_status", v[8],
+                     "input_tokens", v[9], "output_tokens", v[10],
+                     "cost", v[11], "latency_ms", v[12],
+                     "simulated", v[13], "token", v[14]);
+}
+
+
+/* the jobs of a batch that was not stored end one by one */
+
+static void
+ngx_dr_runner_batch_undo(ngx_dr_runner_batch_t *b)
+{
+    ngx_queue_t          *qq;
+    ngx_dr_runner_job_t  *qj;
+
+    while (!ngx_queue_empty(&b->jobs)) {
+        qq = ngx_queue_head(&b->jobs);
+        ngx_queue_remove(qq);
+        qj = ngx_queue_data(qq, ngx_dr_runner_job_t, queue);
+        ngx_dr_runner_send_end(qj, qj->sql, qj->nparams);
+    }
+
+    ngx_destroy_pool(b->pool);
+}
+
+
+static void
+ngx_dr_runner_batch_stored(ngx_dr_pg_query_t *q)
+{
+    int                     i;
+    ngx_queue_t            *qq;
+    ngx_dr_runner_job_t    *qj;
+    ngx_dr_runner_batch_t  *b;
+
+    b = q->data;
+
+    if (q->rc != NGX_DR_PG_OK) {
+        /*
+         * One by one, each with its retries and its refusal: a batch that
+         * committed before its connection was lost finds its jobs no
+         * longer held, and stores nothing twice.
+         */
+        ngx_log_error(NGX_LOG_INFO, q->log, 0,
+                      "a batch of answers could not be stored (%V): "
+                      "storing them one by one", &q->error);
+        ngx_dr_runner_batch_undo(b);
+        return;
+    }
+
+    i = 0;
+
+    while (!ngx_queue_empty(&b->jobs)) {
+        qq = ngx_queue_head(&b->jobs);
+        ngx_queue_remove(qq);
+        qj = ngx_queue_data(qq, ngx_dr_runner_job_t, queue);
+
+        if (i >= PQntuples(q->res) || PQgetvalue(q->res, i, 0)[0] != 't') {
+            ngx_log_error(NGX_LOG_NOTICE, qj->job.log, 0,
+                          "job %s was no longer held by its claim when its "
+                          "outcome came: nothing stored", qj->id);
+
+        } else if (ngx_strcmp(PQgetvalue(q->res, i, 1), "0") == 0) {
+            ngx_dr_runner_batch_pair(b, qj);
+        }
+
+        i++;
+        ngx_dr_runner_finish(qj);
+    }
+
+    ngx_dr_runner_batch_check(b);
+
+    ngx_dr_runner_again(0);
+}
+
+
+/* a (run, domain) to check, once in a batch */
+
+static void
+ngx_dr_runner_batch_pair(ngx_dr_runner_batch_t *b, ngx_dr_runner_job_t *qj)
+{
+    ngx_uint_t             i;
+    ngx_dr_runner_pair_t  *pair;
+
+    pair = b->pairs.elts;
+
+    for (i = 0; i < b->pairs.nelts; i++) {
+        if (ngx_strcmp(pair[i].run, qj->run_id) == 0
+            && ngx_strcmp(pair[i].domain, qj->domain_id) == 0)
+        {
+            return;
+        }
+    }
+
+    pair = ngx_array_push(&b->pairs);
+
+    if (pair != NULL) {
+        /* the job's own copies go with its pool */
+        pair->run = ngx_pnalloc(b->pool, sizeof(qj->run_id));
+        pair->domain = ngx_pnalloc(b->pool, sizeof(qj->domain_id));
+
+        if (pair->run && pair->domain) {
+            (void) ngx_cpystrn(pair->run, qj->run_id, sizeof(qj->run_id));
+            (void) ngx_cpystrn(pair->domain, qj->domain_id,
+                               sizeof(qj->domain_id));
+            return;
+        }
+
+        b->pairs.nelts--;
+    }
+
+    /* checked alone, as without batches */
+    (void) ngx_dr_rescore_check(qj->run_id, qj->domain_id, qj->job.log,
+                                NULL, NULL);
+}
+
+
+/*
+ * The (run, domain) whose every job has ended are scored; when the
+ * database cannot say which, each is checked as without batches.
+ */
+
+static void
+ngx_dr_runner_batch_check(ngx_dr_runner_batch_t *b)
+{
+    u_char                *p, *runs, *domains;
+    ngx_uint_t             i;
+    const char            *params[2];
+    ngx_dr_runner_pair_t  *pair;
+
+    if (b->pairs.nelts == 0) {
+        ngx_destroy_pool(b->pool);
+        return;
+    }
+
+    /* "{1,2}" and "{7,9}" */
+
+    runs = ngx_pnalloc(b->pool, b->pairs.nelts * (NGX_INT64_LEN + 1) + 2);
+    domains = ngx_pnalloc(b->pool, b->pairs.nelts * (NGX_INT64_LEN + 1) + 2);
+
+    if (runs == NULL || domains == NULL) {
+        goto alone;
+    }
+
+    pair = b->pairs.elts;
+
+    for (p = runs, i = 0; i < b->pairs.nelts; i++) {
+        p = ngx_sprintf(p, "%c%s", i ? ',' : '{', pair[i].run);
+    }
+
+    *ngx_cpymem(p, "}", 1) = '\0';
+
+    for (p = domains, i = 0; i < b->pairs.nelts; i++) {
+        p = ngx_sprintf(p, "%c%s", i ? ',' : '{', pair[i].domain);
+    }
+
+    *ngx_cpymem(p, "}", 1) = '\0';
+
+    params[0] = (const char *) runs;
+    params[1] = (const char *) domains;
+
+    if (ngx_dr_pg_query(b->pool, b->log, NGX_DR_PG_PREPARE, 0,
+                        ngx_dr_runner_ended_sql, 2, params,
+                        ngx_dr_runner_batch_checked, b)
+        != NULL)
+    {
+        return;
+    }
+
+alone:
+
+    ngx_dr_runner_batch_alone(b);
+}
+
+
+static void
+ngx_dr_runner_batch_checked(ngx_dr_pg_query_t *q)
+{
+    int                     i, n;
+    ngx_dr_runner_batch_t  *b;
+
+    b = q->data;
+
+    if (q->rc != NGX_DR_PG_OK) {
+        ngx_dr_runner_batch_alone(b);
+        return;
+    }
+
+    n = PQntuples(q->res);
+
+    for (i = 0; i < n; i++) {
+        (void) ngx_dr_rescore_check((u_char *) PQgetvalue(q->res, i, 0),
+                                    (u_char *) PQgetvalue(q->res, i, 1),
+                                    b->log, NULL, NULL);
+    }
+
+    ngx_destroy_pool(b->pool);
+}
+
+
+/* each (run, domain) of the batch checked as without batches */
+
+static void
+ngx_dr_runner_batch_alone(ngx_dr_runner_batch_t *b)
+{
+    ngx_uint_t             i;
+    ngx_dr_runner_pair_t  *pair;
+
+    pair = b->pairs.elts;
+
+    for (i = 0; i < b->pairs.nelts; i++) {
+        (void) ngx_dr_rescore_check(pair[i].run, pair[i].domain, b->log,
+                                    NULL, NULL);
+    }
+
+    ngx_destroy_pool(b->pool);
+}
+
+
 /*
  * The statement that ends a job.  When the database cannot take it (down,
  * or too many queries waiting), it is tried again, 100 ms doubling to 5 s,
@@ -846,8 +1328,9 @@ ngx_dr_runner_store(ngx_event_t *ev)
            - NGX_DR_RUNNER_MARGIN;
 
     if (left > 0
-        && ngx_dr_pg_query(qj->job.pool, qj->job.log, 0, (ngx_msec_t) left,
-                           qj->sql, qj->nparams, qj->params,
+        && ngx_dr_pg_query(qj->job.pool, qj->job.log, NGX_DR_PG_PREPARE,
+                           (ngx_msec_t) left, qj->sql, qj->nparams,
+                           qj->params,
                            ngx_dr_runner_stored, qj)
            != NULL)
     {
