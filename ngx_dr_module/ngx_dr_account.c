@@ -36,7 +36,6 @@
 
 /* failures of one network on one account, and of all, in 15 minutes */
 #define NGX_DR_ACCOUNT_FAILURES     10
-#define NGX_DR_ACCOUNT_FAILURES_ALL 100
 #define NGX_DR_ACCOUNT_WINDOW       900
 
 #define NGX_DR_ACCOUNT_REGISTER     0
@@ -131,28 +130,33 @@ static const char  ngx_dr_account_register_sql[] =
 
 /*
  * An account by its address ($1) or id ($3): its hash, generation, the
- * key its tokens act as (its oldest usable one), and its recent failed
- * sign-ins from the client's network ($2) and from all.
+ * key its tokens act as (its oldest usable one), its address, and the
+ * recent failed sign-ins of the address from the client's network ($2).
+ * One row whether the account exists or not: an unknown address has its
+ * failures counted and refused as a known one.
  */
 static const char  ngx_dr_account_lookup_sql[] =
     "SELECT a.id, a.password_hash, a.generation, k.prefix,"
     " coalesce((SELECT f.failures FROM login_failures f"
-    "  WHERE f.account_id = a.id AND f.address = $2"
+    "  WHERE f.email = coalesce($1, a.email) AND f.address = $2"
     "   AND f.first_at > now() - interval '15 minutes'), 0),"
-    " coalesce((SELECT sum(f.failures) FROM login_failures f"
-    "  WHERE f.account_id = a.id"
-    "   AND f.first_at > now() - interval '15 minutes'), 0) "
-    "FROM accounts a LEFT JOIN LATERAL ("
+    " a.email "
+    "FROM (SELECT 1) one LEFT JOIN accounts a"
+    " ON a.email = $1 OR a.id = $3::int8 "
+    "LEFT JOIN LATERAL ("
     " SELECT prefix FROM api_keys"
     " WHERE account_id = a.id AND revoked_at IS NULL"
     "  AND (expires_at IS NULL OR expires_at > now())"
-    " ORDER BY id LIMIT 1) k ON true "
-    "WHERE a.email = $1 OR a.id = $3::int8";
+    " ORDER BY id LIMIT 1) k ON true";
 
+/* a failed sign-in of an address ($1) from a network ($2) */
 static const char  ngx_dr_account_failed_sql[] =
-    "INSERT INTO login_failures (account_id, address, failures)"
+    "WITH old AS (DELETE FROM login_failures"
+    " WHERE first_at < now() - interval '1 hour'"
+    "  AND (email, address) <> ($1, $2)) "
+    "INSERT INTO login_failures (email, address, failures)"
     " VALUES ($1, $2, 1)"
-    " ON CONFLICT (account_id, address) DO UPDATE SET"
+    " ON CONFLICT (email, address) DO UPDATE SET"
     " failures = CASE"
     "  WHEN login_failures.first_at > now() - interval '15 minutes'"
     "  THEN login_failures.failures + 1 ELSE 1 END,"
@@ -161,7 +165,7 @@ static const char  ngx_dr_account_failed_sql[] =
     "  THEN login_failures.first_at ELSE now() END";
 
 static const char  ngx_dr_account_signed_in_sql[] =
-    "DELETE FROM login_failures WHERE account_id = $1 AND address = $2";
+    "DELETE FROM login_failures WHERE email = $1 AND address = $2";
 
 /* a new password: the generation moves on, so older tokens end */
 static const char  ngx_dr_account_password_sql[] =
@@ -645,7 +649,12 @@ ngx_dr_account_found(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
                        (u_char *) ngx_dr_account_nobody,
                        sizeof(ctx->stored));
 
-    if (PQntuples(q->res) == 1) {
+    if (PQntuples(q->res) != 1) {
+        ngx_dr_account_clear(ctx);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!PQgetisnull(q->res, 0, 0)) {
         ctx->account_id = ngx_atoof((u_char *) PQgetvalue(q->res, 0, 0),
                                     PQgetlength(q->res, 0, 0));
         (void) ngx_cpystrn((u_char *) ctx->stored,
@@ -659,22 +668,33 @@ ngx_dr_account_found(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
         ngx_memcpy(ctx->prefix, PQgetvalue(q->res, 0, 3), len);
         ctx->prefix[len] = '\0';
 
-        if (ngx_atoi((u_char *) PQgetvalue(q->res, 0, 4),
-                     PQgetlength(q->res, 0, 4))
-            >= NGX_DR_ACCOUNT_FAILURES
-            || ngx_atoi((u_char *) PQgetvalue(q->res, 0, 5),
-                        PQgetlength(q->res, 0, 5))
-               >= NGX_DR_ACCOUNT_FAILURES_ALL)
-        {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "account %L: too many failed sign-ins from %V: "
-                          "refused", ctx->account_id, &ctx->address);
-            ngx_dr_account_clear(ctx);
+        if (ctx->email.len == 0) {
+            /* a change of password: its failures are the address's */
+            ctx->email.len = PQgetlength(q->res, 0, 5);
+            ctx->email.data = ngx_pnalloc(r->pool, ctx->email.len + 1);
+            if (ctx->email.data == NULL) {
+                ngx_dr_account_clear(ctx);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
 
-            return ngx_dr_account_refuse(r, NGX_DR_ACCOUNT_WINDOW,
-                                         "Too many failed login attempts: "
-                                         "try again in 15 minutes");
+            (void) ngx_cpystrn(ctx->email.data,
+                               (u_char *) PQgetvalue(q->res, 0, 5),
+                               ctx->email.len + 1);
         }
+    }
+
+    if (ngx_atoi((u_char *) PQgetvalue(q->res, 0, 4),
+                 PQgetlength(q->res, 0, 4))
+        >= NGX_DR_ACCOUNT_FAILURES)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "too many failed sign-ins from %V: refused",
+                      &ctx->address);
+        ngx_dr_account_clear(ctx);
+
+        return ngx_dr_account_refuse(r, NGX_DR_ACCOUNT_WINDOW,
+                                     "Too many failed login attempts: "
+                                     "try again in 15 minutes");
     }
 
     rc = ngx_dr_account_work(r, ctx);
@@ -812,6 +832,15 @@ ngx_dr_account_resume(ngx_http_request_t *r)
     ngx_dr_request_t      *req;
     ngx_dr_account_ctx_t  *ctx;
 
+    /*
+     * The connection's write event may come while the hash is still
+     * being made (a client sending more on a kept-alive connection): the
+     * request goes on only once the thread is done with it.
+     */
+    if (r->aio) {
+        return;
+    }
+
     req = ngx_dr_request(r);
     ctx = req->account;
 
@@ -833,7 +862,7 @@ static ngx_int_t
 ngx_dr_account_next(ngx_http_request_t *r, ngx_dr_account_ctx_t *ctx)
 {
     u_char              *p;
-    const char          *params[6];
+    const char          *params[6], *email[2];
     ngx_dr_request_t    *req;
     ngx_dr_main_conf_t  *dmcf;
 
@@ -872,21 +901,27 @@ ngx_dr_account_next(ngx_http_request_t *r, ngx_dr_account_ctx_t *ctx)
                                  params, ngx_dr_account_created);
     }
 
+    /* the failures and the successes are the address's, known or not */
+    email[0] = (const char *) ctx->email.data;
+    email[1] = params[1];
+
     if (ctx->verified != 1 || ctx->account_id == 0) {
-        if (ctx->account_id == 0) {
+        if (ctx->email.len == 0) {
+            /* an account gone while its password was being changed */
             return ngx_dr_account_error(r, NGX_HTTP_UNAUTHORIZED,
                                         "invalid_credentials",
                                         NGX_DR_INCORRECT);
         }
 
-        /* counted before the answer: the next attempt sees it */
+        /* counted before the answer, the same for an unknown address:
+         * the next attempt sees it */
         return ngx_dr_http_query(r, 0, 0, ngx_dr_account_failed_sql, 2,
-                                 params, ngx_dr_account_failed);
+                                 email, ngx_dr_account_failed);
     }
 
     if (ctx->op == NGX_DR_ACCOUNT_LOGIN) {
         return ngx_dr_http_query(r, 0, 0, ngx_dr_account_signed_in_sql, 2,
-                                 params, ngx_dr_account_signed_in);
+                                 email, ngx_dr_account_signed_in);
     }
 
     if (ctx->hashed != 0 || req->account_id != ctx->account_id) {
@@ -970,8 +1005,7 @@ ngx_dr_account_failed(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
     }
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "account %L: a failed sign-in from %V",
-                  ctx->account_id, &ctx->address);
+                  "a failed sign-in from %V", &ctx->address);
 
     return ngx_dr_account_error(r, NGX_HTTP_UNAUTHORIZED,
                                 "invalid_credentials",

@@ -89,8 +89,10 @@ ngx_dr_credential_email(const unsigned char *s, size_t len)
         }
     }
 
+    /* "a@example.com." is the mailbox of "a@example.com": one account */
     if (ngx_dr_validate_domain(s + at + 1, len - at - 1, domain, &dlen)
-        != NGX_DR_VALID_OK)
+        != NGX_DR_VALID_OK
+        || s[len - 1] == '.')
     {
         return "the part after the @ is not a domain name";
     }

@@ -59,14 +59,20 @@ CREATE TRIGGER accounts_notify
     AFTER UPDATE OF generation ON accounts
     FOR EACH ROW EXECUTE FUNCTION dr_notify_account_keys();
 
--- failed sign-ins per account and client network, in a window of 15
--- minutes: too many from one network are refused for that network only,
--- so that a guesser elsewhere does not lock the owner out; a success
--- from a network clears its count
+-- failed sign-ins per e-mail address and client network, in a window of
+-- 15 minutes: too many from one network are refused for that network
+-- only, so that a guesser elsewhere does not lock the owner out; a
+-- success from a network clears its count.  They are kept by address,
+-- known or not, so that an unknown address meets the same refusal and
+-- the same statements as a known one: neither the answer nor its time
+-- tells whether an account exists.  Rows an hour old are pruned by the
+-- next failure.
 CREATE TABLE login_failures (
-    account_id      bigint NOT NULL REFERENCES accounts ON DELETE CASCADE,
+    email           text NOT NULL,
     address         text NOT NULL,
     failures        integer NOT NULL,
     first_at        timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (account_id, address)
+    PRIMARY KEY (email, address)
 );
+
+CREATE INDEX login_failures_first_at ON login_failures (first_at);

@@ -275,12 +275,46 @@ $r = post('/api/auth/login', { email => 'ada@example.com',
     password => $password }, 'X-Forwarded-For' => '10.9.0.2');
 is($r->{status}, 200, 'the owner on another network signs in');
 
-# the account's own count, whatever the network's bucket holds
-$dbh->do(q{INSERT INTO login_failures (account_id, address, failures)
-    VALUES (?, '10.9.0.3/32', 10)}, undef, $acc->{id});
+# the address's own count, whatever the network's bucket holds
+$dbh->do(q{INSERT INTO login_failures (email, address, failures)
+    VALUES ('ada@example.com', '10.9.0.3/32', 10)});
 $r = post('/api/auth/login', { email => 'ada@example.com',
     password => $password }, 'X-Forwarded-For' => '10.9.0.3');
 is($r->{status}, 429, 'ten failures of a network on the account: 429');
+my $known = $r;
+
+# an unknown address is counted and refused alike: the answers do not
+# tell which addresses have an account
+post('/api/auth/login', { email => 'nobody@example.com',
+    password => 'FAKE-wr0ng' }, 'X-Forwarded-For' => '10.9.0.5') for 1 .. 2;
+is($dbh->selectrow_array(q{SELECT failures FROM login_failures
+    WHERE email = 'nobody@example.com' AND address = '10.9.0.5/32'}), 2,
+    'the failures of an unknown address are counted');
+$dbh->do(q{UPDATE login_failures SET failures = 10
+    WHERE email = 'nobody@example.com'});
+$r = post('/api/auth/login', { email => 'nobody@example.com',
+    password => 'FAKE-wr0ng' }, 'X-Forwarded-For' => '10.9.0.5');
+is($r->{status}, 429, 'and refused after ten, as a known one');
+is($r->{json}{detail}, $known->{json}{detail}, 'with the same detail');
+is($r->{headers}{'retry-after'}, $known->{headers}{'retry-after'},
+   'and the same wait');
+
+# failures from many networks lock none but themselves out: the owner on
+# a network of its own still signs in
+$dbh->do(q{INSERT INTO login_failures (email, address, failures)
+    SELECT 'ada@example.com', '10.8.' || i || '.0/24', 10
+    FROM generate_series(1, 50) i});
+$r = post('/api/auth/login', { email => 'ada@example.com',
+    password => $password }, 'X-Forwarded-For' => '10.9.0.6');
+is($r->{status}, 200, '500 failures from 50 networks: the owner signs in');
+
+# failures an hour old are pruned by the next failure
+$dbh->do(q{UPDATE login_failures SET first_at = now() - interval '2 hours'
+    WHERE address LIKE '10.8.%'});
+post('/api/auth/login', { email => 'ada@example.com',
+    password => 'FAKE-wr0ng' }, 'X-Forwarded-For' => '10.9.0.7');
+is($dbh->selectrow_array(q{SELECT count(*) FROM login_failures
+    WHERE address LIKE '10.8.%'}), 0, 'old failures are pruned');
 
 # a success clears its network's count
 post('/api/auth/login', { email => 'ada@example.com',

@@ -84,7 +84,7 @@ test_email(void)
         "a@b@example.com", "ada@localhost", ".ada@example.com",
         "ada.@example.com", "a..da@example.com", "ada lovelace@example.com",
         "ada@exa mple.com", "ada@-example.com", "ada@127.0.0.1",
-        "\"ada\"@example.com", "ada\x01@example.com"
+        "\"ada\"@example.com", "ada\x01@example.com", "ada@example.com."
     };
 
     for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
