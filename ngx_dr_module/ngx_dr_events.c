@@ -208,8 +208,7 @@ ngx_dr_events_add(ngx_http_request_t *r, ngx_str_t *id,
 {
     int                  rc;
     char                *text;
-    size_t               len;
-    u_char              *domain;
+    ngx_str_t            domain;
     json_t              *v;
     ngx_int_t            n;
     const char          *params[9];
@@ -221,27 +220,12 @@ ngx_dr_events_add(ngx_http_request_t *r, ngx_str_t *id,
         return n;
     }
 
-    v = json_object_get(body, "domain");
-
-    if (!json_is_string(v)) {
-        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
-                                 "domain: a domain name is needed");
+    n = ngx_dr_http_body_domain(r, body, &domain);
+    if (n != NGX_DECLINED) {
+        return n;
     }
 
-    domain = ngx_pnalloc(r->pool, json_string_length(v) + 1);
-    if (domain == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_dr_validate_domain((u_char *) json_string_value(v),
-                                json_string_length(v), domain, &len);
-    if (rc != NGX_DR_VALID_OK) {
-        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_domain",
-                                 "domain: %s", ngx_dr_validate_reason(rc));
-    }
-
-    domain[len] = '\0';
-    params[0] = (const char *) domain;
+    params[0] = (const char *) domain.data;
 
     v = json_object_get(body, "occurred_at");
 
@@ -398,29 +382,19 @@ ngx_dr_events_added(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
 ngx_int_t
 ngx_dr_events_list(ngx_http_request_t *r)
 {
-    int          rc;
-    u_char      *domain;
-    size_t       len;
-    ngx_str_t    arg;
+    ngx_int_t    rc;
+    ngx_str_t    domain, arg;
     const char  *params[1];
 
     params[0] = NULL;
 
     if (ngx_http_arg(r, (u_char *) "domain", 6, &arg) == NGX_OK) {
-        domain = ngx_pnalloc(r->pool, arg.len + 1);
-        if (domain == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        rc = ngx_dr_http_domain(r, arg.data, arg.len, &domain);
+        if (rc != NGX_DECLINED) {
+            return rc;
         }
 
-        rc = ngx_dr_validate_domain(arg.data, arg.len, domain, &len);
-        if (rc != NGX_DR_VALID_OK) {
-            return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST,
-                                     "invalid_domain", "domain: %s",
-                                     ngx_dr_validate_reason(rc));
-        }
-
-        domain[len] = '\0';
-        params[0] = (const char *) domain;
+        params[0] = (const char *) domain.data;
     }
 
     return ngx_dr_http_query(r, 0, 0, ngx_dr_events_list_sql, 1, params,

@@ -31,8 +31,6 @@ static ngx_int_t ngx_dr_facts_listed(ngx_http_request_t *r,
     ngx_dr_pg_query_t *q);
 static ngx_int_t ngx_dr_facts_stored(ngx_http_request_t *r,
     ngx_dr_pg_query_t *q);
-static ngx_int_t ngx_dr_facts_domain(ngx_http_request_t *r, u_char *in,
-    size_t len, ngx_str_t *out);
 static json_t *ngx_dr_facts_fact(ngx_http_request_t *r, json_t *in,
     size_t i, ngx_int_t *rc);
 static ngx_int_t ngx_dr_facts_text(json_t *v, int key);
@@ -95,7 +93,7 @@ ngx_dr_facts_list(ngx_http_request_t *r, ngx_str_t *id)
                                  "is needed");
     }
 
-    rc = ngx_dr_facts_domain(r, arg.data, arg.len, &domain);
+    rc = ngx_dr_http_domain(r, arg.data, arg.len, &domain);
     if (rc != NGX_DECLINED) {
         return rc;
     }
@@ -114,7 +112,7 @@ ngx_dr_facts_set(ngx_http_request_t *r, ngx_str_t *id,
     json_t *body)
 {
     size_t       i, k;
-    json_t      *domain, *facts, *list, *f;
+    json_t      *facts, *list, *f;
     ngx_int_t    rc;
     ngx_str_t    name, text;
     const char  *params[4];
@@ -124,16 +122,9 @@ ngx_dr_facts_set(ngx_http_request_t *r, ngx_str_t *id,
         return rc;
     }
 
-    domain = json_object_get(body, "domain");
     facts = json_object_get(body, "facts");
 
-    if (!json_is_string(domain)) {
-        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
-                                 "domain: a domain name is needed");
-    }
-
-    rc = ngx_dr_facts_domain(r, (u_char *) json_string_value(domain),
-                             json_string_length(domain), &name);
+    rc = ngx_dr_http_body_domain(r, body, &name);
     if (rc != NGX_DECLINED) {
         return rc;
     }
@@ -324,35 +315,6 @@ ngx_dr_facts_text(json_t *v, int key)
     }
 
     return NGX_OK;
-}
-
-
-/*
- * A domain as the API takes it, NUL-terminated: NGX_DECLINED; otherwise
- * the answer's code, the 400 sent.
- */
-
-static ngx_int_t
-ngx_dr_facts_domain(ngx_http_request_t *r, u_char *in, size_t len,
-    ngx_str_t *out)
-{
-    ngx_int_t  rc;
-
-    out->data = ngx_pnalloc(r->pool, len + 1);
-    if (out->data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_dr_validate_domain(in, len, out->data, &out->len);
-    if (rc != NGX_DR_VALID_OK) {
-        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST,
-                                 "invalid_domain", "domain: %s",
-                                 ngx_dr_validate_reason(rc));
-    }
-
-    out->data[out->len] = '\0';
-
-    return NGX_DECLINED;
 }
 
 

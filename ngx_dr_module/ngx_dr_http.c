@@ -16,6 +16,7 @@
 
 #include "ngx_dr_module.h"
 #include "ngx_dr_http.h"
+#include "ngx_dr_validate.h"
 
 
 #define NGX_DR_JSON_FLAGS  (JSON_COMPACT | JSON_PRESERVE_ORDER \
@@ -924,4 +925,51 @@ ngx_dr_http_fields(ngx_http_request_t *r, json_t *body, const char *fields)
     }
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * A domain as the API takes it, in the request's pool and NUL-terminated:
+ * NGX_DECLINED; otherwise the client is answered 400 saying why
+ */
+
+ngx_int_t
+ngx_dr_http_domain(ngx_http_request_t *r, u_char *in, size_t len,
+    ngx_str_t *out)
+{
+    ngx_int_t  rc;
+
+    out->data = ngx_pnalloc(r->pool, len + 1);
+    if (out->data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_dr_validate_domain(in, len, out->data, &out->len);
+    if (rc != NGX_DR_VALID_OK) {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_domain",
+                                 "domain: %s", ngx_dr_validate_reason(rc));
+    }
+
+    out->data[out->len] = '\0';
+
+    return NGX_DECLINED;
+}
+
+
+/* the "domain" of a request's body, as ngx_dr_http_domain() takes it */
+
+ngx_int_t
+ngx_dr_http_body_domain(ngx_http_request_t *r, json_t *body, ngx_str_t *out)
+{
+    json_t  *v;
+
+    v = json_object_get(body, "domain");
+
+    if (!json_is_string(v)) {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "domain: a domain name is needed");
+    }
+
+    return ngx_dr_http_domain(r, (u_char *) json_string_value(v),
+                              json_string_length(v), out);
 }

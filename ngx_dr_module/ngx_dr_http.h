@@ -58,6 +58,10 @@ json_t *ngx_dr_json_column(PGresult *res);
 ngx_int_t ngx_dr_http_written(ngx_http_request_t *r, ngx_dr_pg_query_t *q);
 ngx_int_t ngx_dr_http_fields(ngx_http_request_t *r, json_t *body,
     const char *fields);
+ngx_int_t ngx_dr_http_domain(ngx_http_request_t *r, u_char *in, size_t len,
+    ngx_str_t *out);
+ngx_int_t ngx_dr_http_body_domain(ngx_http_request_t *r, json_t *body,
+    ngx_str_t *out);
 ngx_int_t ngx_dr_json_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *error, const char *fmt, ...);
 json_t *ngx_dr_json_timestamp(time_t t);

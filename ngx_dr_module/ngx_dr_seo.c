@@ -87,10 +87,8 @@ ngx_int_t
 ngx_dr_seo_import(ngx_http_request_t *r, ngx_str_t *id,
     json_t *body)
 {
-    int          rc;
     char        *text;
-    size_t       len;
-    u_char      *domain;
+    ngx_str_t    domain;
     double       x;
     json_t      *v, *metrics, *m;
     ngx_int_t    n;
@@ -101,27 +99,12 @@ ngx_dr_seo_import(ngx_http_request_t *r, ngx_str_t *id,
         return n;
     }
 
-    v = json_object_get(body, "domain");
-
-    if (!json_is_string(v)) {
-        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
-                                 "domain: a domain name is needed");
+    n = ngx_dr_http_body_domain(r, body, &domain);
+    if (n != NGX_DECLINED) {
+        return n;
     }
 
-    domain = ngx_pnalloc(r->pool, json_string_length(v) + 1);
-    if (domain == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_dr_validate_domain((u_char *) json_string_value(v),
-                                json_string_length(v), domain, &len);
-    if (rc != NGX_DR_VALID_OK) {
-        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_domain",
-                                 "domain: %s", ngx_dr_validate_reason(rc));
-    }
-
-    domain[len] = '\0';
-    params[0] = (const char *) domain;
+    params[0] = (const char *) domain.data;
 
     v = json_object_get(body, "date");
 
