@@ -170,7 +170,6 @@ ngx_dr_facts_set(ngx_http_request_t *r, ngx_str_t *id,
     }
 
     rc = ngx_dr_json_dump(r->pool, list, &text);
-    json_decref(list);
 
     if (rc != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
