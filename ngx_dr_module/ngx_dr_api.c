@@ -332,7 +332,8 @@ static const char  ngx_dr_api_shadows_sql[] =
     " SELECT s.domain_id, s.memory_score, s.details,"
     "  row_number() OVER w AS rn,"
     "  lead(s.memory_score) OVER w AS older"
-    " FROM domain_scores s JOIN domains d ON d.id = s.domain_id AND d.active"
+    " FROM regular_domain_scores s"
+    " JOIN domains d ON d.id = s.domain_id AND d.active"
     " WINDOW w AS (PARTITION BY s.domain_id"
     "              ORDER BY s.computed_at DESC, s.run_id DESC)),"
     " streak AS ("
@@ -386,7 +387,7 @@ static const char  ngx_dr_api_history_sql[] =
     "   WHERE m.v ? 'agreement'), '{}') AS model_agreement,"
     " s.computed_at > now() - make_interval(days => $2::int) AS in_range,"
     NGX_DR_EVENTS_SERIES " "
-    "FROM domains d LEFT JOIN domain_scores s ON s.domain_id = d.id "
+    "FROM domains d LEFT JOIN regular_domain_scores s ON s.domain_id = d.id "
     "WHERE d.domain = $1 AND d.active "
     "ORDER BY s.computed_at DESC NULLS LAST, s.run_id DESC LIMIT 400";
 
@@ -1721,7 +1722,7 @@ static const char  ngx_dr_api_ticker_sql[] =
     "SELECT t.n AS total, top.domain,"
     " round(top.score::numeric, 1) AS score,"
     " (SELECT json_agg(round(h.score::numeric, 1) ORDER BY h.computed_at)"
-    "   FROM (SELECT score, computed_at FROM domain_scores"
+    "   FROM (SELECT score, computed_at FROM regular_domain_scores"
     "         WHERE domain_id = top.domain_id"
     "         ORDER BY computed_at DESC LIMIT 4) h) AS trend,"
     " top.models_positive AS \"modelsPositive\","

@@ -208,7 +208,8 @@ ngx_dr_events_add(ngx_http_request_t *r, ngx_str_t *id,
 {
     int                  rc;
     char                *text;
-    ngx_str_t            domain;
+    u_char              *url, *p;
+    ngx_str_t            domain, link;
     json_t              *v;
     ngx_int_t            n;
     const char          *params[9];
@@ -295,7 +296,25 @@ ngx_dr_events_add(ngx_http_request_t *r, ngx_str_t *id,
                                      ngx_dr_validate_reason(rc));
         }
 
-        params[5] = json_string_value(v);
+        /* a scheme is the same in any case: stored as "http" or "https" */
+        link.len = json_string_length(v);
+        link.data = (u_char *) json_string_value(v);
+
+        url = ngx_dr_cstr(r->pool, &link);
+        if (url == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        for (p = url; *p != ':'; p++) {
+            *p = ngx_tolower(*p);
+        }
+
+        params[5] = (const char *) url;
+
+        /* and answered as stored */
+        if (json_object_set_new(body, "url", json_string(params[5])) != 0) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     dmcf = ngx_http_get_module_main_conf(r, ngx_http_dr_module);

@@ -38,32 +38,11 @@ static ngx_int_t ngx_dr_facts_text(json_t *v, int key);
 
 /*
  * The facts given are upserted and the others of the domain deleted: a
- * value kept keeps its row.
+ * value kept keeps its row.  The domain's row is locked first
+ * (sql/021): sets posted at once do not mix.
  */
 static const char  ngx_dr_facts_set_sql[] =
-    "WITH d AS (SELECT id, domain FROM domains"
-    "           WHERE domain = $1 AND active),"
-    " x AS (SELECT f.key, f.value,"
-    "  ARRAY(SELECT jsonb_array_elements_text(f.aliases)) AS aliases"
-    "  FROM jsonb_to_recordset($2::jsonb)"
-    "   AS f(key text, value text, aliases jsonb)),"
-    " del AS (DELETE FROM domain_facts f USING d"
-    "  WHERE f.domain_id = d.id AND (f.key, f.value) NOT IN"
-    "   (SELECT key, value FROM x) RETURNING 1),"
-    " ins AS (INSERT INTO domain_facts (domain_id, key, value, aliases)"
-    "  SELECT d.id, x.key, x.value, x.aliases FROM d, x"
-    "  ON CONFLICT (domain_id, key, value) DO UPDATE"
-    "  SET aliases = EXCLUDED.aliases"
-    "  RETURNING key, value, aliases),"
-    " a AS (INSERT INTO admin_audit (key_id, address, action, target,"
-    "  detail)"
-    "  SELECT $3, $4, 'facts.set', d.domain, jsonb_build_object("
-    "   'facts', $2::jsonb, 'removed', (SELECT count(*) FROM del)) FROM d) "
-    "SELECT d.domain, (SELECT count(*) FROM del),"
-    " coalesce((SELECT json_agg(json_build_object('key', key, 'value',"
-    "  value, 'aliases', to_json(aliases)) ORDER BY key, value) FROM ins),"
-    "  '[]') "
-    "FROM d";
+    "SELECT * FROM dr_facts_set($1, $2::jsonb, $3::int8, $4)";
 
 static const char  ngx_dr_facts_list_sql[] =
     "SELECT d.domain,"

@@ -138,7 +138,7 @@ static ngx_dr_tensor_rule_t  ngx_dr_tensor_rules[NGX_DR_TENSOR_RULES] = {
  */
 const char  ngx_dr_tensor_sql[] =
     "WITH d AS (SELECT id, domain FROM domains WHERE domain = $1 AND active),"
-    " s AS (SELECT x.* FROM domain_scores x, d WHERE x.domain_id = d.id"
+    " s AS (SELECT x.* FROM regular_domain_scores x, d WHERE x.domain_id = d.id"
     "  ORDER BY x.computed_at DESC, x.run_id DESC LIMIT 1),"
     " m AS (SELECT count(*) AS models,"
     "  count(*) FILTER (WHERE (e.v->>'recognized')::boolean) AS recognizing,"
@@ -181,7 +181,7 @@ const char  ngx_dr_tensor_domain_sql[] =
     "   'models', h.models, 'memory', round(h.memory::numeric, 1))"
     "   ORDER BY h.computed_at, h.run_id, h.tribe)"
     "   FROM (SELECT ts.* FROM tribe_scores ts WHERE ts.domain_id = d.id"
-    "    AND ts.run_id IN (SELECT x.run_id FROM domain_scores x"
+    "    AND ts.run_id IN (SELECT x.run_id FROM regular_domain_scores x"
     "     WHERE x.domain_id = d.id"
     "     ORDER BY x.computed_at DESC, x.run_id DESC LIMIT 30)) h), '[]'))"
     " || " NGX_DR_TENSOR_TRIBAL ")::text, d.domain "
@@ -252,7 +252,8 @@ const char  ngx_dr_tensor_rankings_sql[] =
     "WITH h AS (SELECT s.domain_id, s.memory_score,"                          \
     "  row_number() OVER (PARTITION BY s.domain_id"                           \
     "   ORDER BY s.computed_at DESC, s.run_id DESC) AS rn"                    \
-    "  FROM domain_scores s JOIN domains d ON d.id = s.domain_id"             \
+    "  FROM regular_domain_scores s"                                          \
+    "  JOIN domains d ON d.id = s.domain_id"                                  \
     "   AND d.active),"                                                       \
     " w AS (SELECT domain_id, count(*) AS runs,"                              \
     "  (array_agg(memory_score ORDER BY rn))[1] AS cur,"                      \

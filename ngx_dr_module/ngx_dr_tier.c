@@ -56,39 +56,12 @@ static const char  ngx_dr_tier_list_sql[] =
 /*
  * A tier's models ($2, given when $3) and prompts ($4, given when $5):
  * a list of names, or NULL for every active one.  An unknown name
- * changes nothing and is answered.
+ * changes nothing and is answered.  The tier's row is locked first
+ * (sql/021): sets posted at once do not mix.
  */
 static const char  ngx_dr_tier_set_sql[] =
-    "WITH wm AS (SELECT x AS n FROM jsonb_array_elements_text($2::jsonb) x),"
-    " wp AS (SELECT x AS n FROM jsonb_array_elements_text($4::jsonb) x),"
-    " nm AS (SELECT m.id, wm.n FROM wm LEFT JOIN models m ON m.active"
-    "  AND (m.model = wm.n OR m.provider || '/' || m.model = wm.n)),"
-    " np AS (SELECT p.id, wp.n FROM wp LEFT JOIN prompts p ON p.active"
-    "  AND p.kind = 'standard' AND p.name = wp.n),"
-    " bad AS (SELECT 'models' AS f, n FROM nm WHERE id IS NULL"
-    "  UNION ALL SELECT 'prompts', n FROM np WHERE id IS NULL),"
-    " ok AS (SELECT NOT EXISTS (SELECT 1 FROM bad) AS ok),"
-    " dm AS (DELETE FROM tier_models t USING ok"
-    "  WHERE ok.ok AND $3::bool AND t.tier = $1"
-    "  AND t.model_id NOT IN (SELECT id FROM nm) RETURNING 1),"
-    " im AS (INSERT INTO tier_models (tier, model_id)"
-    "  SELECT $1, nm.id FROM nm, ok WHERE ok.ok AND $3::bool"
-    "  ON CONFLICT DO NOTHING RETURNING 1),"
-    " dp AS (DELETE FROM tier_prompts t USING ok"
-    "  WHERE ok.ok AND $5::bool AND t.tier = $1"
-    "  AND t.prompt_id NOT IN (SELECT id FROM np) RETURNING 1),"
-    " ip AS (INSERT INTO tier_prompts (tier, prompt_id)"
-    "  SELECT $1, np.id FROM np, ok WHERE ok.ok AND $5::bool"
-    "  ON CONFLICT DO NOTHING RETURNING 1),"
-    " u AS (UPDATE tiers SET updated_at = now() FROM ok"
-    "  WHERE ok.ok AND name = $1 RETURNING 1),"
-    " a AS (INSERT INTO admin_audit (key_id, address, action, target,"
-    "  detail)"
-    "  SELECT $6, $7, 'tier.set', $1, jsonb_strip_nulls(jsonb_build_object("
-    "  'models', CASE WHEN $3::bool THEN coalesce($2::jsonb, '\"all\"') END,"
-    "  'prompts', CASE WHEN $5::bool THEN coalesce($4::jsonb, '\"all\"')"
-    "  END)) FROM ok WHERE ok.ok) "
-    "SELECT f, n FROM bad ORDER BY f, n LIMIT 1";
+    "SELECT * FROM dr_tier_set($1, $2::jsonb, $3::bool, $4::jsonb,"
+    " $5::bool, $6::int8, $7)";
 
 /* domains ($1, a JSON list) into a tier ($2; NULL: out of every tier) */
 static const char  ngx_dr_tier_assign_sql[] =

@@ -16,6 +16,7 @@ use DR::Sim;
 use DR::Test;
 use JSON::PP;
 use Test::More;
+use POSIX ();
 
 # every model knows every brand: each business_analysis answer of
 # stripe.com states its facts, some of them wrongly
@@ -282,6 +283,28 @@ DR::Test::wait_for(sub {
 }, 30, 0.1);
 is($t->get('/api/tensors/stripe.com')->{json}{grounding}{supported},
    $g2->{supported}, 'the cached tensors were dropped');
+
+# sets of facts posted at once: the domain keeps one of them whole, never
+# a mix (each replacement locks the domain's row first)
+my @pids;
+for my $n (0 .. 5) {
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        admin('POST', '/admin/facts', encode_json({ domain => 'github.com',
+            facts => [ { key => 'headquarters', value => "Town $n" },
+                       { key => 'products', value => "Product $n" } ] }));
+        POSIX::_exit(0);
+    }
+    push @pids, $pid;
+}
+waitpid $_, 0 for @pids;
+my @kept = map { $_->{value} }
+    @{ admin('GET', '/admin/facts?domain=github.com')->{json}{facts} };
+is(scalar @kept, 2, 'six sets posted at once: one set of two is kept')
+    or diag("@kept");
+my ($town) = map { /^Town (\d)$/ ? $1 : () } @kept;
+ok(defined $town && grep({ $_ eq "Product $town" } @kept),
+   'both facts of the same set') or diag("@kept");
 
 $t->stop;
 

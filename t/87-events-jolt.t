@@ -40,6 +40,7 @@ is($t->wait_run($r->{json}{run_id}, 300), 'done', 'and it ends');
 ok(DR::Test::wait_for(sub {
     count('SELECT count(*) FROM domain_scores WHERE run_id = ?',
           $r->{json}{run_id}) == 1 }, 60, 0.25), 'and is scored');
+my $baseline = $r->{json}{run_id};
 
 my ($now) = $dbh->selectrow_array(q{SELECT to_char(now() AT TIME ZONE 'UTC',
     'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')});
@@ -175,7 +176,20 @@ DR::OpenAPI::response_ok('GET', '/api/time-series/{domain}', 200,
 is_deeply([map { $_->{id} } @{ $r->{json}{events} }], [$event],
     'with the events of its 30 days');
 is($r->{json}{events}[0]{kind}, 'rebrand', 'each with its kind');
-is(scalar @{ $r->{json}{points} }, 2, 'and its points as before');
+is(scalar @{ $r->{json}{points} }, 1,
+   'and its points as before: the jolt run is none of them');
+
+# a jolt run is no point of the regular series: the latest scores the
+# public reads, the trends and the tribes stay those of the regular runs
+is(count(q{SELECT run_id FROM latest_scores WHERE domain = 'stripe.com'}),
+   $baseline, 'the latest scores are those of the regular run');
+is(count(q{SELECT count(*) FROM regular_domain_scores WHERE run_id = ?},
+         $jolt), 0, 'which the regular series leaves the jolt run out of');
+is(count(q{SELECT count(*) FROM tribe_scores WHERE run_id = ?}, $jolt), 0,
+   'as the tribes do');
+is(scalar(grep { $_->{domain} eq 'stripe.com' } @{
+       $t->get('/api/trends/degradation?runs=2')->{json}{domains} // [] }),
+   0, 'and the trends');
 is_deeply([sort keys %{ $r->{json}{points}[0] }],
     [qw(ai_consensus date memory_score response_count)],
     'whose fields are unchanged');
@@ -219,6 +233,18 @@ like($drift, qr/brand_memory_analysis/,
 $r = $t->get('/api/jolt-benchmark/stripe.com');
 is(scalar @{ $r->{json}{events}[1]{runs_after} }, 2,
    'the benchmark has both runs after the event');
+
+# a link's scheme in capitals is a link, stored as the scheme is written
+# in lower case
+$r = admin('POST', '/admin/events', encode_json({ domain => 'github.com',
+    occurred_at => $now, kind => 'news', severity => 'low',
+    title => 'A link in capitals', url => 'HTTPS://News.Example.com/A' }));
+is($r->{status}, 201, 'a link whose scheme is in capitals: 201');
+is($r->{json}{url}, 'https://News.Example.com/A', 'its scheme lower-cased');
+$r = admin('POST', '/admin/events', encode_json({ domain => 'github.com',
+    occurred_at => $now, kind => 'news', severity => 'low',
+    title => 'Another', url => 'Http://news.example.com/b' }));
+is($r->{status}, 201, 'and in mixed case');
 
 $t->stop;
 

@@ -241,6 +241,26 @@ is($r->{json}{jolt}, JSON::PP::true, 'a critical one jolts');
 is(count('SELECT count(*) FROM jobs WHERE run_id = ?', $r->{json}{run_id}),
    8 * 2, 'its run asks every model the two jolt prompts');
 
+# models set at once for one tier: one request's set is kept whole
+my @models = ('google/gemini-1.5-flash', 'mistral/mistral-small-latest',
+              'openai/gpt-4o-mini', 'xai/grok-3-mini');
+my @pids;
+for my $m (@models) {
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        admin('POST', '/admin/tiers', encode_json({ tier => 'rotating',
+            models => [ $m ] }));
+        POSIX::_exit(0);
+    }
+    push @pids, $pid;
+}
+waitpid $_, 0 for @pids;
+my %now = map { $_->{name} => $_ }
+    @{ admin('GET', '/admin/tiers')->{json}{tiers} };
+is(scalar @{ $now{rotating}{models} }, 1,
+   'four sets posted at once: the tier keeps one of them')
+    or diag("@{ $now{rotating}{models} }");
+
 $t->stop;
 
 done_testing;
