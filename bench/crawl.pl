@@ -197,6 +197,10 @@ my %row = (
 );
 
 my $cpus = `nproc` + 0;
+
+# what the machine spends on a call, whoever spends it: with the cores
+# this gives, the most calls a second this machine could store
+my $total_per_1000 = 1000 * ($cpu + $pg_cpu + $sim_cpu) / $calls;
 my $when = strftime('%Y-%m-%d %H:%M UTC', gmtime);
 open my $out, '>', "$FindBin::Bin/crawl.md" or die "bench/crawl.md: $!";
 printf $out <<'MD',
@@ -220,6 +224,7 @@ calls in flight, `dr_runner_jobs %d`.
 | **worker CPU per 1,000 calls** | **%.3f s** (%.1f s for the run: claim, call, parse, store, score) |
 | PostgreSQL CPU per 1,000 calls | %.3f s (%.1f s; this cluster's processes that lived through the run) |
 | simulator CPU per 1,000 calls | %.3f s (%.1f s) |
+| all three per 1,000 calls | %.3f s: %d CPUs give at most %.0f calls/s |
 
 The calls include the claim of each job from PostgreSQL, the request
 through libcurl, the answer parsed, and the answers that come within a
@@ -227,7 +232,10 @@ few milliseconds stored by one statement with their jobs' ends; the scores of ea
 job. The reference has none of these: it says how fast this simulator
 answers on this machine, which bounds the crawl. The three CPU lines
 add up to what the machine's cores give in the run's time: the crawl's
-rate here is the machine's, not the worker's.
+rate here is the machine's, not the worker's, and the last line says
+the most the machine could give with what a call costs (the simulator
+taking the largest share, however many processes it runs on these
+cores).
 MD
     $when, $cpus, $sim_workers, $latency, $per_provider, $jobs_held,
     $jobs_held, $wrk_seconds, $ref_rps, $ref_p50 // '?', $ref_p99 // '?',
@@ -235,7 +243,8 @@ MD
     $jobs, $done, $stored, $calls, $span, $elapsed, $rps,
     100 * $rps / $ref_rps, $ideal, 100 * $rps / $ideal,
     $peak, $peak_sampled, $row{cpu_per_1000}, $cpu,
-    1000 * $pg_cpu / $calls, $pg_cpu, 1000 * $sim_cpu / $calls, $sim_cpu;
+    1000 * $pg_cpu / $calls, $pg_cpu, 1000 * $sim_cpu / $calls, $sim_cpu,
+    $total_per_1000, $cpus, 1000 * $cpus / $total_per_1000;
 close $out;
 
 print "crawl: $jobs jobs, ", sprintf('%.0f calls/s, %.3f s CPU per 1000 '

@@ -15,6 +15,14 @@
  * after NGX_DR_BUDGET_HOLD_TTL and is then spent in full, since the call
  * may have been made and billed; worker 0 of every node expires them when
  * it reads the budgets' figures for the scrape, every few seconds.
+ *
+ * Most calls fall under no budget.  Each worker that calls providers
+ * keeps the scopes of the budgets table, read again whenever the table
+ * changes (a notification, sql/020_budget_notify.sql); a call that no
+ * budget of the table or of the configuration applies to goes without
+ * the reservation's round trip.  While the worker does not know (the
+ * list is being read, or its listening connection is lost, so that a
+ * change could go unheard), every call reserves.
  */
 
 
@@ -32,6 +40,9 @@
 #define NGX_DR_BUDGET_HOLD_TTL     300000
 #define NGX_DR_BUDGET_INTERVAL     5000
 
+/* the list of the table's scopes is read again after a failure */
+#define NGX_DR_BUDGET_RELOAD       1000
+
 /* the columns of ngx_dr_budget_reserve_sql */
 #define NGX_DR_BUDGET_HOLD         0
 #define NGX_DR_BUDGET_SCOPE        1
@@ -47,6 +58,12 @@ static void ngx_dr_budget_refreshed(ngx_dr_periodic_t *job,
     ngx_dr_pg_query_t *q);
 static u_char *ngx_dr_budget_array(ngx_pool_t *pool, ngx_array_t *budgets,
     ngx_uint_t what);
+static ngx_uint_t ngx_dr_budget_applies(ngx_str_t *provider);
+static void ngx_dr_budget_changed(ngx_str_t *channel, ngx_str_t *payload,
+    void *data);
+static void ngx_dr_budget_load(void);
+static void ngx_dr_budget_loaded(ngx_dr_pg_query_t *q);
+static void ngx_dr_budget_reload(ngx_event_t *ev);
 
 
 ngx_str_t  ngx_dr_budget_periods[] = {
@@ -64,6 +81,9 @@ static const char  ngx_dr_budget_reserve_sql[] =
 static const char  ngx_dr_budget_settle_sql[] =
     "SELECT dr_budget_settle($1, $2)";
 
+static const char  ngx_dr_budget_scopes_sql[] =
+    "SELECT DISTINCT scope FROM budgets";
+
 static const char  ngx_dr_budget_state_sql[] =
     "SELECT scope, period, limit_micro, spent, reserved "
     "FROM dr_budget_state($1, $2, $3)";
@@ -72,6 +92,15 @@ static const char  ngx_dr_budget_state_sql[] =
 /* the defaults of the configuration, as the statements' three arrays */
 static const char         *ngx_dr_budget_params[3] = { "{}", "{}", "{}" };
 static ngx_dr_periodic_t   ngx_dr_budget_refresh;
+
+/* what this worker knows of the budgets in force */
+static ngx_array_t        *ngx_dr_budget_conf;     /* dr_budget; or NULL */
+static ngx_array_t        *ngx_dr_budget_table;    /* of ngx_str_t */
+static ngx_pool_t         *ngx_dr_budget_table_pool;
+static ngx_uint_t          ngx_dr_budget_known;    /* the table's, as now */
+static ngx_uint_t          ngx_dr_budget_loading;
+static ngx_uint_t          ngx_dr_budget_again;    /* changed meanwhile */
+static ngx_event_t         ngx_dr_budget_timer;
 
 
 /* dr_budget scope=global|provider:NAME period=hour|day|month usd=N */
@@ -266,6 +295,8 @@ ngx_dr_budget_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    ngx_dr_budget_conf = dmcf->budgets;
+
     if (dmcf->budgets) {
         for (i = 0; i < 3; i++) {
             ngx_dr_budget_params[i] =
@@ -275,6 +306,21 @@ ngx_dr_budget_init_process(ngx_cycle_t *cycle)
             if (ngx_dr_budget_params[i] == NULL) {
                 return NGX_ERROR;
             }
+        }
+    }
+
+    /* the workers that call providers learn of every budget made */
+
+    if (dmcf->providers && dmcf->runner) {
+        ngx_dr_budget_timer.handler = ngx_dr_budget_reload;
+        ngx_dr_budget_timer.log = cycle->log;
+        ngx_dr_budget_timer.data = &ngx_dr_budget_timer;
+        ngx_dr_budget_timer.cancelable = 1;
+
+        if (ngx_dr_pg_listen("dr_budgets", ngx_dr_budget_changed, NULL)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
         }
     }
 
@@ -311,6 +357,14 @@ ngx_dr_budget_reserve(ngx_dr_budget_hold_t *hold)
     hold->state = NGX_DR_BUDGET_ASKING;
     hold->id = 0;
     hold->error[0] = '\0';
+    hold->query = NULL;
+
+    if (!ngx_dr_budget_applies(hold->provider)) {
+        /* no hold: nothing to settle */
+        hold->state = NGX_DR_BUDGET_HELD;
+        hold->done(hold);
+        return;
+    }
 
     p = ngx_pnalloc(hold->pool, hold->provider->len + 1
                                 + NGX_INT64_LEN + 1 + NGX_INT_T_LEN + 1);
@@ -469,6 +523,195 @@ ngx_dr_budget_release(ngx_dr_budget_hold_t *hold, ngx_uint_t sent)
     }
 
     ngx_dr_budget_settle(hold, sent ? -1 : 0);
+}
+
+
+/*
+ * Whether a budget may apply to a provider's calls: one of the
+ * configuration or of the table for every provider ("global") or for
+ * this one; and whenever the table's scopes are not known for sure.
+ */
+
+static ngx_uint_t
+ngx_dr_budget_applies(ngx_str_t *provider)
+{
+    ngx_str_t        *scope;
+    ngx_uint_t        i, n;
+    ngx_dr_budget_t  *b;
+
+    if (!ngx_dr_budget_known || !ngx_dr_pg_listening_now()) {
+        return 1;
+    }
+
+    if (ngx_dr_budget_conf) {
+        b = ngx_dr_budget_conf->elts;
+        n = ngx_dr_budget_conf->nelts;
+
+        for (i = 0; i < n; i++) {
+            if (ngx_dr_budget_covers(&b[i].scope, provider)) {
+                return 1;
+            }
+        }
+    }
+
+    scope = ngx_dr_budget_table->elts;
+
+    for (i = 0; i < ngx_dr_budget_table->nelts; i++) {
+        if (ngx_dr_budget_covers(&scope[i], provider)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* whether a budget's scope covers a provider's calls */
+
+ngx_uint_t
+ngx_dr_budget_covers(ngx_str_t *scope, ngx_str_t *provider)
+{
+    size_t  n;
+
+    if (scope->len == sizeof("global") - 1
+        && ngx_strncmp(scope->data, "global", scope->len) == 0)
+    {
+        return 1;
+    }
+
+    n = sizeof("provider:") - 1;
+
+    return scope->len == n + provider->len
+           && ngx_strncmp(scope->data, "provider:", n) == 0
+           && ngx_strncmp(scope->data + n, provider->data, provider->len)
+              == 0;
+}
+
+
+/*
+ * The budgets table changed, or the listening connection (re)connected
+ * and a change may have gone unheard: every call reserves until the
+ * table's scopes are read again.
+ */
+
+static void
+ngx_dr_budget_changed(ngx_str_t *channel, ngx_str_t *payload, void *data)
+{
+    ngx_dr_budget_known = 0;
+
+    if (ngx_dr_budget_loading) {
+        /* what is being read may be older than this change */
+        ngx_dr_budget_again = 1;
+        return;
+    }
+
+    if (ngx_dr_budget_timer.timer_set) {
+        ngx_del_timer(&ngx_dr_budget_timer);
+    }
+
+    ngx_dr_budget_load();
+}
+
+
+static void
+ngx_dr_budget_load(void)
+{
+    if (ngx_exiting) {
+        return;
+    }
+
+    ngx_dr_budget_loading = 1;
+    ngx_dr_budget_again = 0;
+
+    if (ngx_dr_pg_background(ngx_cycle->log, ngx_dr_budget_scopes_sql,
+                             ngx_dr_budget_loaded, NULL)
+        != NGX_OK)
+    {
+        ngx_dr_budget_loading = 0;
+        ngx_add_timer(&ngx_dr_budget_timer, NGX_DR_BUDGET_RELOAD);
+    }
+}
+
+
+static void
+ngx_dr_budget_reload(ngx_event_t *ev)
+{
+    ngx_dr_budget_load();
+}
+
+
+static void
+ngx_dr_budget_loaded(ngx_dr_pg_query_t *q)
+{
+    int           i, n;
+    ngx_str_t    *scope;
+    ngx_pool_t   *pool;
+    ngx_array_t  *table;
+
+    ngx_dr_budget_loading = 0;
+
+    if (q->rc != NGX_DR_PG_OK) {
+        ngx_log_error(NGX_LOG_WARN, q->log, 0,
+                      "the spend budgets could not be read (%V): every "
+                      "call reserves until they are", &q->error);
+        goto failed;
+    }
+
+    if (ngx_dr_budget_again) {
+        ngx_destroy_pool(q->pool);
+        ngx_dr_budget_load();
+        return;
+    }
+
+    n = PQntuples(q->res);
+
+    pool = ngx_create_pool(512, ngx_cycle->log);
+    if (pool == NULL) {
+        goto failed;
+    }
+
+    table = ngx_array_create(pool, ngx_max(n, 1), sizeof(ngx_str_t));
+    if (table == NULL) {
+        ngx_destroy_pool(pool);
+        goto failed;
+    }
+
+    for (i = 0; i < n; i++) {
+        scope = ngx_array_push(table);
+        if (scope == NULL) {
+            ngx_destroy_pool(pool);
+            goto failed;
+        }
+
+        scope->len = PQgetlength(q->res, i, 0);
+        scope->data = ngx_pnalloc(pool, scope->len + 1);
+        if (scope->data == NULL) {
+            ngx_destroy_pool(pool);
+            goto failed;
+        }
+
+        ngx_memcpy(scope->data, PQgetvalue(q->res, i, 0), scope->len);
+    }
+
+    if (ngx_dr_budget_table_pool) {
+        ngx_destroy_pool(ngx_dr_budget_table_pool);
+    }
+
+    ngx_dr_budget_table_pool = pool;
+    ngx_dr_budget_table = table;
+    ngx_dr_budget_known = 1;
+
+    ngx_destroy_pool(q->pool);
+    return;
+
+failed:
+
+    /* not known: every call reserves meanwhile */
+    ngx_destroy_pool(q->pool);
+
+    if (!ngx_exiting) {
+        ngx_add_timer(&ngx_dr_budget_timer, NGX_DR_BUDGET_RELOAD);
+    }
 }
 
 

@@ -77,6 +77,7 @@ ngx_int_t ngx_dr_budget_init_process(ngx_cycle_t *cycle);
 
 ngx_int_t ngx_dr_budget_scope(u_char *s, size_t len);
 ngx_int_t ngx_dr_budget_period(u_char *s, size_t len);
+ngx_uint_t ngx_dr_budget_covers(ngx_str_t *scope, ngx_str_t *provider);
 void ngx_dr_budget_defaults(const char **params);
 
 /* done() is called once, perhaps before ngx_dr_budget_reserve() returns */

@@ -154,8 +154,12 @@ static void ngx_dr_pg_listen_notify(PGnotify *notify);
 static ngx_dr_pg_conf_t    *ngx_dr_pg_conf;
 static ngx_uint_t           ngx_dr_pg_exiting;
 
-/* one connection per node listens, in worker 0 */
+/*
+ * One connection per worker that has channels listens: worker 0 for the
+ * node's caches, every worker that calls providers for the budgets
+ */
 static ngx_dr_pg_conn_t     ngx_dr_pg_listener;
+static ngx_uint_t           ngx_dr_pg_listening;
 static ngx_dr_pg_channel_t  ngx_dr_pg_channels[NGX_DR_PG_CHANNELS];
 static ngx_uint_t           ngx_dr_pg_nchannels;
 static ngx_dr_pg_server_t  *ngx_dr_pg_primary;
@@ -1708,6 +1712,8 @@ ngx_dr_pg_complete(ngx_dr_pg_conn_t *conn)
                       "PostgreSQL %V: listening for notifications",
                       &s->conf->name);
 
+        ngx_dr_pg_listening = 1;
+
         if (res) {
             PQclear(res);
         }
@@ -1971,6 +1977,11 @@ ngx_dr_pg_close(ngx_dr_pg_conn_t *conn)
     conn->nprepared = 0;
     conn->state = NGX_DR_PG_CLOSED;
 
+    if (conn->listener) {
+        /* notifications are lost until it listens again */
+        ngx_dr_pg_listening = 0;
+    }
+
     if (conn->listener && !ngx_dr_pg_exiting && !ngx_exiting) {
         /* with jitter: nodes restarted together do not come back as one */
         ngx_add_timer(&conn->timer,
@@ -2101,6 +2112,15 @@ ngx_dr_pg_listen(const char *channel, ngx_dr_pg_notify_pt handler,
     ch->data = data;
 
     return NGX_OK;
+}
+
+
+/* whether notifications reach this worker now */
+
+ngx_uint_t
+ngx_dr_pg_listening_now(void)
+{
+    return ngx_dr_pg_listening;
 }
 
 

@@ -108,6 +108,7 @@ ngx_uint_t ngx_dr_pg_replica_up(ngx_uint_t i, ngx_str_t *name);
 ngx_int_t ngx_dr_pg_listen(const char *channel, ngx_dr_pg_notify_pt handler,
     void *data);
 ngx_int_t ngx_dr_pg_listen_start(void);
+ngx_uint_t ngx_dr_pg_listening_now(void);
 
 
 /* also for the sockets of libcurl (ngx_dr_llm.c) */

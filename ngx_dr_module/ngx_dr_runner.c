@@ -36,8 +36,12 @@
 #define NGX_DR_RUNNER_REAP       1000
 /* a job's end is not sent later than this before its lease ends */
 #define NGX_DR_RUNNER_MARGIN     1000
-/* the answers gathered into one statement: for this long, or this many */
-#define NGX_DR_RUNNER_BATCH_WAIT 3
+/*
+ * the answers gathered into one statement: for this long, or this many;
+ * the wait is small beside a call's, and the longer it is, the more
+ * answers share each statement's and each commit's fixed cost
+ */
+#define NGX_DR_RUNNER_BATCH_WAIT 20
 #define NGX_DR_RUNNER_BATCH_MAX  256
 
 /* the columns of ngx_dr_runner_claim_sql */
