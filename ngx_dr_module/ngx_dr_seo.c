@@ -88,6 +88,8 @@ ngx_dr_seo_import(ngx_http_request_t *r, ngx_str_t *id,
     json_t *body)
 {
     char        *text;
+    u_char       latest[sizeof("2026-01-31")];
+    ngx_tm_t     tm;
     ngx_str_t    domain;
     double       x;
     json_t      *v, *metrics, *m;
@@ -115,6 +117,20 @@ ngx_dr_seo_import(ngx_http_request_t *r, ngx_str_t *id,
     {
         return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
                                  "date: a day such as 2026-01-31 is needed");
+    }
+
+    /*
+     * figures are of days that were: at most the day that has begun
+     * somewhere on Earth (tomorrow in UTC), compared as ISO dates sort
+     */
+    ngx_gmtime(ngx_time() + 86400, &tm);
+    (void) ngx_sprintf(latest, "%4d-%02d-%02d%Z", tm.ngx_tm_year,
+                       tm.ngx_tm_mon, tm.ngx_tm_mday);
+
+    if (ngx_strcmp(json_string_value(v), latest) > 0) {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "invalid_body",
+                                 "date: a day that has begun is needed, "
+                                 "not one to come");
     }
 
     params[1] = json_string_value(v);

@@ -6,6 +6,8 @@
 -- reads, the time series, the trends and the tribes read the runs of the
 -- standard prompts only.
 --
+-- An event older than its last jolt run would be (30 days) plans none.
+--
 -- POST /admin/facts and POST /admin/tiers replace a set of rows.  As one
 -- statement, two of them at once each deleted what the other had not yet
 -- written and both inserted: the domain kept a mix.  Each is now a
@@ -205,5 +207,64 @@ BEGIN
                                      THEN coalesce(p_prompts, '"all"') END))
             FROM ok WHERE ok.ok)
     SELECT bad.f, bad.n FROM bad ORDER BY 1, 2 LIMIT 1;
+END
+$$;
+
+
+-- An event recorded, with its audit row and, when it jolts, its jolt
+-- runs planned and the first made: all or nothing.  An event older than
+-- the last of its jolt runs (30 days) is history: recorded and compared
+-- by the jolt benchmark, it plans no run, whatever its severity.  No row when the
+-- domain is unknown or retired; a row without id when the event would
+-- happen in the future.
+CREATE OR REPLACE FUNCTION dr_event_add(p_domain text, p_occurred timestamptz,
+    p_kind text, p_severity text, p_title text, p_url text,
+    p_threshold text, p_key bigint, p_address text,
+    OUT id bigint, OUT jolt boolean, OUT run_id bigint,
+    OUT created_at timestamptz)
+RETURNS SETOF record
+LANGUAGE plpgsql AS $$
+DECLARE
+    e  events;
+BEGIN
+    -- an event is something that happened: a clock a little ahead is
+    -- forgiven, a date to come is answered with no id
+    IF p_occurred > now() + interval '5 minutes' THEN
+        RETURN NEXT;
+        RETURN;
+    END IF;
+
+    INSERT INTO events (domain_id, occurred_at, kind, severity, title, url,
+                        jolt)
+    SELECT d.id, p_occurred, p_kind, p_severity, p_title, p_url,
+           dr_severity_rank(p_severity) >= dr_severity_rank(p_threshold)
+           AND p_occurred > now() - interval '30 days'
+      FROM domains d
+     WHERE d.domain = p_domain AND d.active
+    RETURNING * INTO e;
+
+    IF e.id IS NULL THEN
+        RETURN;
+    END IF;
+
+    IF e.jolt THEN
+        INSERT INTO jolt_runs (event_id, after_days, due_at)
+        SELECT e.id, x, e.created_at + x * interval '1 day'
+          FROM unnest(ARRAY[0, 1, 7, 30]) x;
+
+        run_id := dr_jolt_run(e.id, 0);
+    END IF;
+
+    INSERT INTO admin_audit (key_id, address, action, target, detail)
+    VALUES (p_key, p_address, 'event.create', p_domain,
+            jsonb_build_object('event_id', e.id, 'kind', e.kind,
+                'severity', e.severity, 'title', e.title,
+                'occurred_at', e.occurred_at, 'jolt', e.jolt,
+                'run_id', run_id));
+
+    id := e.id;
+    jolt := e.jolt;
+    created_at := e.created_at;
+    RETURN NEXT;
 END
 $$;

@@ -246,6 +246,16 @@ $r = admin('POST', '/admin/events', encode_json({ domain => 'github.com',
     title => 'Another', url => 'Http://news.example.com/b' }));
 is($r->{status}, 201, 'and in mixed case');
 
+# a severe event of long ago is history: recorded, no run planned
+my $runs = count('SELECT count(*) FROM runs');
+$r = admin('POST', '/admin/events', encode_json({ domain => 'github.com',
+    occurred_at => $ago, kind => 'crisis', severity => 'critical',
+    title => 'An outage of long ago' }));
+is($r->{status}, 201, 'a critical event of 100 days ago is recorded');
+is($r->{json}{jolt}, JSON::PP::false, 'it does not jolt');
+is($r->{json}{run_id}, undef, 'and queues no run');
+is(count('SELECT count(*) FROM runs'), $runs, 'no run was made');
+
 $t->stop;
 
 done_testing;

@@ -12,6 +12,7 @@ use DR::OpenAPI;
 use DR::Test;
 use JSON::PP;
 use Test::More;
+use POSIX ();
 
 my $t = DR::Test->new(db => 1, no_start => 1, http => <<'EOF');
     dr_pg "%%PG%%";
@@ -67,6 +68,9 @@ my %good = (domain => 'stripe.com', date => $day[0],
 for my $bad ([{ %good, date => '2026-02-30' }, 'date'],
              [{ %good, date => '2026-01-31T00:00:00Z' }, 'date'],
              [{ %good, date => undef }, 'date'],
+             [{ %good, date => '9999-12-31' }, 'date'],
+             [{ %good, date => POSIX::strftime('%Y-%m-%d',
+                                gmtime(time + 3 * 86400)) }, 'date'],
              [{ %good, metrics => {} }, 'metrics'],
              [{ %good, metrics => [1] }, 'metrics'],
              [{ %good, metrics => { 'Bad-Name' => 1 } }, 'a name'],
