@@ -243,7 +243,7 @@ static const char  ngx_dr_admin_update_sql[] =
     "   ELSE note END,"
     "  expires_at = CASE WHEN $2::jsonb ? 'expires_at'"
     "   THEN ($2::jsonb->>'expires_at')::timestamptz ELSE expires_at END"
-    " WHERE id = $1"
+    " WHERE id = $1 AND revoked_at IS NULL"
     "  AND (($2::jsonb->>'expires_at') IS NULL"
     "       OR ($2::jsonb->>'expires_at')::timestamptz > now())"
     " RETURNING *),"
@@ -251,7 +251,8 @@ static const char  ngx_dr_admin_update_sql[] =
     "  detail)"
     " SELECT $3, $4, 'key.update', k.id::text,"
     "  jsonb_build_object('prefix', k.prefix) || $2::jsonb FROM k) "
-    "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1), k.* "
+    "SELECT (SELECT CASE WHEN revoked_at IS NULL THEN 't' ELSE 'r' END"
+    "  FROM api_keys WHERE id = $1), k.* "
     "FROM (SELECT " NGX_DR_ADMIN_KEY_COLUMNS " FROM k) k"
     " RIGHT JOIN (SELECT 1) one ON true";
 
@@ -1082,9 +1083,15 @@ ngx_dr_admin_updated(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
         return ngx_dr_http_unavailable(r, q);
     }
 
-    if (PQntuples(q->res) != 1 || PQgetvalue(q->res, 0, 0)[0] != 't') {
+    if (PQntuples(q->res) != 1 || PQgetisnull(q->res, 0, 0)) {
         return ngx_dr_json_error(r, NGX_HTTP_NOT_FOUND, "not_found",
                                  "no key has this id");
+    }
+
+    if (PQgetvalue(q->res, 0, 0)[0] == 'r') {
+        /* as a rotation: a revoked key stays as it was revoked */
+        return ngx_dr_json_error(r, NGX_HTTP_CONFLICT, "revoked_key",
+                                 "a revoked key is not changed");
     }
 
     if (PQgetisnull(q->res, 0, 1)) {

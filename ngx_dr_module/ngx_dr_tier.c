@@ -25,6 +25,8 @@
 #define NGX_DR_TIER_NAMES_MAX  100
 
 
+static ngx_int_t ngx_dr_tier_dry_ran(ngx_http_request_t *r,
+    ngx_dr_pg_query_t *q);
 static ngx_int_t ngx_dr_tier_stored(ngx_http_request_t *r,
     ngx_dr_pg_query_t *q);
 static ngx_int_t ngx_dr_tier_name(json_t *v, ngx_uint_t none);
@@ -120,7 +122,8 @@ static const char  ngx_dr_tier_dry_run_sql[] =
     "  * mo.pin + mo.out * mo.pout) / 1000000, 6), 0),"
     " 'max_cost', coalesce(round(sum((j.bytes + $7::int) * mo.pin"
     "  + $6::int * mo.pout) / 1000000, 6), 0))::text "
-    "FROM j JOIN mo ON mo.id = j.m";
+    "FROM j JOIN mo ON mo.id = j.m "
+    "HAVING count(*) > 0";
 
 
 /* GET /admin/tiers */
@@ -258,7 +261,22 @@ ngx_dr_tier_dry_run(ngx_http_request_t *r, const char **params)
     (void) ngx_sprintf(p, "%d%Z", NGX_DR_JOB_FRAME_TOKENS);
 
     return ngx_dr_http_query(r, 0, 0, ngx_dr_tier_dry_run_sql, 7, all,
-                             ngx_dr_http_written);
+                             ngx_dr_tier_dry_ran);
+}
+
+
+/* a scope of no job is refused as the run itself would be */
+
+static ngx_int_t
+ngx_dr_tier_dry_ran(ngx_http_request_t *r, ngx_dr_pg_query_t *q)
+{
+    if (q->rc == NGX_DR_PG_OK && PQntuples(q->res) == 0) {
+        return ngx_dr_json_error(r, NGX_HTTP_BAD_REQUEST, "nothing_to_run",
+                                 "no active domain, model and prompt "
+                                 "matches the scope");
+    }
+
+    return ngx_dr_http_written(r, q);
 }
 
 

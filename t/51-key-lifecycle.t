@@ -236,6 +236,18 @@ my $secret_seen = grep { index($log, substr($_, 12)) >= 0 }
     $old, $new, $newer, $newest;
 ok(!$secret_seen, 'no secret in the error logs');
 
+# a revoked key is not changed, as it is not rotated
+my $gone = $a->create_key(tier => 'free', name => 'to revoke');
+my ($gone_id) = $a->dbh->selectrow_array(
+    'SELECT id FROM api_keys WHERE prefix = ?', undef, substr($gone, 3, 8));
+is($a->keyed($admin, 'DELETE', "/admin/keys/$gone_id")->{status}, 200,
+   'a key revoked');
+my $p = $a->keyed($admin, 'PATCH', "/admin/keys/$gone_id", '{"note": "x"}');
+is($p->{status}, 409, 'PATCH of a revoked key: 409');
+is($p->{json}{error}, 'revoked_key', '... revoked_key');
+is($a->dbh->selectrow_array('SELECT note FROM api_keys WHERE id = ?',
+   undef, $gone_id), undef, 'and nothing changed');
+
 $a->stop;
 $b->stop;
 

@@ -169,7 +169,8 @@ is(admin('POST', '/admin/runs', '{"dry_run": "yes"}')->{status}, 400,
    'dry_run must be true or false');
 $r = admin('POST', '/admin/runs', encode_json({ domains => ['nobody.example'],
     dry_run => JSON::PP::true }));
-is($r->{json}{jobs}, 0, 'a dry run of nothing is 0 jobs');
+is($r->{status}, 400, 'a dry run of nothing is refused as the run is');
+is($r->{json}{error}, 'nothing_to_run', '... nothing_to_run');
 
 # a real run: the same jobs the dry run counted
 $r = admin('POST', '/admin/runs', '{}');
@@ -229,7 +230,9 @@ is($r->{json}{jobs}, 24, 'and asked everything again');
 
 # with dr_jolt_severity critical, a high event queues nothing; a critical
 # one queues a run of the jolt prompts of every model, whatever the tier
-my %event = (domain => 'github.com', occurred_at => '2026-01-02T03:04:05Z',
+my %event = (domain => 'github.com',
+             occurred_at => POSIX::strftime('%Y-%m-%dT%H:%M:%SZ',
+                                            gmtime(time - 3600)),
              kind => 'crisis', title => 'An outage of FAKE services');
 $r = admin('POST', '/admin/events', encode_json({ %event,
     severity => 'high' }));
