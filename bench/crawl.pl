@@ -227,8 +227,9 @@ calls in flight, `dr_runner_jobs %d`.
 | all three per 1,000 calls | %.3f s: %d CPUs give at most %.0f calls/s |
 
 The calls include the claim of each job from PostgreSQL, the request
-through libcurl, the answer parsed, and the answers that come within a
-few milliseconds stored by one statement with their jobs' ends; the scores of each domain are written after its last
+through libcurl, the answer parsed, and the answers that come within
+20 ms of each other stored by one statement with their jobs' ends; the
+scores of each domain are written after its last
 job. The reference has none of these: it says how fast this simulator
 answers on this machine, which bounds the crawl. The three CPU lines
 add up to what the machine's cores give in the run's time: the crawl's
