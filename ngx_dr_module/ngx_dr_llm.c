@@ -140,6 +140,11 @@ ngx_dr_llm_init_process(ngx_cycle_t *cycle)
 void
 ngx_dr_llm_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_uint_t         s, left;
+    ngx_connection_t  *c;
+
+    left = 0;
+
     if (ngx_dr_llm_multi == NULL) {
         return;
     }
@@ -152,6 +157,28 @@ ngx_dr_llm_exit_process(ngx_cycle_t *cycle)
     curl_multi_cleanup(ngx_dr_llm_multi);
     ngx_dr_counters_in_flight(0);
     ngx_dr_llm_multi = NULL;
+
+    /*
+     * A socket libcurl did not close through the callback (a transfer
+     * it dropped as the worker left) would be an open socket left in a
+     * connection, which nginx reports when a worker leaves: it is
+     * closed here, libcurl being done with every socket.
+     */
+    for (s = 0; s < ngx_dr_llm_nconns; s++) {
+        c = ngx_dr_llm_conns[s];
+
+        if (c) {
+            ngx_dr_llm_conns[s] = NULL;
+            ngx_close_connection(c);
+            left++;
+        }
+    }
+
+    if (left) {
+        ngx_log_error(NGX_LOG_INFO, cycle->log, 0,
+                      "%ui sockets of provider calls closed as the worker "
+                      "exits", left);
+    }
 
     curl_global_cleanup();
 }
