@@ -878,7 +878,7 @@ ngx_dr_account_next(ngx_http_request_t *r, ngx_dr_account_ctx_t *ctx)
     }
 
     params[0] = (const char *) p;
-    p = ngx_sprintf(p, "%L%Z", ctx->account_id);
+    (void) ngx_sprintf(p, "%L%Z", ctx->account_id);
     params[1] = (const char *) ngx_dr_cstr(r->pool, &ctx->address);
 
     if (ctx->op == NGX_DR_ACCOUNT_REGISTER) {

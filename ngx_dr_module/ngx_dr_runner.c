@@ -992,8 +992,12 @@ ngx_dr_runner_batch_send(ngx_event_t *ev)
         goto failed;
     }
 
-    ngx_queue_add(&b->jobs, &ngx_dr_runner.answers);
-    ngx_queue_init(&ngx_dr_runner.answers);
+    while (!ngx_queue_empty(&ngx_dr_runner.answers)) {
+        qq = ngx_queue_head(&ngx_dr_runner.answers);
+        ngx_queue_remove(qq);
+        ngx_queue_insert_tail(&b->jobs, qq);
+    }
+
     ngx_dr_runner.nanswers = 0;
 
     /* the statement gives up before the first lease ends */
@@ -1100,12 +1104,15 @@ ngx_dr_runner_batch_row(ngx_dr_runner_job_t *qj)
 static void
 ngx_dr_runner_batch_undo(ngx_dr_runner_batch_t *b)
 {
-    ngx_queue_t          *qq;
+    ngx_queue_t          *qq, *next;
     ngx_dr_runner_job_t  *qj;
 
-    while (!ngx_queue_empty(&b->jobs)) {
-        qq = ngx_queue_head(&b->jobs);
-        ngx_queue_remove(qq);
+    /* the list goes with the batch's pool: each job is only sent on */
+    for (qq = ngx_queue_head(&b->jobs);
+         qq != ngx_queue_sentinel(&b->jobs);
+         qq = next)
+    {
+        next = ngx_queue_next(qq);
         qj = ngx_queue_data(qq, ngx_dr_runner_job_t, queue);
         ngx_dr_runner_send_end(qj, qj->sql, qj->nparams);
     }
