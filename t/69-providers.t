@@ -94,12 +94,14 @@ for my $third (0 .. 2) {
         / (29000 / 60);
     $least = $w if !defined $least || $w < $least;
 }
-# when the provider saw them: a machine however slow only adds to the wait
+# when the provider saw them: without the wait the third would come at
+# once; a loaded machine may deliver the first late and the third on
+# time, so half the wait is what shows that it waited
 my @at = sort { $a <=> $b } map { $_->{t} }
     grep { $_->{provider} eq 'openai' } @{ $sim->stats->{recent} };
 is(scalar @at, 3, 'the provider saw 3 calls');
 my $waited = @at == 3 ? $at[2] - $at[0] : 0;
-cmp_ok($waited, '>=', 0.9 * $least, sprintf('its third call came %.2f s '
+cmp_ok($waited, '>=', 0.5 * $least, sprintf('its third call came %.2f s '
     . 'after the first: it waited for tokens (at least %.2f s)', $waited,
     $least));
 
