@@ -100,6 +100,8 @@ LANGUAGE sql AS $$
         s.reputation_risk, s.risk_level, s.alerts, s.details, s.computed_at
       FROM domain_scores s JOIN domains d ON d.id = s.domain_id
      WHERE s.domain_id = p_domain
+       AND NOT EXISTS (SELECT 1 FROM runs r
+                        WHERE r.id = s.run_id AND r.kind = 'jolt')
      ORDER BY s.computed_at DESC, s.run_id DESC LIMIT 1;
 $$;
 
@@ -127,6 +129,12 @@ BEGIN
         IF TG_OP = 'DELETE' THEN
             RETURN NULL;
         END IF;
+    END IF;
+
+    -- a jolt run's scores (sql/019) are not the domain's latest
+    IF EXISTS (SELECT 1 FROM runs WHERE id = NEW.run_id AND kind = 'jolt')
+    THEN
+        RETURN NULL;
     END IF;
 
     INSERT INTO latest_scores AS l (domain_id, domain, category, active,

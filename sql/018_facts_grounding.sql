@@ -44,6 +44,9 @@ CREATE VIEW tribe_scores AS
       FROM domain_scores s
      CROSS JOIN LATERAL jsonb_each(s.details->'models') AS e(k, v)
       JOIN models mo ON mo.provider || '/' || mo.model = e.k
+     -- the regular runs only: a jolt run (sql/019) asks other prompts
+     WHERE NOT EXISTS (SELECT 1 FROM runs r
+                        WHERE r.id = s.run_id AND r.kind = 'jolt')
      GROUP BY s.domain_id, s.run_id, s.computed_at, mo.tribe;
 
 -- A domain's tribes in its latest run, and how they differ

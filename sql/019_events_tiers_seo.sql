@@ -142,7 +142,9 @@ END
 $$;
 
 -- An event recorded, with its audit row and, when it jolts, its jolt
--- runs planned and the first made: all or nothing.  No row when the
+-- runs planned and the first made: all or nothing.  An event older than
+-- the last of its jolt runs (30 days) is history: recorded and compared
+-- by the jolt benchmark, it plans no run, whatever its severity.  No row when the
 -- domain is unknown or retired; a row without id when the event would
 -- happen in the future.
 CREATE FUNCTION dr_event_add(p_domain text, p_occurred timestamptz,
@@ -166,6 +168,7 @@ BEGIN
                         jolt)
     SELECT d.id, p_occurred, p_kind, p_severity, p_title, p_url,
            dr_severity_rank(p_severity) >= dr_severity_rank(p_threshold)
+           AND p_occurred > now() - interval '30 days'
       FROM domains d
      WHERE d.domain = p_domain AND d.active
     RETURNING * INTO e;
