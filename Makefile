@@ -51,7 +51,7 @@ PACKAGES      := nginx nginx-dev postgresql-15 postgresql-client-15 \
                  postgresql-contrib \
                  libpq-dev libcurl4-openssl-dev libjansson-dev libssl-dev \
                  libpcre2-dev zlib1g-dev gcc make perl libdbd-pg-perl \
-                 libmojolicious-perl libjson-validator-perl \
+                 libmojolicious-perl libev-perl libjson-validator-perl \
                  python3-prometheus-client wrk valgrind \
                  curl procps chromium
 
