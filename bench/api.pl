@@ -263,11 +263,39 @@ for my $port ($ne->port, $fport) {
         unless $res->{status} == 200;
 }
 
+# what an uncached answer costs, in CPU time of the node's worker, of
+# PostgreSQL and of wrk itself (a child: times() counts it once waited for)
+my $ticks = `getconf CLK_TCK` + 0 || 100;
+sub cpu_of {
+    my $sum = 0;
+    for my $pid (@_) {
+        open my $fh, '<', "/proc/$pid/stat" or next;
+        my @f = split ' ', (<$fh> =~ s/^.*\) //r);
+        $sum += ($f[11] + $f[12]) / $ticks;
+    }
+    return $sum;
+}
+sub pg_pids {
+    open my $fh, '<', "$ENV{DR_PG_SOCKET}/../pg/postmaster.pid" or return;
+    my ($pm) = <$fh> =~ /^(\d+)/;
+    return ($pm, split ' ', `pgrep -P $pm`);
+}
+my %spent = (nginx => 0, pg => 0, wrk => 0, requests => 0);
+
 {
     local $threads = 2;
     for my $round (1 .. $ref_rounds) {
+        my @nginx = $ne->worker_pids;
+        my @pg = pg_pids();
+        my ($n0, $p0, $w0) = (cpu_of(@nginx), cpu_of(@pg),
+                              (times)[2] + (times)[3]);
         push @{$runs{keyed_miss}}, wrk($ne, "/api/domains/$domain/public",
                                        undef, "X-API-Key: $ekey");
+        @pg = pg_pids();    # and those that started meanwhile
+        $spent{nginx} += cpu_of(@nginx) - $n0;
+        $spent{pg} += cpu_of(@pg) - $p0;
+        $spent{wrk} += (times)[2] + (times)[3] - $w0;
+        $spent{requests} += $runs{keyed_miss}[-1]{rps} * $seconds;
         push @{$runs{fastapi}}, wrk($fport, "/api/domains/$domain/public",
                                     undef, "X-API-Key: $ekey");
     }
@@ -312,6 +340,9 @@ sub fastapi {
 my $cpu = `grep -m1 'model name' /proc/cpuinfo`;
 $cpu =~ s/.*:\s*//;
 chomp $cpu;
+
+my $cores = `nproc` + 0 || 1;
+my $all = $spent{nginx} + $spent{pg} + $spent{wrk};
 
 my $report = sprintf <<'EOF',
 # API benchmark
@@ -369,6 +400,13 @@ The original's stack, in the same run (wrk 2 threads, %d connections,
 **Uncached profile with a key: %.1f x the FastAPI reference** (target
 at least 8 x), p50 %.2f ms (target at most 2 ms).
 
+What one uncached answer costs, in CPU time over the rounds of (9): the
+node's worker %.0f us, PostgreSQL %.0f us (its one query), wrk %.0f us: %.0f
+us in all, so the %d cores give at most %.0f answers a second, and 64
+connections each waiting its turn at that rate wait at least %.2f ms
+(Little's law: connections / rate).  A p50 of 2 ms at 64 connections
+needs 32,000 answers a second, %.0f us of CPU an answer on these cores.
+
 Absolute figures drift on a shared machine; the ratios, measured in the
 same run, are what to compare between builds.
 EOF
@@ -384,7 +422,10 @@ EOF
     $r{keyed_miss}{errors}, $r{keyed_miss}{rps} / $r{fastapi}{rps},
     $r{fastapi}{rps}, $r{fastapi}{p50}, $r{fastapi}{p99},
     $r{fastapi}{errors},
-    $r{keyed_miss}{rps} / $r{fastapi}{rps}, $r{keyed_miss}{p50};
+    $r{keyed_miss}{rps} / $r{fastapi}{rps}, $r{keyed_miss}{p50},
+    map({ 1e6 * $spent{$_} / $spent{requests} } qw(nginx pg wrk)),
+    1e6 * $all / $spent{requests}, $cores, $cores * $spent{requests} / $all,
+    1000 * 64 * $all / ($cores * $spent{requests}), 1e6 * $cores / 32000;
 
 open $fh, '>', "$DR::Test::TOP/bench/api.md" or die;
 print $fh $report;
