@@ -17,6 +17,19 @@
  * The outcome of a check: NGX_OK scores written, NGX_DECLINED jobs left,
  * NGX_ABORT the answers could not be scored, NGX_ERROR.
  */
+/*
+ * Whether a run has an open job is asked from the last of its jobs in
+ * the partial index jobs_open (run, domain) backwards: jobs are claimed
+ * in about the order of their domains, so the open ones are found at the
+ * end at once, where a forward scan would first step over the index
+ * entries of every job already ended (until a vacuum removes them): a
+ * scan of the whole run for each of its domains.  It is a scalar
+ * subquery, "(SELECT domain_id ... ORDER BY ... LIMIT 1) IS NULL":
+ * PostgreSQL drops the ORDER BY and LIMIT of an EXISTS.
+ */
+#define NGX_DR_JOBS_OPEN_LAST  " ORDER BY domain_id DESC LIMIT 1"
+
+
 typedef void (*ngx_dr_rescore_done_pt)(void *data, ngx_int_t rc);
 
 
