@@ -30,6 +30,7 @@ use warnings;
 
 use FindBin;
 use lib "$FindBin::Bin/../t/lib";
+use DR::Cpu qw(cpu_seconds pg_pids);
 use DR::Test;
 use File::Temp qw(tempfile);
 use HTTP::Tiny;
@@ -265,21 +266,6 @@ for my $port ($ne->port, $fport) {
 
 # what an uncached answer costs, in CPU time of the node's worker, of
 # PostgreSQL and of wrk itself (a child: times() counts it once waited for)
-my $ticks = `getconf CLK_TCK` + 0 || 100;
-sub cpu_of {
-    my $sum = 0;
-    for my $pid (@_) {
-        open my $fh, '<', "/proc/$pid/stat" or next;
-        my @f = split ' ', (<$fh> =~ s/^.*\) //r);
-        $sum += ($f[11] + $f[12]) / $ticks;
-    }
-    return $sum;
-}
-sub pg_pids {
-    open my $fh, '<', "$ENV{DR_PG_SOCKET}/../pg/postmaster.pid" or return;
-    my ($pm) = <$fh> =~ /^(\d+)/;
-    return ($pm, split ' ', `pgrep -P $pm`);
-}
 my %spent = (nginx => 0, pg => 0, wrk => 0, requests => 0);
 
 {
@@ -287,13 +273,13 @@ my %spent = (nginx => 0, pg => 0, wrk => 0, requests => 0);
     for my $round (1 .. $ref_rounds) {
         my @nginx = $ne->worker_pids;
         my @pg = pg_pids();
-        my ($n0, $p0, $w0) = (cpu_of(@nginx), cpu_of(@pg),
+        my ($n0, $p0, $w0) = (cpu_seconds(@nginx), cpu_seconds(@pg),
                               (times)[2] + (times)[3]);
         push @{$runs{keyed_miss}}, wrk($ne, "/api/domains/$domain/public",
                                        undef, "X-API-Key: $ekey");
         @pg = pg_pids();    # and those that started meanwhile
-        $spent{nginx} += cpu_of(@nginx) - $n0;
-        $spent{pg} += cpu_of(@pg) - $p0;
+        $spent{nginx} += cpu_seconds(@nginx) - $n0;
+        $spent{pg} += cpu_seconds(@pg) - $p0;
         $spent{wrk} += (times)[2] + (times)[3] - $w0;
         $spent{requests} += $runs{keyed_miss}[-1]{rps} * $seconds;
         push @{$runs{fastapi}}, wrk($fport, "/api/domains/$domain/public",

@@ -24,6 +24,7 @@ use warnings;
 
 use FindBin;
 use lib "$FindBin::Bin/../t/lib";
+use DR::Cpu qw(cpu_seconds pg_pids);
 use DR::Sim;
 use DR::Test;
 use File::Temp qw(tempfile);
@@ -41,15 +42,6 @@ my $wrk_seconds = 10;
 
 Test::More->builder->no_ending(1);
 Test::More->builder->output('/dev/null');
-
-my $ticks = `getconf CLK_TCK` + 0 || 100;
-
-sub cpu_seconds {
-    my ($pid) = @_;
-    open my $fh, '<', "/proc/$pid/stat" or return 0;
-    my @f = split ' ', (<$fh> =~ s/^.*\) //r);
-    return ($f[11] + $f[12]) / $ticks;
-}
 
 # the simulator in two processes: one answers about 2,200 calls a second
 # on this kind of machine, well under what one nginx worker asks
@@ -131,27 +123,11 @@ sub metric {
     return $r->{content} =~ /^\Q$name\E (\d+)$/m ? $1 : 0;
 }
 
-# everyone's CPU: the simulator's processes and PostgreSQL's backends
-sub group_cpu {
-    my ($pids) = @_;
-    my $sum = 0;
-    $sum += cpu_seconds($_) for @$pids;
-    return $sum;
-}
+# everyone's CPU: the simulator's processes and PostgreSQL's
 my @sim_pids = ($sim->pid, split ' ', `pgrep -P @{[ $sim->pid ]}`);
 
-# the processes of this PostgreSQL cluster alone (the machine may run
-# others): its postmaster and every process it started
-sub pg_pids {
-    my $pm;
-    if (open my $fh, '<', "$ENV{DR_PG_SOCKET}/../pg/postmaster.pid") {
-        ($pm) = <$fh> =~ /^(\d+)/;
-    }
-    return split ' ', `pgrep -u postgres postgres` unless $pm;
-    return ($pm, split ' ', `pgrep -P $pm`);
-}
 my @pg_pids = pg_pids();
-my ($sim0, $pg0) = (group_cpu(\@sim_pids), group_cpu(\@pg_pids));
+my ($sim0, $pg0) = (cpu_seconds(@sim_pids), cpu_seconds(@pg_pids));
 
 my $cpu0 = cpu_seconds($worker);
 my $t0 = time;
@@ -172,8 +148,8 @@ while (time - $t0 < 600) {
 my $elapsed = time - $t0;
 my $cpu = cpu_seconds($worker) - $cpu0;
 @pg_pids = pg_pids();
-my $pg_cpu = group_cpu(\@pg_pids) - $pg0;
-my $sim_cpu = group_cpu(\@sim_pids) - $sim0;
+my $pg_cpu = cpu_seconds(@pg_pids) - $pg0;
+my $sim_cpu = cpu_seconds(@sim_pids) - $sim0;
 my $peak = metric('dr_provider_calls_in_flight_max');
 
 my ($done, $calls, $stored, $span) = $dbh->selectrow_array(q{SELECT
