@@ -165,10 +165,13 @@ EOF
 load($nb);
 $nb->start;
 
-# instance C: keys and limits; instance D: nginx limit_req
-my $nc = instance(http => <<'EOF');
+# a node asking for an API key of a tier that never limits, with the
+# directive that sets its answers' path
+sub keyed_instance {
+    my ($path) = @_;
+    return instance(http => <<"EOF");
     dr_pg "%%PG%%";
-    dr_cache zone=api:16m ttl=300s;
+    $path
     dr_key_secret_file %%SECRET%%;
     dr_auth_cache zone=keys:1m ttl=300s;
     dr_limit_zone zone=limits:1m;
@@ -179,6 +182,10 @@ my $nc = instance(http => <<'EOF');
         location / { dr_auth required; dr_api; }
     }
 EOF
+}
+
+# instance C: keys and limits; instance D: nginx limit_req
+my $nc = keyed_instance('dr_cache zone=api:16m ttl=300s;');
 load($nc);
 $nc->start;
 my $key = $nc->create_key(tier => 'bench');
@@ -236,19 +243,7 @@ for my $name (keys %runs) {
 }
 
 # instance E: keys, no cache; beside it the original's stack
-my $ne = instance(http => <<'EOF');
-    dr_pg "%%PG%%";
-    dr_pg_pool_size 8;
-    dr_key_secret_file %%SECRET%%;
-    dr_auth_cache zone=keys:1m ttl=300s;
-    dr_limit_zone zone=limits:1m;
-    dr_tier bench rate=10000000/s burst=10000000 daily=0;
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        access_log off;
-        location / { dr_auth required; dr_api; }
-    }
-EOF
+my $ne = keyed_instance('dr_pg_pool_size 8;');
 load($ne);
 $ne->start;
 my $ekey = $ne->create_key(tier => 'bench');
